@@ -1,0 +1,51 @@
+"""What every prior produces: a batch of datasets, and the protocol a prior follows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+import torch
+from torch import Tensor
+
+
+@dataclass(frozen=True)
+class Batch:
+    """A batch of datasets drawn from a prior.
+
+    Attributes:
+        x: `batch x n x d` inputs (float64), inside the prior's input domain.
+        y: `batch x n` targets (float64).
+        params: the latent hyperparameters each dataset was drawn with, each tensor with a leading `batch`
+            dimension (for a GP: ``"noise"``, ``"mean"`` and the kernel's parameters). Exact references use
+            them as the oracle.
+    """
+
+    x: Tensor
+    y: Tensor
+    params: dict[str, Tensor] = field(default_factory=dict)
+
+    @property
+    def batch_size(self) -> int:
+        return self.x.shape[0]
+
+    @property
+    def n_points(self) -> int:
+        return self.x.shape[1]
+
+    @property
+    def n_features(self) -> int:
+        return self.x.shape[2]
+
+
+@runtime_checkable
+class Prior(Protocol):
+    """A prior over datasets: a frozen, registered dataclass with a seeded ``sample``."""
+
+    max_features: int
+
+    def sample(
+        self, batch_size: int, n_points: int, generator: torch.Generator, n_features: int | None = None
+    ) -> Batch:
+        """Draw `batch_size` datasets of `n_points` points with `n_features` features (default: max)."""
+        ...
