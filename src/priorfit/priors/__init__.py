@@ -1,0 +1,33 @@
+"""Priors over datasets: GP priors with kernels and hyperpriors, input samplers, and the Batch they produce."""
+
+from priorfit.priors.base import Batch, Prior
+from priorfit.priors.gp import GPPrior, cholesky_with_jitter
+from priorfit.priors.hyperpriors import Fixed, Gamma, Hyperprior, InverseGamma, LogNormal, Normal, Uniform
+from priorfit.priors.inputs import ClusteredInputs, InputSampler, UniformInputs
+from priorfit.priors.kernels import RBF, Kernel, Linear, Matern, Periodic, Product, Scale, SpectralMixture, Sum
+
+__all__ = [
+    "Batch",
+    "Prior",
+    "GPPrior",
+    "cholesky_with_jitter",
+    "Hyperprior",
+    "Fixed",
+    "Normal",
+    "LogNormal",
+    "Uniform",
+    "Gamma",
+    "InverseGamma",
+    "InputSampler",
+    "UniformInputs",
+    "ClusteredInputs",
+    "Kernel",
+    "RBF",
+    "Matern",
+    "Periodic",
+    "Linear",
+    "SpectralMixture",
+    "Scale",
+    "Sum",
+    "Product",
+]

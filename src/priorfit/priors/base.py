@@ -17,7 +17,7 @@ class Batch:
         x: `batch x n x d` inputs (float64), inside the prior's input domain.
         y: `batch x n` targets (float64).
         params: the latent hyperparameters each dataset was drawn with, each tensor with a leading `batch`
-            dimension (for a GP: ``"noise"``, ``"mean"`` and the kernel's parameters). Exact references use
+            dimension (for a GP: ``"noise_std"``, ``"mean"`` and the kernel's parameters). Exact references use
             them as the oracle.
     """
 

@@ -1,0 +1,148 @@
+"""Command line: ``priorfit train | predict | demo``."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from priorfit.config import load_json, register
+from priorfit.exceptions import PriorfitError
+from priorfit.model.transformer import ModelConfig
+from priorfit.training import TrainConfig
+
+
+@register
+@dataclass(frozen=True)
+class TrainJob:
+    """What ``priorfit train CONFIG`` reads: a prior, a model configuration and a training configuration."""
+
+    prior: Any
+    model: ModelConfig = ModelConfig()
+    training: TrainConfig = TrainConfig()
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from priorfit.training import train
+
+    job = load_json(args.config, expected=TrainJob)
+    result = train(job.prior, job.model, job.training, args.out, resume=not args.no_resume,
+                   progress=not args.quiet, stop_after=args.stop_after)
+    print(f"wrote {result.checkpoint} at step {result.step} ({result.datasets_per_second:.0f} datasets/s)")
+    return 0
+
+
+def _read_csv(path: str, what: str) -> tuple[list[str], np.ndarray]:
+    try:
+        with open(path, newline="") as f:
+            rows = list(csv.reader(f))
+    except FileNotFoundError:
+        raise PriorfitError(f"{what} file {path!r} does not exist") from None
+    if len(rows) < 2:
+        raise PriorfitError(f"{what} file {path!r} needs a header row and at least one data row")
+    header, body = rows[0], rows[1:]
+    try:
+        data = np.array([[float(v) for v in row] for row in body], dtype=np.float64)
+    except ValueError as exc:
+        raise PriorfitError(f"{what} file {path!r} holds a non-numeric value: {exc}") from None
+    if data.ndim != 2 or data.shape[1] != len(header):
+        raise PriorfitError(f"{what} file {path!r}: every row must have {len(header)} values")
+    return header, data
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from priorfit.checkpoint import atomic_write_bytes
+    from priorfit.estimators import PFNRegressor
+
+    header, train = _read_csv(args.train, "--train")
+    target = args.target or header[-1]
+    if target not in header:
+        raise PriorfitError(f"--target {target!r} is not a column of {args.train} (columns: {header})")
+    features = [h for h in header if h != target]
+    q_header, query = _read_csv(args.query, "--query")
+    missing = [h for h in features if h not in q_header]
+    if missing:
+        raise PriorfitError(f"--query file {args.query!r} lacks the feature column(s) {missing}")
+    X = train[:, [header.index(h) for h in features]]
+    y = train[:, header.index(target)]
+    Xq = query[:, [q_header.index(h) for h in features]]
+    try:
+        quantiles = [float(q) for q in args.quantiles.split(",")]
+    except ValueError:
+        raise PriorfitError(f"--quantiles must be comma-separated numbers, got {args.quantiles!r}") from None
+    reg = PFNRegressor(model=args.model).fit(X, y)
+    dist = reg.predict_distribution(Xq)
+    columns = [dist.mean, dist.stddev] + list(dist.quantile(quantiles).T)
+    names = ["mean", "std"] + [f"q{q:g}" for q in quantiles]
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(features + names)
+    for i in range(len(Xq)):
+        writer.writerow([repr(float(v)) for v in Xq[i]] + [f"{float(c[i]):.6g}" for c in columns])
+    if args.out == "-":
+        sys.stdout.write(out.getvalue())
+    else:
+        atomic_write_bytes(args.out, out.getvalue().encode())
+        print(f"wrote {len(Xq)} predictions to {args.out}")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from priorfit.demo import run_demo
+
+    run_demo(model=args.model, out=args.out, seed=args.seed)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="priorfit", description="Bayesian inference in one forward pass.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train a PFN on a prior", description=(
+        "Train a PFN. CONFIG is a JSON file holding a TrainJob: {\"type\": \"TrainJob\", \"prior\": {...}, "
+        "\"model\": {...}, \"training\": {...}} (see examples/). Resumes from OUT/train_state.pt if present."))
+    p.add_argument("config", help="JSON file with the prior, model and training configuration")
+    p.add_argument("--out", required=True, help="output folder (model.safetensors, train_state.pt)")
+    p.add_argument("--no-resume", action="store_true", help="start afresh even if OUT holds a training state")
+    p.add_argument("--stop-after", type=int, default=None, help="stop this run after step N (resume later)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("predict", help="predict from CSV files", description=(
+        "Condition a PFN on a training CSV and write the predictive mean, standard deviation and quantiles "
+        "at the rows of a query CSV."))
+    p.add_argument("--train", required=True, help="CSV with a header; features and the target column")
+    p.add_argument("--query", required=True, help="CSV with the same feature columns")
+    p.add_argument("--target", default=None, help="name of the target column (default: the last one)")
+    p.add_argument("--model", default=None, help="checkpoint path or shipped model name (default: gp_default)")
+    p.add_argument("--quantiles", default="0.05,0.5,0.95", help="comma-separated (default: 0.05,0.5,0.95)")
+    p.add_argument("--out", default="-", help="output CSV (default: standard output)")
+    p.set_defaults(func=_cmd_predict)
+
+    p = sub.add_parser("demo", help="fit the shipped GP model to a small dataset, compare with the exact GP",
+                       description="Condition the shipped GP model on a small noisy 1-D dataset, print its "
+                                   "predictive mean and 90%% interval beside an exact GP's, and plot both.")
+    p.add_argument("--model", default=None, help="checkpoint path or shipped model name (default: gp_default)")
+    p.add_argument("--out", default="priorfit_demo.png", help="PNG file to write (default: priorfit_demo.png)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the demo dataset")
+    p.set_defaults(func=_cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except PriorfitError as exc:
+        print(f"priorfit {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

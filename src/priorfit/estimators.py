@@ -1,0 +1,191 @@
+"""scikit-learn estimators backed by a PFN: one forward pass instead of fitting hyperparameters.
+
+``fit`` validates and normalises the data, then encodes it once into the transformer's per-layer key/value
+cache; ``predict`` and ``predict_distribution`` answer any number of queries from that cache.
+"""
+
+from __future__ import annotations
+
+import warnings
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from priorfit.checkpoint import Checkpoint, load_checkpoint
+from priorfit.exceptions import InputDataError, OutOfDomainWarning
+from priorfit.model.predictive import PredictiveDistribution
+
+MODELS_DIR = Path(__file__).parent / "models"
+DEFAULT_MODEL = "gp_default"
+
+
+def shipped_models() -> list[str]:
+    """Names of the pretrained checkpoints that ship inside the package."""
+    return sorted(p.stem for p in MODELS_DIR.glob("*.safetensors"))
+
+
+def resolve_model_path(model: str | Path | None) -> Path:
+    """A checkpoint path from a shipped model's name, a path, or None (the default shipped model)."""
+    if model is None:
+        model = DEFAULT_MODEL
+    path = Path(model)
+    if path.suffix != ".safetensors" and not path.exists():
+        shipped = MODELS_DIR / f"{model}.safetensors"
+        if shipped.exists():
+            return shipped
+    return path
+
+
+@lru_cache(maxsize=8)
+def _load_cached(path: str, mtime_ns: int) -> Checkpoint:
+    return load_checkpoint(path)
+
+
+def load_model(model: str | Path | Checkpoint | None) -> Checkpoint:
+    """Load (and cache) a checkpoint given as a shipped model's name, a path, a Checkpoint or None."""
+    if isinstance(model, Checkpoint):
+        return model
+    path = resolve_model_path(model)
+    if not path.is_file():
+        from priorfit.exceptions import CheckpointError
+
+        raise CheckpointError(
+            f"model={str(model)!r}: no such checkpoint file or shipped model (shipped: {shipped_models()})"
+        )
+    return _load_cached(str(path.resolve()), path.stat().st_mtime_ns)
+
+
+class PFNRegressor(RegressorMixin, BaseEstimator):
+    """Bayesian regression in one forward pass of a Prior-Data Fitted Network.
+
+    Parameters
+    ----------
+    model : str, path or None, default=None
+        A checkpoint written by ``priorfit train`` or the name of a shipped model; None uses the shipped GP
+        model (``shipped_models()`` lists them).
+    normalize : bool, default=True
+        Scale each input feature to the prior's input domain [0, 1] with the training data's min and max, and
+        z-score the targets with the training data's mean and standard deviation. Predictions are mapped back,
+        densities with their Jacobian, so everything is in the user's units.
+    query_batch_size : int, default=4096
+        Queries evaluated per forward pass; it bounds memory, not the result (queries are independent).
+
+    Attributes
+    ----------
+    n_features_in_ : int
+    checkpoint_ : Checkpoint
+        The loaded model, its bar distribution, its prior and its metadata.
+    x_min_, x_scale_ : ndarray of shape (n_features,)
+    y_mean_, y_scale_ : float
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from priorfit import PFNRegressor
+    >>> X = np.linspace(0, 1, 20)[:, None]; y = np.sin(6 * X[:, 0])
+    >>> reg = PFNRegressor().fit(X, y)
+    >>> reg.predict_distribution(X[:3]).quantile([0.05, 0.95]).shape
+    (3, 2)
+    """
+
+    def __init__(self, model=None, *, normalize: bool = True, query_batch_size: int = 4096) -> None:
+        self.model = model
+        self.normalize = normalize
+        self.query_batch_size = query_batch_size
+
+    # -- fitting -------------------------------------------------------------------------------------------
+    def fit(self, X, y):
+        """Condition the PFN on the training data (the context). Returns self."""
+        if not isinstance(self.normalize, (bool, np.bool_)):
+            raise InputDataError(f"The 'normalize' parameter of PFNRegressor must be a bool. Got {self.normalize!r} instead.")
+        if not isinstance(self.query_batch_size, (int, np.integer)) or self.query_batch_size < 1:
+            raise InputDataError(
+                f"The 'query_batch_size' parameter of PFNRegressor must be a positive int. "
+                f"Got {self.query_batch_size!r} instead."
+            )
+        X, y = validate_data(self, X, y, y_numeric=True, dtype=np.float64, reset=True)
+        n, d = X.shape
+        if n < 2:
+            raise InputDataError(f"X and y hold {n} sample(s); a PFN needs at least 2 training samples, got n_samples = {n}")
+        checkpoint = load_model(self.model)
+        max_features = checkpoint.model_config.max_features
+        if d > max_features:
+            raise InputDataError(f"X has {d} features, but the model was trained for at most {max_features}")
+        max_context = self._max_context(checkpoint)
+        if max_context is not None and n > max_context:
+            raise InputDataError(
+                f"X has {n} samples, but the model was trained on contexts of at most {max_context} points"
+            )
+        if self.normalize:
+            if np.ptp(y) == 0:
+                raise InputDataError("y is constant; with normalize=True its standard deviation must be positive")
+            self.x_min_ = X.min(axis=0)
+            ptp = np.ptp(X, axis=0)
+            self.x_scale_ = np.where(ptp > 0, ptp, 1.0)
+            self.y_mean_, self.y_scale_ = float(y.mean()), float(y.std())
+        else:
+            self.x_min_, self.x_scale_ = np.zeros(d), np.ones(d)
+            self.y_mean_, self.y_scale_ = 0.0, 1.0
+        self.checkpoint_ = checkpoint
+        x_ctx = self._to_model_inputs(X)
+        y_ctx = torch.as_tensor((y - self.y_mean_) / self.y_scale_, dtype=torch.float32)[None]
+        with torch.inference_mode():
+            self.context_ = checkpoint.model.encode_context(x_ctx, y_ctx)
+        return self
+
+    @staticmethod
+    def _max_context(checkpoint: Checkpoint) -> int | None:
+        training = checkpoint.metadata.get("train_config")
+        if not training:
+            return None
+        n_points = training["n_points"]
+        return training.get("max_context") or n_points - 1
+
+    def _to_model_inputs(self, X: np.ndarray) -> torch.Tensor:
+        xn = (X - self.x_min_) / self.x_scale_
+        if self.normalize and xn.size and (xn.min() < -0.05 or xn.max() > 1.05):
+            warnings.warn(
+                "X lies outside the range of the training inputs, which the model maps to its prior's domain "
+                "[0, 1]; predictions there extrapolate",
+                OutOfDomainWarning,
+                stacklevel=3,
+            )
+        return torch.as_tensor(xn, dtype=torch.float32)[None]
+
+    # -- prediction ----------------------------------------------------------------------------------------
+    def _logits(self, X) -> torch.Tensor:
+        check_is_fitted(self, "context_")
+        X = validate_data(self, X, dtype=np.float64, reset=False)
+        xq = self._to_model_inputs(X)
+        model = self.checkpoint_.model
+        chunks = []
+        with torch.inference_mode():
+            for start in range(0, xq.shape[1], self.query_batch_size):
+                chunks.append(model.predict_logits(self.context_, xq[:, start:start + self.query_batch_size])[0])
+        if not chunks:
+            return torch.zeros(0, self.checkpoint_.model_config.n_bars)
+        return torch.cat(chunks)
+
+    def predict_distribution(self, X) -> PredictiveDistribution:
+        """The posterior predictive distribution of y at each row of X, in the user's units."""
+        logits = self._logits(X)
+        return PredictiveDistribution(
+            self.checkpoint_.bar_distribution, logits, loc=self.y_mean_, scale=self.y_scale_
+        )
+
+    def predict(self, X) -> np.ndarray:
+        """Posterior predictive mean, shape (n_queries,)."""
+        return self.predict_distribution(X).mean
+
+    def predict_quantiles(self, X, q) -> np.ndarray:
+        """Posterior predictive quantiles, shape (n_queries, len(q))."""
+        return self.predict_distribution(X).quantile(np.atleast_1d(np.asarray(q, dtype=float)))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.non_deterministic = False
+        return tags

@@ -1,0 +1,487 @@
+"""The PFN's output distribution: a Riemann (histogram) distribution over a scalar target, with half-normal tails.
+
+Notation. ``K`` bars with borders ``b_0 < b_1 < ... < b_K`` (bar ``k`` spans ``[b_k, b_{k+1}]``, width ``w_k``).
+The network emits ``logits`` of shape ``... x K``; bar probabilities are ``p = softmax(logits)``.
+
+Density. Inner bars ``k = 1 .. K-2`` are uniform on their span,
+
+.. math::
+
+    f(y) = p_k / w_k, \\qquad b_k \\le y < b_{k+1}.
+
+The first bar's mass is spread as a half-normal running from ``b_1`` towards ``-inf``, the last bar's as a
+half-normal from ``b_{K-1}`` towards ``+inf``:
+
+.. math::
+
+    f(y) = p_0 \\frac{2}{\\sigma_L} \\varphi\\Big(\\frac{b_1 - y}{\\sigma_L}\\Big), \\; y < b_1; \\qquad
+    f(y) = p_{K-1} \\frac{2}{\\sigma_R} \\varphi\\Big(\\frac{y - b_{K-1}}{\\sigma_R}\\Big), \\; y \\ge b_{K-1}.
+
+Tail scale rule: each tail puts half of its mass within the width of its original bar,
+``P(b_1 - Y <= w_0 | left tail) = 1/2``, i.e. ``sigma_L = w_0 / Phi^{-1}(3/4)`` and
+``sigma_R = w_{K-1} / Phi^{-1}(3/4)`` (``Phi^{-1}(3/4) ~= 0.6745``). The density is positive on the whole real line
+and integrates to 1; ``b_0`` and ``b_K`` only set the tails' scales.
+
+A point on a border ``b_k`` belongs to bar ``k`` (the distribution function is continuous, so this matters only
+for the density there). Every method accounts for the tails in closed form.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import NamedTuple, Sequence
+
+import torch
+from torch import Tensor
+
+__all__ = ["BarDistribution"]
+
+_Z75 = 0.6744897501960817  # Phi^{-1}(3/4): a half-normal puts half its mass within Z75 * sigma
+_SQRT2 = math.sqrt(2.0)
+_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)  # mean of |Z|, and 2 * phi(0)
+_HALF_LOG_2_OVER_PI = 0.5 * math.log(2.0 / math.pi)  # log of the half-normal density's constant 2 phi(0)
+_HALF_NORMAL_ENTROPY = 0.5 * math.log(math.pi / 2.0) + 0.5  # entropy of |Z| (add log sigma)
+
+
+class _Bars(NamedTuple):
+    """Per-bar constants derived from the borders, all in one dtype and on one device.
+
+    ``borders`` has K+1 entries, ``inner`` the K-1 borders ``b_1 .. b_{K-1}``, the others K (one per bar; for the
+    two tail bars ``log_width`` is unused and ``mean``, ``var``, ``entropy`` are the half-normals').
+    """
+
+    borders: Tensor
+    inner: Tensor
+    width: Tensor
+    log_width: Tensor
+    sigma_left: Tensor
+    sigma_right: Tensor
+    mean: Tensor
+    var: Tensor
+    entropy: Tensor
+
+
+def _make_bars(borders: Tensor, dtype: torch.dtype, device: torch.device) -> _Bars:
+    """Per-bar constants, computed in the borders' own dtype (typically float64) and then cast.
+
+    Computing widths before the cast keeps them positive even where float32 would merge two close borders.
+    """
+    b = borders
+    w = b[1:] - b[:-1]
+    sigma_l = w[0] / _Z75
+    sigma_r = w[-1] / _Z75
+    mean = 0.5 * (b[1:] + b[:-1])
+    mean[0] = b[1] - sigma_l * _SQRT_2_OVER_PI
+    mean[-1] = b[-2] + sigma_r * _SQRT_2_OVER_PI
+    var = w**2 / 12.0
+    var[0] = sigma_l**2 * (1.0 - 2.0 / math.pi)
+    var[-1] = sigma_r**2 * (1.0 - 2.0 / math.pi)
+    log_w = torch.log(w)
+    entropy = log_w.clone()
+    entropy[0] = torch.log(sigma_l) + _HALF_NORMAL_ENTROPY
+    entropy[-1] = torch.log(sigma_r) + _HALF_NORMAL_ENTROPY
+
+    def cast(t: Tensor) -> Tensor:
+        return t.to(dtype=dtype, device=device)
+
+    return _Bars(
+        borders=cast(b),
+        inner=cast(b[1:-1]).contiguous(),
+        width=cast(w),
+        log_width=cast(log_w),
+        sigma_left=cast(sigma_l),
+        sigma_right=cast(sigma_r),
+        mean=cast(mean),
+        var=cast(var),
+        entropy=cast(entropy),
+    )
+
+
+def _broadcast(a: Sequence[int], b: Sequence[int]) -> torch.Size:
+    """The broadcast of two shapes (pure Python: ``torch.broadcast_shapes`` costs ~100 us a call)."""
+    if tuple(a) == tuple(b):
+        return torch.Size(a)
+    n = max(len(a), len(b))
+    a, b = (1,) * (n - len(a)) + tuple(a), (1,) * (n - len(b)) + tuple(b)
+    out = []
+    for i, j in zip(a, b):
+        if i != j and i != 1 and j != 1:
+            raise ValueError(f"shapes {a} and {b} do not broadcast")
+        out.append(j if i == 1 else i)
+    return torch.Size(out)
+
+
+def _gather(x: Tensor, idx: Tensor) -> Tensor:
+    """``x[..., idx]`` per batch element: x ``... x K``, idx ``...'`` (broadcastable) -> broadcast shape."""
+    shape = _broadcast(x.shape[:-1], idx.shape)
+    return x.expand(*shape, x.shape[-1]).gather(-1, idx.expand(shape).unsqueeze(-1)).squeeze(-1)
+
+
+def _cdf(bars: _Bars, logits: Tensor, y: Tensor) -> Tensor:
+    """F(y) = sum_{j<k} p_j + p_k * (fraction of bar k below y); logits ``... x K``, y ``...'`` -> broadcast."""
+    k = logits.shape[-1]
+    log_p = torch.log_softmax(logits, dim=-1)
+    p = log_p.exp()
+    below = torch.cumsum(p, dim=-1) - p  # exclusive cumulative sum, ... x K
+    idx = torch.searchsorted(bars.inner, y.contiguous(), right=True)
+    p_k = _gather(p, idx)
+    frac = ((y - bars.borders[idx]) / bars.width[idx]).clamp(0.0, 1.0)
+    inner = _gather(below, idx) + p_k * frac
+    b1, bk = bars.borders[1], bars.borders[-2]
+    left = p_k * torch.special.erfc((b1 - y).clamp_min(0.0) / (bars.sigma_left * _SQRT2))
+    right = 1.0 - p_k * torch.special.erfc((y - bk).clamp_min(0.0) / (bars.sigma_right * _SQRT2))
+    out = torch.where(idx == 0, left, torch.where(idx == k - 1, right, inner))
+    return out.clamp(0.0, 1.0)
+
+
+def _quantiles(bars: _Bars, logits: Tensor, q: Tensor) -> Tensor:
+    """Exact inverse of ``_cdf``: logits ``... x K``, q ``...' x Q`` (leading dims broadcast) -> ``... x Q``."""
+    k = logits.shape[-1]
+    p = torch.softmax(logits, dim=-1)
+    upto = torch.cumsum(p, dim=-1)  # inclusive, ... x K
+    below = upto - p
+    batch = _broadcast(logits.shape[:-1], q.shape[:-1])
+    n_q = q.shape[-1]
+    seq = upto[..., :-1].expand(*batch, k - 1).contiguous()
+    q = q.expand(*batch, n_q).contiguous()
+    idx = torch.searchsorted(seq, q)  # smallest k with cumsum_k >= q, in 0 .. K-1
+    p_k = p.expand(*batch, k).gather(-1, idx)
+    p_safe = torch.where(p_k > 0, p_k, torch.ones_like(p_k))
+    frac = ((q - below.expand(*batch, k).gather(-1, idx)) / p_safe).clamp(0.0, 1.0)
+    inner = bars.borders[idx] + bars.width[idx] * frac
+    # left tail: F(y) = p_0 * 2 Phi((y - b_1) / sigma_L)
+    left = bars.borders[1] + bars.sigma_left * torch.special.ndtri((0.5 * q / p_safe).clamp(max=0.5))
+    # right tail: 1 - F(y) = p_{K-1} * 2 Phi(-(y - b_{K-1}) / sigma_R)
+    right = bars.borders[-2] - bars.sigma_right * torch.special.ndtri((0.5 * (1.0 - q) / p_safe).clamp(max=0.5))
+    return torch.where(idx == 0, left, torch.where(idx == k - 1, right, inner))
+
+
+def _upper_expectation(bars: _Bars, logits: Tensor, f: Tensor) -> Tensor:
+    """E[max(Y - f, 0)], summed bar by bar in closed form: logits ``... x K``, f ``...'`` -> broadcast shape.
+
+    Inner bar ``[a, b]``: ``(p / w) * (b - c)(b + c - 2 f) / 2`` with ``c = clamp(f, a, b)``.
+    Left tail ``Y = b_1 - sigma |Z|``, ``e = max(b_1 - f, 0)``, ``t = e / sigma``:
+    ``e erf(t / sqrt 2) + sigma sqrt(2/pi) expm1(-t^2 / 2)``.
+    Right tail ``Y = b_{K-1} + sigma |Z|``, ``d = f - b_{K-1}``: ``sigma sqrt(2/pi) - d`` if ``d <= 0``, else
+    ``sigma sqrt(2/pi) exp(-t^2 / 2) - d erfc(t / sqrt 2)`` with ``t = d / sigma``.
+    Every term is non-negative, so the sum has no cancellation.
+    """
+    p = torch.softmax(logits, dim=-1)
+    fk = f.unsqueeze(-1)
+    lo, hi = bars.borders[:-1], bars.borders[1:]
+    c = torch.minimum(torch.maximum(fk, lo), hi)
+    per_bar = (hi - c) * (hi + c - 2.0 * fk) / (2.0 * bars.width)  # ...' x K (tails replaced below)
+
+    s_l = bars.sigma_left
+    e = (bars.borders[1] - f).clamp_min(0.0)
+    t = e / s_l
+    left = e * torch.special.erf(t / _SQRT2) + s_l * _SQRT_2_OVER_PI * torch.expm1(-0.5 * t**2)
+
+    s_r = bars.sigma_right
+    d = f - bars.borders[-2]
+    t = d.clamp_min(0.0) / s_r
+    right_above = s_r * _SQRT_2_OVER_PI * torch.exp(-0.5 * t**2) - d.clamp_min(0.0) * torch.special.erfc(t / _SQRT2)
+    right = torch.where(d > 0, right_above, s_r * _SQRT_2_OVER_PI - d)
+
+    per_bar = torch.cat([left.unsqueeze(-1), per_bar[..., 1:-1], right.unsqueeze(-1)], dim=-1)
+    return (p * per_bar.clamp_min(0.0)).sum(-1)
+
+
+class BarDistribution(torch.nn.Module):
+    """A histogram distribution over a scalar with half-normal tails (see the module docstring for the density).
+
+    Args:
+        borders: ``K+1`` strictly increasing finite borders, ``K >= 2``. Registered as a buffer, so it follows
+            ``.to()`` and is saved in the ``state_dict``.
+
+    Every method takes ``logits`` of shape ``... x K`` (unnormalised log bar probabilities) and broadcasts them
+    against its other arguments' shapes ``...``; float32 and float64 both work (the per-bar constants are
+    computed in the borders' dtype, then cast to the logits' dtype).
+
+    Example:
+        >>> bd = BarDistribution.from_samples(torch.randn(10_000, dtype=torch.float64), n_bars=100)
+        >>> logits = torch.zeros(3, 100, dtype=torch.float64)
+        >>> bd.nll(logits, torch.zeros(3)).shape
+        torch.Size([3])
+    """
+
+    borders: Tensor
+
+    def __init__(self, borders: Tensor) -> None:
+        super().__init__()
+        borders = torch.as_tensor(borders)
+        if not borders.is_floating_point():
+            borders = borders.to(torch.get_default_dtype())
+        if borders.ndim != 1:
+            raise ValueError(f"borders must be a 1-D tensor, got shape {tuple(borders.shape)}")
+        if borders.numel() < 3:
+            raise ValueError(f"borders must hold at least 3 values (2 bars), got {borders.numel()}")
+        if not torch.isfinite(borders).all():
+            raise ValueError("borders must be finite, got NaN or infinite values")
+        steps = borders[1:] - borders[:-1]
+        if not (steps > 0).all():
+            bad = int(torch.nonzero(steps <= 0)[0])
+            raise ValueError(
+                f"borders must be strictly increasing, got borders[{bad}] = {borders[bad].item()!r} >= "
+                f"borders[{bad + 1}] = {borders[bad + 1].item()!r}"
+            )
+        self.register_buffer("borders", borders.detach().clone())
+        self._cache: dict[tuple, _Bars] = {}
+        self._cache_src: Tensor | None = None
+        self._cache_version = -1
+
+    @property
+    def n_bars(self) -> int:
+        """K, the number of bars (``len(borders) - 1``)."""
+        return self.borders.numel() - 1
+
+    def extra_repr(self) -> str:
+        b = self.borders
+        return f"n_bars={self.n_bars}, range=[{b[0].item():.4g}, {b[-1].item():.4g}]"
+
+    @classmethod
+    def from_samples(cls, y: Tensor, n_bars: int) -> "BarDistribution":
+        """Borders at the equal-mass quantiles ``i / K``, ``i = 0..K``, of the samples ``y`` (any shape).
+
+        The outer borders are the samples' minimum and maximum. Ties (duplicate quantiles, e.g. from an atom or
+        rounded targets) are broken by ``b_i <- max(b_i, b_{i-1} + delta)`` with
+        ``delta = (max - min) / (1000 K)``, so the borders are strictly increasing and move by at most
+        ``(max - min) / 1000``. Computed in float64; the borders come back in ``y``'s floating dtype.
+        """
+        if isinstance(n_bars, bool) or not isinstance(n_bars, numbers.Integral) or n_bars < 2:
+            raise ValueError(f"n_bars must be an integer >= 2, got {n_bars!r}")
+        n_bars = int(n_bars)
+        y = torch.as_tensor(y)
+        dtype = y.dtype if y.is_floating_point() else torch.get_default_dtype()
+        ys = y.detach().reshape(-1).to(device="cpu", dtype=torch.float64)
+        if ys.numel() < 2:
+            raise ValueError(f"y must hold at least 2 samples, got {ys.numel()}")
+        if not torch.isfinite(ys).all():
+            raise ValueError("y must be finite, got NaN or infinite samples")
+        ys = ys.sort().values
+        span = (ys[-1] - ys[0]).item()
+        if not span > 0:
+            raise ValueError(f"y must hold at least 2 distinct values, got only {ys[0].item()!r}")
+        # linear-interpolation quantiles at positions (n - 1) * i / K
+        pos = torch.linspace(0.0, ys.numel() - 1.0, n_bars + 1, dtype=torch.float64)
+        lo = pos.floor().long().clamp(max=ys.numel() - 1)
+        hi = (lo + 1).clamp(max=ys.numel() - 1)
+        b = ys[lo] + (pos - lo) * (ys[hi] - ys[lo])
+        b[0], b[-1] = ys[0], ys[-1]
+        delta = span / (1000.0 * n_bars)
+        steps = torch.arange(n_bars + 1, dtype=torch.float64) * delta
+        b = torch.cummax(b - steps, dim=0).values + steps  # b_i >= b_{i-1} + delta
+        b = b.to(dtype)
+        if not (b[1:] > b[:-1]).all():
+            raise ValueError(
+                f"y's quantiles cannot be made strictly increasing in {dtype}; pass y as float64 or use fewer bars"
+            )
+        return cls(b)
+
+    # -- validation --------------------------------------------------------------------------------------------
+
+    def _check_logits(self, logits: Tensor) -> Tensor:
+        if not isinstance(logits, Tensor):
+            raise ValueError(f"logits must be a torch.Tensor, got {type(logits).__name__}")
+        if not logits.is_floating_point():
+            raise ValueError(f"logits must be a floating-point tensor, got dtype {logits.dtype}")
+        if logits.ndim < 1 or logits.shape[-1] != self.n_bars:
+            raise ValueError(
+                f"logits must have shape ... x {self.n_bars} (one logit per bar), got shape {tuple(logits.shape)}"
+            )
+        return logits
+
+    def _bars(self, logits: Tensor, reflected: bool = False) -> _Bars:
+        """Per-bar constants in the logits' dtype and device, cached until ``borders`` changes.
+
+        ``reflected=True`` gives the constants of -Y (borders negated and reversed): pair them with
+        ``logits.flip(-1)``. The cache holds the borders tensor itself and its version counter, so replacing the
+        buffer (``.to()``), or changing it in place (``load_state_dict``), recomputes the constants. Borders
+        created under ``torch.inference_mode`` have no version counter and are never cached.
+        """
+        key = (logits.dtype, logits.device, reflected)
+        src = self.borders
+        if src.is_inference():  # no version counter to tell an in-place change: do not cache
+            return _make_bars(-src.flip(0) if reflected else src, logits.dtype, logits.device)
+        if self._cache_src is not src or self._cache_version != src._version:
+            self._cache.clear()
+            self._cache_src, self._cache_version = src, src._version
+        bars = self._cache.get(key)
+        if bars is None:
+            b = -src.detach().flip(0) if reflected else src.detach()
+            bars = self._cache[key] = _make_bars(b, logits.dtype, logits.device)
+        return bars
+
+    def _reflected_bars(self, logits: Tensor) -> _Bars:
+        return self._bars(logits, reflected=True)
+
+    @staticmethod
+    def _as_tensor(name: str, value, logits: Tensor, finite: bool = False) -> Tensor:
+        try:
+            t = torch.as_tensor(value, dtype=logits.dtype, device=logits.device)
+        except (TypeError, ValueError, RuntimeError) as err:
+            raise ValueError(f"{name} must be a number or a tensor, got {type(value).__name__}") from err
+        if finite and not torch.isfinite(t).all():
+            raise ValueError(f"{name} must be finite, got NaN or infinite values")
+        return t
+
+    @staticmethod
+    def _check_q(q: Tensor) -> None:
+        if not ((q > 0) & (q < 1)).all():
+            bad = q[~((q > 0) & (q < 1))].reshape(-1)[0].item()
+            raise ValueError(f"q must lie in the open interval (0, 1), got {bad!r}")
+
+    # -- densities ---------------------------------------------------------------------------------------------
+
+    def log_prob(self, logits: Tensor, y: Tensor) -> Tensor:
+        """log f(y): logits ``... x K``, y ``...`` -> ``...``; differentiable w.r.t. logits.
+
+        ``log_softmax(logits)[k] - log w_k`` for an inner bar; in a tail,
+        ``log p_0 + log(2 / sigma) + log phi(t)`` with ``t`` the distance from ``b_1`` (or ``b_{K-1}``) over sigma.
+        NaN y gives NaN.
+        """
+        logits = self._check_logits(logits)
+        y = torch.as_tensor(y, dtype=logits.dtype, device=logits.device)
+        bars = self._bars(logits)
+        k = self.n_bars
+        idx = torch.searchsorted(bars.inner, y.contiguous(), right=True)  # bar of y, 0 .. K-1
+        log_p = _gather(torch.log_softmax(logits, dim=-1), idx)
+        t_l = (bars.borders[1] - y) / bars.sigma_left
+        t_r = (y - bars.borders[-2]) / bars.sigma_right
+        left = _HALF_LOG_2_OVER_PI - torch.log(bars.sigma_left) - 0.5 * t_l**2
+        right = _HALF_LOG_2_OVER_PI - torch.log(bars.sigma_right) - 0.5 * t_r**2
+        log_density = torch.where(idx == 0, left, torch.where(idx == k - 1, right, -bars.log_width[idx]))
+        return log_p + log_density
+
+    def nll(self, logits: Tensor, y: Tensor) -> Tensor:
+        """The training loss ``-log f(y)``: logits ``... x K``, y ``...`` -> ``...`` (no reduction)."""
+        return -self.log_prob(logits, y)
+
+    def pdf(self, logits: Tensor, y: Tensor) -> Tensor:
+        """f(y) = exp(log_prob): logits ``... x K``, y ``...`` -> ``...``."""
+        return self.log_prob(logits, y).exp()
+
+    def cdf(self, logits: Tensor, y: Tensor) -> Tensor:
+        """F(y) = P(Y <= y): logits ``... x K``, y ``...`` -> ``...``.
+
+        Left tail: ``p_0 erfc((b_1 - y) / (sigma_L sqrt 2))``; right tail: ``1 - p_{K-1} erfc(...)``.
+        """
+        logits = self._check_logits(logits)
+        y = torch.as_tensor(y, dtype=logits.dtype, device=logits.device)
+        return _cdf(self._bars(logits), logits, y)
+
+    def sf(self, logits: Tensor, y: Tensor) -> Tensor:
+        """1 - F(y) = P(Y > y), computed as the CDF of -Y (accurate far in the upper tail). Shapes as ``cdf``."""
+        logits = self._check_logits(logits)
+        y = torch.as_tensor(y, dtype=logits.dtype, device=logits.device)
+        return _cdf(self._reflected_bars(logits), logits.flip(-1), -y)
+
+    # -- quantiles and sampling -------------------------------------------------------------------------------
+
+    def icdf(self, logits: Tensor, q: float | Tensor) -> Tensor:
+        """F^{-1}(q), elementwise: logits ``... x K``, q a float or a tensor broadcastable to ``...`` -> broadcast.
+
+        Exact inverse of ``cdf``, inside the tails too: ``b_1 + sigma_L Phi^{-1}(q / (2 p_0))`` in the left tail.
+        q must lie in (0, 1). For several quantiles of every distribution use ``quantile``.
+        """
+        logits = self._check_logits(logits)
+        q = self._as_tensor("q", q, logits)
+        self._check_q(q)
+        return _quantiles(self._bars(logits), logits, q.unsqueeze(-1)).squeeze(-1)
+
+    def quantile(self, logits: Tensor, qs: Sequence[float] | Tensor) -> Tensor:
+        """The same Q quantiles of every distribution: logits ``... x K``, qs 1-D (Q) -> ``... x Q``."""
+        logits = self._check_logits(logits)
+        qs = self._as_tensor("qs", qs, logits)
+        if qs.ndim != 1:
+            raise ValueError(f"qs must be a 1-D sequence of quantile levels, got shape {tuple(qs.shape)}")
+        if not ((qs > 0) & (qs < 1)).all():
+            bad = qs[~((qs > 0) & (qs < 1))][0].item()
+            raise ValueError(f"qs must lie in the open interval (0, 1), got {bad!r}")
+        return _quantiles(self._bars(logits), logits, qs)
+
+    def sample(
+        self,
+        logits: Tensor,
+        sample_shape: int | Sequence[int] | torch.Size = (),
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """Inverse-CDF samples: logits ``... x K`` -> ``sample_shape x ...``.
+
+        Draws ``U ~ Uniform(0, 1)`` of shape ``sample_shape x ...`` from ``generator`` (on the logits' device, in
+        their dtype), clamps it away from 0, and returns ``icdf(U)``.
+        """
+        logits = self._check_logits(logits)
+        if isinstance(sample_shape, int):
+            sample_shape = (sample_shape,)
+        sample_shape = torch.Size(sample_shape)
+        batch = logits.shape[:-1]
+        u = torch.rand(sample_shape + batch, generator=generator, dtype=logits.dtype, device=logits.device)
+        u = u.clamp_min(torch.finfo(logits.dtype).tiny)  # rand is in [0, 1)
+        # move the sample dims last, so each distribution's cumulative sums are searched once
+        u_last = u.reshape(sample_shape.numel(), *batch).movedim(0, -1)
+        y = _quantiles(self._bars(logits), logits, u_last)  # ... x S
+        return y.movedim(-1, 0).reshape(sample_shape + batch)
+
+    # -- moments and information ------------------------------------------------------------------------------
+
+    def mean(self, logits: Tensor) -> Tensor:
+        """E[Y] = sum_k p_k m_k, m_k the bar midpoint or ``b_1 - sigma_L sqrt(2/pi)`` for the left tail (and so on).
+
+        logits ``... x K`` -> ``...``.
+        """
+        logits = self._check_logits(logits)
+        return (torch.softmax(logits, dim=-1) * self._bars(logits).mean).sum(-1)
+
+    def variance(self, logits: Tensor) -> Tensor:
+        """Var[Y] = sum_k p_k (v_k + (m_k - E[Y])^2), v_k = w_k^2 / 12 or sigma^2 (1 - 2/pi) in a tail.
+
+        logits ``... x K`` -> ``...``.
+        """
+        logits = self._check_logits(logits)
+        bars = self._bars(logits)
+        p = torch.softmax(logits, dim=-1)
+        mu = (p * bars.mean).sum(-1, keepdim=True)
+        return (p * (bars.var + (bars.mean - mu) ** 2)).sum(-1)
+
+    def stddev(self, logits: Tensor) -> Tensor:
+        """sqrt(Var[Y]): logits ``... x K`` -> ``...``."""
+        return self.variance(logits).sqrt()
+
+    def entropy(self, logits: Tensor) -> Tensor:
+        """Differential entropy -E[log f(Y)] = -sum_k p_k log p_k + sum_k p_k h_k (nats).
+
+        ``h_k = log w_k`` for an inner bar, ``log sigma + log(pi / 2) / 2 + 1/2`` (half-normal) for a tail.
+        logits ``... x K`` -> ``...``.
+        """
+        logits = self._check_logits(logits)
+        log_p = torch.log_softmax(logits, dim=-1)
+        p = log_p.exp()
+        plogp = torch.where(p > 0, p * log_p, torch.zeros_like(p))
+        return (p * self._bars(logits).entropy - plogp).sum(-1)
+
+    # -- Bayesian-optimisation acquisitions -------------------------------------------------------------------
+
+    def ei(self, logits: Tensor, best_f: float | Tensor, maximize: bool = True) -> Tensor:
+        """Expected improvement ``E[max(Y - best_f, 0)]``, or ``E[max(best_f - Y, 0)]`` when ``maximize=False``.
+
+        Closed form bar by bar and in the tails (see ``_upper_expectation``); minimisation uses -Y.
+        logits ``... x K``, best_f a finite float or tensor broadcastable to ``...`` -> broadcast shape.
+        """
+        logits = self._check_logits(logits)
+        best_f = self._as_tensor("best_f", best_f, logits, finite=True)
+        if maximize:
+            return _upper_expectation(self._bars(logits), logits, best_f)
+        return _upper_expectation(self._reflected_bars(logits), logits.flip(-1), -best_f)
+
+    def pi(self, logits: Tensor, best_f: float | Tensor, maximize: bool = True) -> Tensor:
+        """Probability of improvement ``P(Y > best_f)``, or ``P(Y < best_f)`` when ``maximize=False``.
+
+        logits ``... x K``, best_f a finite float or tensor broadcastable to ``...`` -> broadcast shape.
+        """
+        logits = self._check_logits(logits)
+        best_f = self._as_tensor("best_f", best_f, logits, finite=True)
+        if maximize:
+            return _cdf(self._reflected_bars(logits), logits.flip(-1), -best_f)
+        return _cdf(self._bars(logits), logits, best_f)

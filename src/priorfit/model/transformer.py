@@ -1,0 +1,160 @@
+"""The PFN transformer.
+
+Context points attend to each other; query points attend to the context only, never to each other, so a
+query's prediction does not depend on which other queries are asked (DESIGN decision 1). Keys and values come
+from the context alone: the context is encoded once into a per-layer key/value cache
+(:meth:`PFNTransformer.encode_context`) and any number of queries are answered from it
+(:meth:`PFNTransformer.predict_logits`) in O(n m) attention work. The last layer's context tokens are only
+needed as keys and values, so their attention output and feed-forward are skipped. There is no positional
+encoding, so the model is invariant to the order of the context points.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from priorfit.config import register
+
+
+@register
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture of a PFN.
+
+    Attributes:
+        d_model: width of the token embeddings.
+        n_layers: number of transformer layers.
+        n_heads: attention heads (must divide d_model).
+        d_ff: hidden width of each feed-forward block.
+        max_features: input features the model accepts; fewer are zero-padded.
+        n_bars: bars of the output distribution (DESIGN decision 2: at least 1000 for shipped models).
+    """
+
+    d_model: int = 256
+    n_layers: int = 4
+    n_heads: int = 4
+    d_ff: int = 512
+    max_features: int = 1
+    n_bars: int = 1000
+
+    def __post_init__(self) -> None:
+        for name in ("d_model", "n_layers", "n_heads", "d_ff", "max_features"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.d_model % self.n_heads:
+            raise ValueError(f"n_heads ({self.n_heads}) must divide d_model ({self.d_model})")
+        if not isinstance(self.n_bars, int) or self.n_bars < 3:
+            raise ValueError(f"n_bars must be an integer >= 3, got {self.n_bars!r}")
+
+
+@dataclass(frozen=True)
+class ContextCache:
+    """Per-layer attention keys and values of an encoded context: each `batch x heads x n x d_head`."""
+
+    keys: tuple[Tensor, ...]
+    values: tuple[Tensor, ...]
+
+    @property
+    def n_context(self) -> int:
+        return self.keys[0].shape[-2]
+
+    @property
+    def batch_size(self) -> int:
+        return self.keys[0].shape[0]
+
+
+class PFNLayer(nn.Module):
+    """Pre-norm transformer layer whose attention reads keys/values from the context only."""
+
+    def __init__(self, d_model: int, n_heads: int, d_ff: int) -> None:
+        super().__init__()
+        self.n_heads = n_heads
+        self.norm_attn = nn.LayerNorm(d_model)
+        self.q_proj = nn.Linear(d_model, d_model)
+        self.kv_proj = nn.Linear(d_model, 2 * d_model)
+        self.out_proj = nn.Linear(d_model, d_model)
+        self.norm_ff = nn.LayerNorm(d_model)
+        self.ff = nn.Sequential(nn.Linear(d_model, d_ff), nn.GELU(), nn.Linear(d_ff, d_model))
+
+    def _heads(self, t: Tensor) -> Tensor:
+        # batch x n x d_model -> batch x heads x n x d_head
+        b, n, d = t.shape
+        return t.view(b, n, self.n_heads, d // self.n_heads).transpose(1, 2)
+
+    def keys_values(self, normed_ctx: Tensor) -> tuple[Tensor, Tensor]:
+        k, v = self.kv_proj(normed_ctx).chunk(2, dim=-1)
+        return self._heads(k), self._heads(v)
+
+    def attend(self, h: Tensor, normed: Tensor, k: Tensor, v: Tensor) -> Tensor:
+        """Residual attention of tokens `h` (`batch x t x d_model`) to the context keys/values, then FF."""
+        q = self._heads(self.q_proj(normed))
+        a = F.scaled_dot_product_attention(q, k, v)  # batch x heads x t x d_head
+        b, _, t, _ = a.shape
+        h = h + self.out_proj(a.transpose(1, 2).reshape(b, t, -1))
+        return h + self.ff(self.norm_ff(h))
+
+
+class PFNTransformer(nn.Module):
+    """Maps a context `(x_ctx, y_ctx)` and queries `x_qry` to logits over the bars of the output distribution.
+
+    Shapes: x_ctx `batch x n x d`, y_ctx `batch x n`, x_qry `batch x m x d` with d <= max_features;
+    logits `batch x m x n_bars`.
+    """
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        d = config.d_model
+        self.x_encoder = nn.Linear(config.max_features, d)
+        self.y_encoder = nn.Linear(1, d)
+        self.layers = nn.ModuleList(PFNLayer(d, config.n_heads, config.d_ff) for _ in range(config.n_layers))
+        self.norm_out = nn.LayerNorm(d)
+        self.head = nn.Linear(d, config.n_bars)
+
+    def _pad(self, x: Tensor) -> Tensor:
+        d = x.shape[-1]
+        if d > self.config.max_features:
+            raise ValueError(f"x has {d} features but the model accepts at most {self.config.max_features}")
+        x = x.to(self.head.weight.dtype)
+        if d < self.config.max_features:
+            x = F.pad(x, (0, self.config.max_features - d))
+        return x
+
+    def encode_context(self, x_ctx: Tensor, y_ctx: Tensor) -> ContextCache:
+        """Run the context through every layer and keep each layer's keys and values."""
+        if x_ctx.shape[:2] != y_ctx.shape:
+            raise ValueError(f"x_ctx {tuple(x_ctx.shape)} and y_ctx {tuple(y_ctx.shape)} disagree on batch x n")
+        if x_ctx.shape[1] < 1:
+            raise ValueError("the context must hold at least one point")
+        h = self.x_encoder(self._pad(x_ctx)) + self.y_encoder(y_ctx.to(h_dtype(self)).unsqueeze(-1))
+        keys, values = [], []
+        last = len(self.layers) - 1
+        for i, layer in enumerate(self.layers):
+            normed = layer.norm_attn(h)
+            k, v = layer.keys_values(normed)
+            keys.append(k)
+            values.append(v)
+            if i < last:  # the last layer's context outputs are never read
+                h = layer.attend(h, normed, k, v)
+        return ContextCache(tuple(keys), tuple(values))
+
+    def predict_logits(self, cache: ContextCache, x_qry: Tensor) -> Tensor:
+        """Logits `batch x m x n_bars` for queries `batch x m x d`, from an encoded context."""
+        if x_qry.shape[0] != cache.batch_size:
+            raise ValueError(f"x_qry has batch size {x_qry.shape[0]}, the context {cache.batch_size}")
+        h = self.x_encoder(self._pad(x_qry))
+        for layer, k, v in zip(self.layers, cache.keys, cache.values):
+            h = layer.attend(h, layer.norm_attn(h), k, v)
+        return self.head(self.norm_out(h))
+
+    def forward(self, x_ctx: Tensor, y_ctx: Tensor, x_qry: Tensor) -> Tensor:
+        return self.predict_logits(self.encode_context(x_ctx, y_ctx), x_qry)
+
+
+def h_dtype(module: nn.Module) -> torch.dtype:
+    return next(module.parameters()).dtype

@@ -1,0 +1,181 @@
+r"""Gaussian-process prior over datasets, with hyperpriors on every hyperparameter.
+
+Generative model, per dataset (all draws from one ``torch.Generator``, in float64):
+
+.. math::
+    \theta \sim p(\theta), \quad x_{1..n} \sim \text{inputs}, \quad
+    f \sim N\left(m \mathbf 1, K_\theta(X, X) + \epsilon I\right), \quad
+    y = f + \sigma \eta, \; \eta \sim N(0, I)
+
+so :math:`y \sim N(m \mathbf 1, K_\theta + (\sigma^2 + \epsilon) I)`, with :math:`\sigma` = ``noise_std``,
+:math:`m` = ``mean`` and :math:`\epsilon` = ``jitter``. ``priorfit.exact.gp`` computes this model's posterior.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from priorfit.config import register
+from priorfit.priors.base import Batch
+from priorfit.priors.hyperpriors import Fixed, Hyperprior, LogNormal
+from priorfit.priors.inputs import InputSampler, UniformInputs
+from priorfit.priors.kernels import RBF, Kernel, Scale
+
+__all__ = ["GPPrior", "cholesky_with_jitter"]
+
+GP_PARAM_NAMES = ("noise_std", "mean")
+
+
+def cholesky_with_jitter(matrix: Tensor, jitter: float, max_tries: int = 4) -> Tensor:
+    r"""Lower Cholesky factor `batch x n x n` of :math:`A + \epsilon I` for a `batch x n x n` symmetric ``matrix``.
+
+    Starts with :math:`\epsilon` = ``jitter``; datasets whose factorisation fails are retried with 10x the jitter,
+    up to ``max_tries`` attempts in all, and only those datasets. Raises ``torch.linalg.LinAlgError`` naming the
+    largest jitter tried if some matrix is still not positive definite.
+    """
+    if matrix.dim() != 3 or matrix.shape[-1] != matrix.shape[-2]:
+        raise ValueError(f"matrix must have shape batch x n x n, got {tuple(matrix.shape)}")
+    if not (math.isfinite(jitter) and jitter >= 0):
+        raise ValueError(f"jitter must be a finite number >= 0, got {jitter!r}")
+    n = matrix.shape[-1]
+    eye = torch.eye(n, dtype=matrix.dtype)
+    eps = float(jitter)
+    chol, info = torch.linalg.cholesky_ex(matrix + eps * eye)
+    for _ in range(max_tries - 1):
+        failed = info != 0
+        if not failed.any():
+            return chol
+        eps = 10.0 * eps if eps > 0 else 1e-10
+        chol_f, info_f = torch.linalg.cholesky_ex(matrix[failed] + eps * eye)
+        chol = chol.clone()
+        chol[failed] = chol_f
+        info = info.clone()
+        info[failed] = info_f
+    if (info != 0).any():
+        bad = torch.nonzero(info != 0).flatten().tolist()
+        raise torch.linalg.LinAlgError(
+            f"covariance of dataset(s) {bad[:10]} is not positive definite even with jitter {eps:g}"
+        )
+    return chol
+
+
+def _check_int(name: str, value: object, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+
+
+@register
+@dataclass(frozen=True)
+class GPPrior:
+    r"""GP prior over datasets (see the module docstring for the generative model).
+
+    Fields:
+        kernel: covariance function with its hyperpriors.
+        noise_std: hyperprior of the observation-noise standard deviation :math:`\sigma`.
+        mean: hyperprior of the constant mean :math:`m`.
+        inputs: input sampler on [0, 1]^d.
+        max_features: the largest d that ``sample`` produces.
+        jitter: :math:`\epsilon` added to the diagonal of K before the Cholesky (part of the model).
+
+    ``params`` of a batch hold the kernel's hyperparameters plus ``"noise_std"`` and ``"mean"`` (each `batch`).
+
+    >>> prior = GPPrior.fixed_rbf()
+    >>> batch = prior.sample(8, 32, torch.Generator().manual_seed(0))
+    >>> batch.x.shape, batch.y.shape
+    (torch.Size([8, 32, 1]), torch.Size([8, 32]))
+    """
+
+    kernel: Kernel = field(default_factory=lambda: Scale(RBF()))
+    noise_std: Hyperprior = field(default_factory=lambda: LogNormal(loc=-2.3, scale=0.75))
+    mean: Hyperprior = field(default_factory=lambda: Fixed(0.0))
+    inputs: InputSampler = field(default_factory=UniformInputs)
+    max_features: int = 1
+    jitter: float = 1e-6
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.kernel, Kernel):
+            raise TypeError(f"kernel must be a Kernel, got {type(self.kernel).__name__}: {self.kernel!r}")
+        for name in ("noise_std", "mean"):
+            value = getattr(self, name)
+            if not isinstance(value, Hyperprior):
+                raise TypeError(f"{name} must be a Hyperprior, got {type(value).__name__}: {value!r}")
+        if not isinstance(self.inputs, InputSampler):
+            raise TypeError(f"inputs must be an InputSampler, got {type(self.inputs).__name__}: {self.inputs!r}")
+        _check_int("max_features", self.max_features, 1)
+        if (
+            isinstance(self.jitter, bool)
+            or not isinstance(self.jitter, (int, float))
+            or not (math.isfinite(self.jitter) and self.jitter >= 0)
+        ):
+            raise ValueError(f"jitter must be a finite number >= 0, got {self.jitter!r}")
+        clash = set(GP_PARAM_NAMES) & set(self.kernel.param_shapes(1))
+        if clash:
+            raise ValueError(f"kernel hyperparameter names {sorted(clash)} clash with the GP's own {GP_PARAM_NAMES}")
+
+    @classmethod
+    def fixed_rbf(cls, lengthscale: float = 0.2, outputscale: float = 1.0, noise_std: float = 0.1) -> GPPrior:
+        r"""The benchmark prior: 1-D, :math:`x \sim U[0,1]`, :math:`k = s\,\exp(-\tau^2 / 2\ell^2)`, every
+        hyperparameter fixed, zero mean."""
+        return cls(
+            kernel=Scale(RBF(lengthscale=Fixed(float(lengthscale))), outputscale=Fixed(float(outputscale))),
+            noise_std=Fixed(float(noise_std)),
+            mean=Fixed(0.0),
+            inputs=UniformInputs(),
+            max_features=1,
+        )
+
+    # ---- hyperparameters ----------------------------------------------------------------------------------------
+
+    def param_shapes(self, n_features: int) -> dict[str, tuple[int, ...]]:
+        """Per-dataset shape of every hyperparameter (kernel's, then ``noise_std`` and ``mean``, both `()`)."""
+        return {**self.kernel.param_shapes(n_features), "noise_std": (), "mean": ()}
+
+    def sample_params(self, batch_size: int, n_features: int, generator: torch.Generator) -> dict[str, Tensor]:
+        """Hyperparameters drawn from the hyperpriors, each `batch_size x *shape` float64."""
+        params = self.kernel.sample_params(batch_size, n_features, generator)
+        params["noise_std"] = self.noise_std.sample((batch_size,), generator).to(torch.float64)
+        params["mean"] = self.mean.sample((batch_size,), generator).to(torch.float64)
+        return params
+
+    def log_prior(self, params: dict[str, Tensor]) -> Tensor:
+        """`batch` log density of the hyperparameters under the hyperpriors (``Fixed`` ones contribute 0)."""
+        for name in GP_PARAM_NAMES:
+            if name not in params:
+                raise ValueError(f"params is missing {name!r}; got {sorted(params)}")
+        return (
+            self.kernel.log_prior(params)
+            + self.noise_std.log_prob(params["noise_std"].to(torch.float64))
+            + self.mean.log_prob(params["mean"].to(torch.float64))
+        )
+
+    def covariance(self, params: dict[str, Tensor], x1: Tensor, x2: Tensor) -> Tensor:
+        """Kernel matrix `batch x n x m` of the latent f between x1 (`batch x n x d`) and x2 (`batch x m x d`)."""
+        return self.kernel.forward(params, x1, x2)
+
+    # ---- sampling -----------------------------------------------------------------------------------------------
+
+    def sample(
+        self, batch_size: int, n_points: int, generator: torch.Generator, n_features: int | None = None
+    ) -> Batch:
+        """Draw ``batch_size`` datasets of ``n_points`` points: x `batch x n x d`, y `batch x n`, float64."""
+        _check_int("batch_size", batch_size, 1)
+        _check_int("n_points", n_points, 1)
+        if not isinstance(generator, torch.Generator):
+            raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+        if n_features is None:
+            n_features = self.max_features
+        if isinstance(n_features, bool) or not isinstance(n_features, int) or not 1 <= n_features <= self.max_features:
+            raise ValueError(f"n_features must be an int in 1..{self.max_features} (max_features), got {n_features!r}")
+        params = self.sample_params(batch_size, n_features, generator)
+        x = self.inputs.sample(batch_size, n_points, n_features, generator).to(torch.float64)  # b x n x d
+        k = self.kernel.forward(params, x, x)  # b x n x n
+        chol = cholesky_with_jitter(k, self.jitter)
+        z = torch.randn(batch_size, n_points, 1, generator=generator, dtype=torch.float64)
+        f = params["mean"][:, None] + (chol @ z).squeeze(-1)  # b x n
+        eta = torch.randn(batch_size, n_points, generator=generator, dtype=torch.float64)
+        y = f + params["noise_std"][:, None] * eta
+        return Batch(x=x, y=y, params=params)

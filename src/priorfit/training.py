@@ -1,0 +1,304 @@
+"""Training a PFN on a prior: ``train(prior, model_config, train_config, out_dir)``.
+
+Each step draws `batch_size` datasets of `n_points` points from the prior, splits every dataset of the batch at
+the same random context size, and minimises the bar distribution's NLL of the held-out targets. AdamW with
+linear warm-up and cosine decay, gradient clipping. Every `checkpoint_every` steps the run saves
+``model.safetensors`` (the deliverable) and ``train_state.pt`` (optimiser, step, generator states), both
+atomically, so that a killed run resumes exactly where its last checkpoint left it. Under ``torchrun`` the run is
+data-parallel (DDP; gloo on CPU, NCCL on GPU): the global batch is split over the ranks, each rank draws from its
+own generator.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+from tqdm.auto import tqdm
+
+from priorfit.checkpoint import atomic_write_bytes, save_checkpoint
+from priorfit.config import register, to_dict
+from priorfit.exceptions import CheckpointError, ConfigError
+from priorfit.model.bar_distribution import BarDistribution
+from priorfit.model.transformer import ModelConfig, PFNTransformer
+
+STATE_FILE = "train_state.pt"
+MODEL_FILE = "model.safetensors"
+
+
+@register
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train.
+
+    Attributes:
+        steps: optimiser steps; the learning-rate schedule spans exactly these.
+        batch_size: datasets per step (global, split over DDP ranks).
+        n_points: points per dataset, context and queries together.
+        min_context, max_context: the context size of each step is uniform on [min_context, max_context]
+            (max_context 0 means n_points - 1).
+        lr, weight_decay, warmup_fraction, grad_clip: AdamW, linear warm-up over `warmup_fraction` of the
+            steps then cosine decay to 0, gradient-norm clipping.
+        seed: seeds the prior's generator and the weights' initialisation.
+        border_datasets: datasets drawn (with their own seed) to place the equal-mass bar borders.
+        eval_every, eval_datasets, eval_context, eval_queries: held-out NLL against the exact posterior
+            (when the prior has one) every `eval_every` steps, on fixed datasets with these context sizes.
+        checkpoint_every: steps between checkpoints (and at the end).
+        num_threads: torch CPU threads (0: leave torch's default).
+        device: "auto" (CUDA when available), "cpu" or "cuda".
+    """
+
+    steps: int = 2000
+    batch_size: int = 64
+    n_points: int = 64
+    min_context: int = 1
+    max_context: int = 0
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    warmup_fraction: float = 0.05
+    grad_clip: float = 1.0
+    seed: int = 0
+    border_datasets: int = 2000
+    eval_every: int = 500
+    eval_datasets: int = 128
+    eval_context: tuple[int, ...] = (8, 32)
+    eval_queries: int = 32
+    checkpoint_every: int = 500
+    num_threads: int = 0
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        positive = ("steps", "batch_size", "n_points", "min_context", "border_datasets", "eval_every",
+                    "eval_datasets", "eval_queries", "checkpoint_every")
+        for name in positive:
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.n_points < 2:
+            raise ValueError(f"n_points must be at least 2, got {self.n_points}")
+        if not (self.min_context <= self.context_range[1] < self.n_points):
+            raise ValueError(
+                f"need 1 <= min_context <= max_context < n_points, got min_context={self.min_context}, "
+                f"max_context={self.max_context}, n_points={self.n_points}"
+            )
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ValueError(f"lr must be positive, got {self.lr!r}")
+        if not 0 <= self.warmup_fraction < 1:
+            raise ValueError(f"warmup_fraction must lie in [0, 1), got {self.warmup_fraction!r}")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {self.device!r}")
+
+    @property
+    def context_range(self) -> tuple[int, int]:
+        return self.min_context, (self.max_context or self.n_points - 1)
+
+    def learning_rate(self, step: int) -> float:
+        """Learning rate at `step` (0-based): linear warm-up, then cosine decay to zero."""
+        warmup = max(1, int(self.warmup_fraction * self.steps))
+        if step < warmup:
+            return self.lr * (step + 1) / warmup
+        progress = (step - warmup) / max(1, self.steps - warmup)
+        return self.lr * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+@dataclass
+class TrainResult:
+    checkpoint: Path
+    step: int
+    history: list[dict[str, Any]] = field(default_factory=list)
+    datasets_per_second: float = float("nan")
+
+
+def make_bar_distribution(prior: Any, n_bars: int, n_points: int, n_datasets: int, seed: int) -> BarDistribution:
+    """Equal-mass bar borders from the targets of `n_datasets` prior datasets (a seed of their own)."""
+    generator = torch.Generator().manual_seed(seed + 7_919)
+    ys = []
+    for start in range(0, n_datasets, 256):
+        ys.append(prior.sample(min(256, n_datasets - start), n_points, generator).y.flatten())
+    return BarDistribution.from_samples(torch.cat(ys), n_bars)
+
+
+def exact_nll(prior: Any, x_ctx, y_ctx, x_qry, y_qry, params) -> torch.Tensor | None:
+    """Mean NLL per query point of the exact posterior with the true hyperparameters, if the prior has one."""
+    from priorfit.exact.gp import gp_predictive
+    from priorfit.priors.gp import GPPrior
+
+    if not isinstance(prior, GPPrior):
+        return None
+    mean, var = gp_predictive(prior, params, x_ctx, y_ctx, x_qry)
+    return (0.5 * torch.log(2 * math.pi * var) + 0.5 * (y_qry - mean) ** 2 / var).mean()
+
+
+class _Evaluator:
+    """Fixed held-out datasets; NLL of the PFN and of the exact posterior per context size."""
+
+    def __init__(self, prior: Any, config: TrainConfig) -> None:
+        self.sets = []
+        for n_ctx in config.eval_context:
+            generator = torch.Generator().manual_seed(config.seed + 1_000_003 + n_ctx)
+            batch = prior.sample(config.eval_datasets, n_ctx + config.eval_queries, generator)
+            exact = exact_nll(prior, batch.x[:, :n_ctx], batch.y[:, :n_ctx], batch.x[:, n_ctx:],
+                              batch.y[:, n_ctx:], batch.params)
+            self.sets.append((n_ctx, batch, None if exact is None else float(exact)))
+
+    @torch.no_grad()
+    def __call__(self, model: PFNTransformer, bar: BarDistribution, device: torch.device) -> dict[str, float]:
+        was_training = model.training
+        model.eval()
+        out: dict[str, float] = {}
+        for n_ctx, batch, exact in self.sets:
+            x, y = batch.x.float().to(device), batch.y.float().to(device)
+            nlls = []
+            for i in range(0, x.shape[0], 64):
+                logits = model(x[i:i + 64, :n_ctx], y[i:i + 64, :n_ctx], x[i:i + 64, n_ctx:])
+                nlls.append(bar.nll(logits.float(), y[i:i + 64, n_ctx:]))
+            pfn = float(torch.cat(nlls).mean())
+            out[f"nll@{n_ctx}"] = pfn
+            if exact is not None:
+                out[f"exact@{n_ctx}"] = exact
+                out[f"gap@{n_ctx}"] = pfn - exact
+        model.train(was_training)
+        return out
+
+
+def _distributed() -> tuple[int, int]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return (dist.get_rank(), world) if world > 1 else (0, 1)
+
+
+def _atomic_torch_save(obj: Any, path: Path) -> None:
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def train(
+    prior: Any,
+    model_config: ModelConfig,
+    train_config: TrainConfig,
+    out_dir: str | Path,
+    *,
+    resume: bool = True,
+    progress: bool = True,
+    stop_after: int | None = None,
+) -> TrainResult:
+    """Train a PFN on `prior` and write ``out_dir/model.safetensors``.
+
+    With `resume` (default) a run continues from ``out_dir/train_state.pt`` when one exists, with the same
+    weights, optimiser state, schedule position and generator states, so an interrupted run ends with the same
+    model as an uninterrupted one. `stop_after` ends this call after that many steps (counting from 0, the
+    schedule still spans `train_config.steps`), e.g. to split a long run over sessions.
+    """
+    if getattr(prior, "max_features", None) != model_config.max_features:
+        raise ConfigError(
+            f"model_config.max_features ({model_config.max_features}) must equal the prior's max_features "
+            f"({getattr(prior, 'max_features', None)})"
+        )
+    out_dir = Path(out_dir)
+    rank, world = _distributed()
+    if train_config.batch_size % world:
+        raise ConfigError(f"batch_size ({train_config.batch_size}) must be divisible by the {world} DDP ranks")
+    if train_config.num_threads:
+        torch.set_num_threads(train_config.num_threads)
+    if train_config.device == "cuda" or (train_config.device == "auto" and torch.cuda.is_available()):
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    else:
+        device = torch.device("cpu")
+
+    torch.manual_seed(train_config.seed)
+    model = PFNTransformer(model_config).to(device)
+    bar = make_bar_distribution(
+        prior, model_config.n_bars, train_config.n_points, train_config.border_datasets, train_config.seed
+    ).to(device)
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=train_config.lr, weight_decay=train_config.weight_decay, betas=(0.9, 0.99)
+    )
+    generator = torch.Generator().manual_seed(train_config.seed * 1_000 + rank)
+    step, history, seconds = 0, [], 0.0
+
+    state_path = out_dir / STATE_FILE
+    if resume and state_path.exists():
+        state = torch.load(state_path, map_location="cpu", weights_only=True)
+        if state["train_config"] != json.dumps(to_dict(train_config), sort_keys=True):
+            raise CheckpointError(f"{state_path} was written with another train_config; use resume=False")
+        if len(state["generators"]) != world:
+            raise CheckpointError(f"{state_path} was written by {len(state['generators'])} ranks, not {world}")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        generator.set_state(state["generators"][rank])
+        step, history, seconds = state["step"], json.loads(state["history"]), state["seconds"]
+
+    ddp = DistributedDataParallel(model) if world > 1 else model
+    evaluator = _Evaluator(prior, train_config) if rank == 0 else None
+    local_batch = train_config.batch_size // world
+    lo, hi = train_config.context_range
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+    last = train_config.steps if stop_after is None else min(train_config.steps, stop_after)
+    bar_iter = tqdm(total=train_config.steps, initial=step, disable=not progress or rank != 0,
+                    desc="train", dynamic_ncols=True)
+    loss_ema, t_start, steps_timed = None, time.perf_counter(), 0
+
+    def save() -> None:
+        states = [generator.get_state()]
+        if world > 1:
+            states = [None] * world
+            dist.all_gather_object(states, generator.get_state())
+        if rank != 0:
+            return
+        elapsed = seconds + time.perf_counter() - t_start
+        meta = dict(train_config=to_dict(train_config), step=step, history=history,
+                    train_seconds=elapsed, world_size=world)
+        save_checkpoint(out_dir / MODEL_FILE, model, bar, prior, meta)
+        _atomic_torch_save(
+            dict(model=model.state_dict(), optimizer=optimizer.state_dict(), generators=states, step=step,
+                 history=json.dumps(history), seconds=elapsed,
+                 train_config=json.dumps(to_dict(train_config), sort_keys=True)),
+            state_path,
+        )
+
+    model.train()
+    while step < last:
+        for group in optimizer.param_groups:
+            group["lr"] = train_config.learning_rate(step)
+        n_ctx = int(torch.randint(lo, hi + 1, (), generator=generator))
+        n_features = int(torch.randint(1, prior.max_features + 1, (), generator=generator))
+        batch = prior.sample(local_batch, train_config.n_points, generator, n_features=n_features)
+        x, y = batch.x.float().to(device), batch.y.float().to(device)
+        with autocast:
+            logits = ddp(x[:, :n_ctx], y[:, :n_ctx], x[:, n_ctx:])
+        loss = bar.nll(logits.float(), y[:, n_ctx:]).mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), train_config.grad_clip)
+        optimizer.step()
+        step += 1
+        steps_timed += 1
+        value = float(loss.detach())
+        loss_ema = value if loss_ema is None else 0.98 * loss_ema + 0.02 * value
+        rate = steps_timed * train_config.batch_size / (time.perf_counter() - t_start)
+        if step % train_config.eval_every == 0 or step == train_config.steps:
+            if evaluator is not None:
+                record = dict(step=step, loss=loss_ema, datasets_per_second=rate,
+                              **evaluator(model, bar, device))
+                history.append(record)
+                bar_iter.write(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                                        for k, v in record.items()))
+        if step % train_config.checkpoint_every == 0 or step == last:
+            save()
+        bar_iter.update(1)
+        bar_iter.set_postfix(loss=f"{loss_ema:.4f}", datasets_per_s=f"{rate:.0f}", refresh=False)
+    bar_iter.close()
+    elapsed = time.perf_counter() - t_start
+    return TrainResult(out_dir / MODEL_FILE, step, history,
+                       steps_timed * train_config.batch_size / elapsed if steps_timed else float("nan"))

@@ -1,0 +1,47 @@
+"""Shared fixtures: a tiny PFN trained in seconds on a small GP prior with hyperpriors (2 features)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from priorfit.model.transformer import ModelConfig
+from priorfit.priors.gp import GPPrior
+from priorfit.priors.hyperpriors import LogNormal, Normal
+from priorfit.priors.kernels import Matern, Scale
+from priorfit.training import TrainConfig, train
+
+torch.set_num_threads(2)
+
+TINY_MODEL = ModelConfig(d_model=32, n_layers=2, n_heads=2, d_ff=64, max_features=2, n_bars=100)
+TINY_TRAIN = TrainConfig(steps=40, batch_size=16, n_points=24, min_context=2, max_context=20, lr=3e-3,
+                         border_datasets=200, eval_every=40, eval_datasets=16, eval_context=(8,),
+                         checkpoint_every=40, seed=0)
+
+
+def tiny_prior(max_features: int = 2) -> GPPrior:
+    return GPPrior(
+        kernel=Scale(Matern(nu=2.5, lengthscale=LogNormal(-1.0, 0.5)), outputscale=LogNormal(0.0, 0.3)),
+        noise_std=LogNormal(-2.0, 0.5),
+        mean=Normal(0.0, 0.3),
+        max_features=max_features,
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory):
+    """Path of a tiny trained checkpoint (40 steps; its predictions are rough but well-formed)."""
+    out = tmp_path_factory.mktemp("tiny_model")
+    result = train(tiny_prior(), TINY_MODEL, TINY_TRAIN, out, resume=False, progress=False)
+    return result.checkpoint
+
+
+@pytest.fixture(scope="session")
+def wide_checkpoint(tmp_path_factory):
+    """A barely trained model accepting 10 features and 250 context points: for scikit-learn's API checks,
+    which fit data sets of that size. It is trained for 3 steps, so its predictions are not meant to be good."""
+    out = tmp_path_factory.mktemp("wide_model")
+    model = ModelConfig(d_model=16, n_layers=1, n_heads=2, d_ff=16, max_features=10, n_bars=50)
+    config = TrainConfig(steps=3, batch_size=2, n_points=256, min_context=2, max_context=250, border_datasets=20,
+                         eval_every=3, eval_datasets=2, eval_context=(4,), checkpoint_every=3)
+    return train(tiny_prior(max_features=10), model, config, out, resume=False, progress=False).checkpoint

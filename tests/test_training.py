@@ -1,0 +1,101 @@
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from priorfit.checkpoint import load_checkpoint
+from priorfit.config import to_dict
+from priorfit.exceptions import CheckpointError, ConfigError
+from priorfit.model.transformer import ModelConfig
+from priorfit.priors.gp import GPPrior
+from priorfit.training import TrainConfig, train
+
+from conftest import TINY_MODEL, TINY_TRAIN, tiny_prior
+
+SMALL = dataclasses.replace(TINY_TRAIN, steps=6, checkpoint_every=3, eval_every=6)
+
+
+def _weights(path):
+    return load_checkpoint(path).model.state_dict()
+
+
+def _assert_same(a, b):
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=k)
+
+
+def test_same_seed_same_model(tmp_path):
+    a = train(tiny_prior(), TINY_MODEL, SMALL, tmp_path / "a", progress=False)
+    b = train(tiny_prior(), TINY_MODEL, SMALL, tmp_path / "b", progress=False)
+    _assert_same(_weights(a.checkpoint), _weights(b.checkpoint))
+    c = train(tiny_prior(), TINY_MODEL, dataclasses.replace(SMALL, seed=1), tmp_path / "c", progress=False)
+    assert not torch.equal(_weights(a.checkpoint)["head.weight"], _weights(c.checkpoint)["head.weight"])
+
+
+def test_resume_is_exact(tmp_path):
+    straight = train(tiny_prior(), TINY_MODEL, SMALL, tmp_path / "straight", progress=False)
+    first = train(tiny_prior(), TINY_MODEL, SMALL, tmp_path / "split", progress=False, stop_after=3)
+    assert first.step == 3 and load_checkpoint(first.checkpoint).metadata["step"] == 3
+    second = train(tiny_prior(), TINY_MODEL, SMALL, tmp_path / "split", progress=False)
+    assert second.step == 6
+    _assert_same(_weights(straight.checkpoint), _weights(second.checkpoint))
+
+
+def test_resume_refuses_another_config(tmp_path):
+    train(tiny_prior(), TINY_MODEL, SMALL, tmp_path, progress=False, stop_after=3)
+    with pytest.raises(CheckpointError, match="train_config"):
+        train(tiny_prior(), TINY_MODEL, dataclasses.replace(SMALL, lr=1e-4), tmp_path, progress=False)
+
+
+def test_training_learns_the_prior(tmp_path):
+    """After a short run the PFN beats the best constant-Gaussian guess and records its gap to the exact GP."""
+    prior = GPPrior.fixed_rbf(lengthscale=0.3)
+    model = ModelConfig(d_model=32, n_layers=2, n_heads=2, d_ff=64, max_features=1, n_bars=100)
+    config = TrainConfig(steps=150, batch_size=32, n_points=32, lr=3e-3, border_datasets=200, eval_every=150,
+                         eval_datasets=64, eval_context=(16,), checkpoint_every=150)
+    result = train(prior, model, config, tmp_path, progress=False)
+    record = result.history[-1]
+    prior_predictive_nll = 0.5 * torch.log(torch.tensor(2 * torch.pi * 1.01)).item() + 0.5  # N(0, 1.01)
+    assert record["nll@16"] < prior_predictive_nll - 0.5
+    assert record["gap@16"] == pytest.approx(record["nll@16"] - record["exact@16"])
+    assert load_checkpoint(result.checkpoint).metadata["history"][-1]["step"] == 150
+
+
+def test_mismatched_features_and_bad_config():
+    with pytest.raises(ConfigError, match="max_features"):
+        train(tiny_prior(max_features=1), TINY_MODEL, SMALL, "unused", progress=False)
+    with pytest.raises(ValueError, match="max_context"):
+        TrainConfig(n_points=10, max_context=10)
+    with pytest.raises(ValueError, match="lr"):
+        TrainConfig(lr=-1.0)
+
+
+def test_learning_rate_schedule():
+    config = TrainConfig(steps=100, lr=1.0, warmup_fraction=0.1)
+    rates = [config.learning_rate(s) for s in range(100)]
+    assert rates[0] == pytest.approx(0.1) and rates[9] == pytest.approx(1.0)
+    assert max(rates) == pytest.approx(1.0) and rates[-1] < 0.01
+    assert all(a >= b for a, b in zip(rates[9:], rates[10:]))
+
+
+def test_torchrun_data_parallel(tmp_path):
+    """Two gloo ranks on the CPU: the run completes, writes one checkpoint and records both generators."""
+    job = {"type": "TrainJob", "prior": to_dict(tiny_prior()), "model": to_dict(TINY_MODEL),
+           "training": to_dict(dataclasses.replace(SMALL, steps=4, checkpoint_every=2, eval_every=4))}
+    (tmp_path / "job.json").write_text(json.dumps(job))
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29517",
+         "-m", "priorfit.cli", "train", str(tmp_path / "job.json"), "--out", str(tmp_path / "out"), "--quiet"],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ckpt = load_checkpoint(tmp_path / "out" / "model.safetensors")
+    assert ckpt.metadata["world_size"] == 2 and ckpt.metadata["step"] == 4
+    state = torch.load(tmp_path / "out" / "train_state.pt", weights_only=True)
+    assert len(state["generators"]) == 2 and not torch.equal(*state["generators"])
