@@ -43,9 +43,11 @@ class TrainConfig:
     Attributes:
         steps: optimiser steps; the learning-rate schedule spans exactly these.
         batch_size: datasets per step (global, split over DDP ranks).
-        n_points: points per dataset, context and queries together.
+        n_points: points per dataset, context and queries together (with `n_queries`, the most points).
         min_context, max_context: the context size of each step is uniform on [min_context, max_context]
             (max_context 0 means n_points - 1).
+        n_queries: 0: every dataset has `n_points` points, the queries being those beyond the context; > 0:
+            every dataset has (context size + n_queries) points, so that small contexts cost less.
         lr, weight_decay, warmup_fraction, grad_clip: AdamW, linear warm-up over `warmup_fraction` of the
             steps then cosine decay to 0, gradient-norm clipping.
         seed: seeds the prior's generator and the weights' initialisation.
@@ -62,6 +64,7 @@ class TrainConfig:
     n_points: int = 64
     min_context: int = 1
     max_context: int = 0
+    n_queries: int = 0
     lr: float = 1e-3
     weight_decay: float = 0.0
     warmup_fraction: float = 0.05
@@ -83,6 +86,13 @@ class TrainConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if not isinstance(self.n_queries, int) or self.n_queries < 0:
+            raise ValueError(f"n_queries must be a non-negative integer, got {self.n_queries!r}")
+        if self.n_queries and self.context_range[1] + self.n_queries > self.n_points:
+            raise ValueError(
+                f"max_context + n_queries ({self.context_range[1]} + {self.n_queries}) must not exceed "
+                f"n_points ({self.n_points})"
+            )
         if self.n_points < 2:
             raise ValueError(f"n_points must be at least 2, got {self.n_points}")
         if not (self.min_context <= self.context_range[1] < self.n_points):
@@ -273,7 +283,8 @@ def train(
             group["lr"] = train_config.learning_rate(step)
         n_ctx = int(torch.randint(lo, hi + 1, (), generator=generator))
         n_features = int(torch.randint(1, prior.max_features + 1, (), generator=generator))
-        batch = prior.sample(local_batch, train_config.n_points, generator, n_features=n_features)
+        n_points = n_ctx + train_config.n_queries if train_config.n_queries else train_config.n_points
+        batch = prior.sample(local_batch, n_points, generator, n_features=n_features)
         x, y = batch.x.float().to(device), batch.y.float().to(device)
         with autocast:
             logits = ddp(x[:, :n_ctx], y[:, :n_ctx], x[:, n_ctx:])

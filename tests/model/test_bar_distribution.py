@@ -113,6 +113,10 @@ def test_borders_are_a_buffer():
     with torch.inference_mode():  # inference tensors carry no version counter: computed afresh
         inference_bd = BarDistribution(UNEVEN)
     assert torch.equal(inference_bd.mean(logits), bd.mean(logits))
+    # constants cached under inference_mode do not leak into autograd afterwards
+    with torch.inference_mode():
+        bd.mean(logits)
+    bd.mean(logits.clone().requires_grad_(True)).sum().backward()
     assert bd.to(torch.float32).borders.dtype == torch.float32
 
 

@@ -300,7 +300,8 @@ class BarDistribution(torch.nn.Module):
         buffer (``.to()``), or changing it in place (``load_state_dict``), recomputes the constants. Borders
         created under ``torch.inference_mode`` have no version counter and are never cached.
         """
-        key = (logits.dtype, logits.device, reflected)
+        # constants made under inference_mode are inference tensors, which autograd must not save: separate entries
+        key = (logits.dtype, logits.device, reflected, torch.is_inference_mode_enabled())
         src = self.borders
         if src.is_inference():  # no version counter to tell an in-place change: do not cache
             return _make_bars(-src.flip(0) if reflected else src, logits.dtype, logits.device)
