@@ -18,9 +18,9 @@ Writes benchmarks/results/core.json (merging with what is there) and prints the 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib.util
 import json
-import math
 import re
 import subprocess
 import sys
@@ -119,7 +119,7 @@ def cmd_fidelity(args) -> None:
             pfn = float(ckpt.bar_distribution.nll(logits, y[:, n_ctx:, 0]).mean())
         cells[str(n_ctx)] = dict(pfn_nll=pfn, exact_gp_nll=exact, gap=pfn - exact)
         print(f"n_context={n_ctx}: priorfit NLL {pfn:.4f}, exact GP {exact:.4f}, gap {pfn - exact:+.4f}")
-    save("fidelity", dict(train_minutes=minutes, steps=steps, batch_size=args.batch, lr=args.lr,
+    save("fidelity", dict(model=dataclasses.asdict(MODEL), train_minutes=minutes, steps=steps, batch_size=args.batch, lr=args.lr,
                           n_bars=MODEL.n_bars, datasets_per_s=result.datasets_per_second, cells=cells,
                           history=result.history))
 
@@ -173,6 +173,7 @@ def cmd_latency(args) -> None:
 
 
 def main() -> None:
+    global MODEL
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("what", choices=["throughput", "fidelity", "latency", "all"])
     parser.add_argument("--reference", default=str(Path(__file__).resolve().parents[2] / "shared/reference/naive_pfn.py"))
@@ -184,7 +185,10 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="runs/bench_rbf")
     parser.add_argument("--quiet", action="store_true")
+    parser.add_argument("--n-frequencies", type=int, default=MODEL.n_frequencies,
+                        help="Fourier input features per feature (ModelConfig.n_frequencies)")
     args = parser.parse_args()
+    MODEL = dataclasses.replace(MODEL, n_frequencies=args.n_frequencies)
     for what in (["latency", "throughput", "fidelity"] if args.what == "all" else [args.what]):
         globals()[f"cmd_{what}"](args)
 

@@ -6,26 +6,12 @@ import argparse
 import csv
 import io
 import sys
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from priorfit.config import load_json, register
+from priorfit.config import load_json
 from priorfit.exceptions import PriorfitError
-from priorfit.model.transformer import ModelConfig
-from priorfit.training import TrainConfig
-
-
-@register
-@dataclass(frozen=True)
-class TrainJob:
-    """What ``priorfit train CONFIG`` reads: a prior, a model configuration and a training configuration."""
-
-    prior: Any
-    model: ModelConfig = ModelConfig()
-    training: TrainConfig = TrainConfig()
+from priorfit.training import TrainJob
 
 
 def _cmd_train(args: argparse.Namespace) -> int:

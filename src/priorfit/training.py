@@ -120,6 +120,16 @@ class TrainConfig:
         return self.lr * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
+@register
+@dataclass(frozen=True)
+class TrainJob:
+    """What ``priorfit train CONFIG`` reads: a prior, a model configuration and a training configuration."""
+
+    prior: Any
+    model: ModelConfig = ModelConfig()
+    training: TrainConfig = TrainConfig()
+
+
 @dataclass
 class TrainResult:
     checkpoint: Path

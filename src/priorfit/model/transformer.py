@@ -11,6 +11,7 @@ encoding, so the model is invariant to the order of the context points.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -32,6 +33,11 @@ class ModelConfig:
         d_ff: hidden width of each feed-forward block.
         max_features: input features the model accepts; fewer are zero-padded.
         n_bars: bars of the output distribution (DESIGN decision 2: at least 1000 for shipped models).
+        n_frequencies: each input feature is also encoded by ``sin`` and ``cos`` of ``2 pi f x`` at this many
+            frequencies, geometric from 0.5 to `max_frequency` cycles per unit (0: a linear encoding only).
+            Dot products of such features are stationary functions of ``x - x'``, so attention can measure
+            closeness of inputs from the first layer on.
+        max_frequency: the highest of those frequencies.
     """
 
     d_model: int = 256
@@ -40,6 +46,8 @@ class ModelConfig:
     d_ff: int = 512
     max_features: int = 1
     n_bars: int = 1000
+    n_frequencies: int = 0
+    max_frequency: float = 16.0
 
     def __post_init__(self) -> None:
         for name in ("d_model", "n_layers", "n_heads", "d_ff", "max_features"):
@@ -48,6 +56,10 @@ class ModelConfig:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if self.d_model % self.n_heads:
             raise ValueError(f"n_heads ({self.n_heads}) must divide d_model ({self.d_model})")
+        if not isinstance(self.n_frequencies, int) or self.n_frequencies < 0:
+            raise ValueError(f"n_frequencies must be a non-negative integer, got {self.n_frequencies!r}")
+        if not self.max_frequency > 0.5:
+            raise ValueError(f"max_frequency must exceed 0.5, got {self.max_frequency!r}")
         if not isinstance(self.n_bars, int) or self.n_bars < 3:
             raise ValueError(f"n_bars must be an integer >= 3, got {self.n_bars!r}")
 
@@ -66,6 +78,27 @@ class ContextCache:
     @property
     def batch_size(self) -> int:
         return self.keys[0].shape[0]
+
+
+class InputEncoder(nn.Module):
+    """Embeds `... x max_features` inputs: a linear map of x plus, optionally, of its Fourier features."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.linear = nn.Linear(config.max_features, config.d_model)
+        if config.n_frequencies:
+            freqs = torch.logspace(math.log10(0.5), math.log10(config.max_frequency), config.n_frequencies)
+            self.register_buffer("angular", 2 * math.pi * freqs, persistent=False)
+            self.fourier = nn.Linear(2 * config.n_frequencies * config.max_features, config.d_model, bias=False)
+        else:
+            self.fourier = None
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = self.linear(x)
+        if self.fourier is not None:
+            phase = (x.unsqueeze(-1) * self.angular).flatten(-2)  # ... x (max_features * n_frequencies)
+            h = h + self.fourier(torch.cat([torch.sin(phase), torch.cos(phase)], dim=-1))
+        return h
 
 
 class PFNLayer(nn.Module):
@@ -110,7 +143,7 @@ class PFNTransformer(nn.Module):
         super().__init__()
         self.config = config
         d = config.d_model
-        self.x_encoder = nn.Linear(config.max_features, d)
+        self.x_encoder = InputEncoder(config)
         self.y_encoder = nn.Linear(1, d)
         self.layers = nn.ModuleList(PFNLayer(d, config.n_heads, config.d_ff) for _ in range(config.n_layers))
         self.norm_out = nn.LayerNorm(d)

@@ -1,0 +1,83 @@
+import csv
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+from priorfit.cli import main
+from priorfit.config import to_dict
+from priorfit.checkpoint import load_checkpoint
+
+from conftest import TINY_MODEL, TINY_TRAIN, tiny_prior
+
+
+@pytest.mark.parametrize("command", ["train", "predict", "demo"])
+def test_help(command, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main([command, "--help"])
+    assert exc.value.code == 0
+    assert "usage: priorfit " + command in capsys.readouterr().out
+
+
+def test_train_from_json(tmp_path, capsys):
+    job = {"type": "TrainJob", "prior": to_dict(tiny_prior()), "model": to_dict(TINY_MODEL),
+           "training": to_dict(dataclasses.replace(TINY_TRAIN, steps=4, eval_every=4, checkpoint_every=4))}
+    (tmp_path / "job.json").write_text(json.dumps(job))
+    assert main(["train", str(tmp_path / "job.json"), "--out", str(tmp_path / "run"), "--quiet"]) == 0
+    assert "step 4" in capsys.readouterr().out
+    assert load_checkpoint(tmp_path / "run" / "model.safetensors").metadata["step"] == 4
+
+
+def test_train_rejects_unknown_fields(tmp_path, capsys):
+    job = {"type": "TrainJob", "prior": to_dict(tiny_prior()), "model": {"type": "ModelConfig", "layers": 3}}
+    (tmp_path / "job.json").write_text(json.dumps(job))
+    assert main(["train", str(tmp_path / "job.json"), "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert "unknown field(s) ['layers']" in err and not (tmp_path / "run").exists()
+
+
+def _write_csv(path, header, rows):
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(rows)
+
+
+def test_predict_csv(tmp_path, tiny_checkpoint):
+    rng = np.random.default_rng(0)
+    X = rng.uniform(0, 1, (12, 2))
+    y = np.sin(5 * X[:, 0]) + X[:, 1]
+    _write_csv(tmp_path / "train.csv", ["a", "b", "target"], np.column_stack([X, y]))
+    _write_csv(tmp_path / "query.csv", ["b", "a"], X[:3, ::-1])
+    out = tmp_path / "pred.csv"
+    code = main(["predict", "--train", str(tmp_path / "train.csv"), "--query", str(tmp_path / "query.csv"),
+                 "--target", "target", "--model", str(tiny_checkpoint), "--quantiles", "0.1,0.9", "--out", str(out)])
+    assert code == 0
+    rows = list(csv.DictReader(open(out)))
+    assert list(rows[0]) == ["a", "b", "mean", "std", "q0.1", "q0.9"] and len(rows) == 3
+    from priorfit.estimators import PFNRegressor
+
+    expected = PFNRegressor(model=str(tiny_checkpoint)).fit(X, y).predict(X[:3])
+    np.testing.assert_allclose([float(r["mean"]) for r in rows], expected, rtol=1e-5)
+    assert all(float(r["q0.1"]) < float(r["mean"]) < float(r["q0.9"]) for r in rows)
+
+
+def test_predict_errors(tmp_path, tiny_checkpoint, capsys):
+    _write_csv(tmp_path / "train.csv", ["a", "y"], [[0.1, 1.0], [0.5, 2.0], [0.9, 0.5]])
+    _write_csv(tmp_path / "query.csv", ["c"], [[0.3]])
+    args = ["predict", "--train", str(tmp_path / "train.csv"), "--model", str(tiny_checkpoint)]
+    assert main(args + ["--query", str(tmp_path / "query.csv")]) == 2
+    assert "lacks the feature column(s) ['a']" in capsys.readouterr().err
+    assert main(args + ["--query", str(tmp_path / "query.csv"), "--target", "zz"]) == 2
+    assert "--target 'zz'" in capsys.readouterr().err
+    assert main(args + ["--query", str(tmp_path / "missing.csv")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_demo_writes_a_plot(tmp_path, tiny_checkpoint, capsys):
+    out = tmp_path / "demo.png"
+    assert main(["demo", "--model", str(tiny_checkpoint), "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "PFN 90% interval" in text and "GP 90% interval" in text
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
