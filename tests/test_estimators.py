@@ -140,3 +140,20 @@ def test_scikit_learn_estimator_checks(wide_checkpoint):
         "(accuracy is tested against the exact GP elsewhere)",
     }
     check_estimator(PFNRegressor(model=str(wide_checkpoint)), expected_failed_checks=expected, on_fail="raise")
+
+
+def test_the_shipped_model_loads_and_carries_its_fidelity():
+    from priorfit.estimators import load_model, shipped_models
+
+    assert "gp_default" in shipped_models()
+    ckpt = load_model(None)
+    assert ckpt.model_config.max_features == 4
+    cells = ckpt.metadata["fidelity"]["cells"]
+    assert {c["n_context"] for c in cells} == {2, 4, 8, 16, 32, 64, 128}
+    assert {c["n_features"] for c in cells} == {1, 2, 3, 4}
+    X, y = _data(n=40, d=3)
+    reg = PFNRegressor().fit(X, y)
+    dist = reg.predict_distribution(X[:5])
+    assert np.all(np.isfinite(dist.log_prob(y[:5])))
+    # the shipped GP model interpolates smooth data far better than predicting the mean
+    assert reg.score(X, y) > 0.5

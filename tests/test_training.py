@@ -50,6 +50,20 @@ def test_resume_refuses_another_config(tmp_path):
     train(tiny_prior(), TINY_MODEL, SMALL, tmp_path, progress=False, stop_after=3)
     with pytest.raises(CheckpointError, match="train_config"):
         train(tiny_prior(), TINY_MODEL, dataclasses.replace(SMALL, lr=1e-4), tmp_path, progress=False)
+    # how a run executes (threads, device) may change between its parts
+    resumed = train(tiny_prior(), TINY_MODEL, dataclasses.replace(SMALL, num_threads=2), tmp_path, progress=False)
+    assert resumed.step == SMALL.steps
+
+
+def test_reschedule_changes_only_the_step_count(tmp_path):
+    train(tiny_prior(), TINY_MODEL, SMALL, tmp_path, progress=False, stop_after=3)
+    longer = dataclasses.replace(SMALL, steps=8)
+    with pytest.raises(CheckpointError, match="train_config"):
+        train(tiny_prior(), TINY_MODEL, longer, tmp_path, progress=False)
+    with pytest.raises(CheckpointError, match="train_config"):
+        train(tiny_prior(), TINY_MODEL, dataclasses.replace(longer, lr=1e-4), tmp_path, progress=False, reschedule=True)
+    result = train(tiny_prior(), TINY_MODEL, longer, tmp_path, progress=False, reschedule=True)
+    assert result.step == 8 and load_checkpoint(result.checkpoint).metadata["train_config"]["steps"] == 8
 
 
 def test_training_learns_the_prior(tmp_path):

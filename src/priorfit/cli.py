@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import csv
 import io
 import sys
@@ -18,8 +19,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from priorfit.training import train
 
     job = load_json(args.config, expected=TrainJob)
+    if args.threads is not None:
+        job = dataclasses.replace(job, training=dataclasses.replace(job.training, num_threads=args.threads))
     result = train(job.prior, job.model, job.training, args.out, resume=not args.no_resume,
-                   progress=not args.quiet, stop_after=args.stop_after)
+                   progress=not args.quiet, stop_after=args.stop_after, reschedule=args.reschedule)
     print(f"wrote {result.checkpoint} at step {result.step} ({result.datasets_per_second:.0f} datasets/s)")
     return 0
 
@@ -98,6 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-resume", action="store_true", help="start afresh even if OUT holds a training state")
     p.add_argument("--stop-after", type=int, default=None, help="stop this run after step N (resume later)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--reschedule", action="store_true",
+                   help="resume although training.steps changed; the learning rate follows the new schedule")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (overrides the config's num_threads; a run resumes with any value)")
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("predict", help="predict from CSV files", description=(

@@ -11,6 +11,7 @@ own generator.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import math
@@ -197,6 +198,21 @@ def _distributed() -> tuple[int, int]:
     return (dist.get_rank(), world) if world > 1 else (0, 1)
 
 
+def _resume_key(config: TrainConfig, reschedule: bool = False) -> str:
+    """What must match for a run to resume: the configuration less how it runs (threads, device), and less the
+    step count when the run is rescheduled."""
+    config = dataclasses.replace(config, num_threads=0, device="auto", steps=1 if reschedule else config.steps)
+    return json.dumps(to_dict(config), sort_keys=True)
+
+
+def _resume_key_of(stored: str, reschedule: bool) -> str:
+    if not reschedule:
+        return stored
+    data = json.loads(stored)
+    data["steps"] = 1
+    return json.dumps(data, sort_keys=True)
+
+
 def _atomic_torch_save(obj: Any, path: Path) -> None:
     buffer = io.BytesIO()
     torch.save(obj, buffer)
@@ -212,13 +228,16 @@ def train(
     resume: bool = True,
     progress: bool = True,
     stop_after: int | None = None,
+    reschedule: bool = False,
 ) -> TrainResult:
     """Train a PFN on `prior` and write ``out_dir/model.safetensors``.
 
     With `resume` (default) a run continues from ``out_dir/train_state.pt`` when one exists, with the same
     weights, optimiser state, schedule position and generator states, so an interrupted run ends with the same
     model as an uninterrupted one. `stop_after` ends this call after that many steps (counting from 0, the
-    schedule still spans `train_config.steps`), e.g. to split a long run over sessions.
+    schedule still spans `train_config.steps`), e.g. to split a long run over sessions. `reschedule` lets a
+    resumed run change `train_config.steps` (to shorten or extend it): the learning rate then follows the new
+    schedule from the step reached; every other field must still match.
     """
     if getattr(prior, "max_features", None) != model_config.max_features:
         raise ConfigError(
@@ -250,7 +269,7 @@ def train(
     state_path = out_dir / STATE_FILE
     if resume and state_path.exists():
         state = torch.load(state_path, map_location="cpu", weights_only=True)
-        if state["train_config"] != json.dumps(to_dict(train_config), sort_keys=True):
+        if _resume_key_of(state["train_config"], reschedule) != _resume_key(train_config, reschedule):
             raise CheckpointError(f"{state_path} was written with another train_config; use resume=False")
         if len(state["generators"]) != world:
             raise CheckpointError(f"{state_path} was written by {len(state['generators'])} ranks, not {world}")
@@ -283,7 +302,7 @@ def train(
         _atomic_torch_save(
             dict(model=model.state_dict(), optimizer=optimizer.state_dict(), generators=states, step=step,
                  history=json.dumps(history), seconds=elapsed,
-                 train_config=json.dumps(to_dict(train_config), sort_keys=True)),
+                 train_config=_resume_key(train_config)),
             state_path,
         )
 

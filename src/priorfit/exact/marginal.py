@@ -1,0 +1,722 @@
+r"""The Bayes posterior predictive of a :class:`~priorfit.priors.gp.GPPrior`, marginalised over its hyperpriors.
+
+This is the target a PFN trained on the prior approximates:
+
+.. math::
+    p(y_* \mid x_*, D) = \int N\!\left(y_* \mid \mu_\theta(x_*), v_\theta(x_*)\right) p(\theta \mid D)\, d\theta
+    \approx \sum_{s=1}^{S} w_s\, N\!\left(y_* \mid \mu_s, v_s\right),
+    \qquad p(\theta \mid D) \propto p(\theta)\, N(y \mid m \mathbf 1, K_\theta + (\sigma^2 + \epsilon) I)
+
+with :math:`(\mu_s, v_s)` the closed-form GP predictive of noisy y (:func:`priorfit.exact.gp.gp_predictive`) at
+hyperparameters :math:`\theta_s`. The likelihood is exactly the generative model of ``GPPrior.sample``: the prior's
+``jitter`` :math:`\epsilon` is part of the noise variance, as in :mod:`priorfit.exact.gp`. Two estimators:
+
+- :func:`marginal_predictive`: :math:`\theta_s` from NUTS [HG2014]_ in NumPyro [PPJ2019]_, :math:`w_s = 1/S`.
+- :func:`importance_predictive`: :math:`\theta_s \sim p(\theta)`, :math:`w_s \propto p(D \mid \theta_s)`
+  (self-normalised importance sampling with the hyperprior as proposal). A slow but simple cross-check, good
+  while the posterior is not much narrower than the prior (small n); the weights' effective sample size says so.
+
+Why NumPyro: its NUTS kernel is written in JAX, so the whole chain (tree building, leapfrog steps, the Cholesky of
+K, step-size and mass-matrix adaptation) compiles with XLA into one program; a leapfrog step on a small GP then
+costs microseconds, where Pyro's NUTS goes through Python and torch autograd for every step and is dominated by
+that overhead on problems of n <= a few hundred points. We use NumPyro's functional ``hmc(potential_fn_gen=...,
+algo="NUTS")`` and jit one chain as a function of the data, cached per (kernel, hyperpriors, settings): compiling
+costs seconds, and later datasets of the same size reuse it (see ``_chain_fn``). NUTS needs the log density in
+JAX: :func:`jax_kernel_matrix` mirrors priorfit's torch kernels (:mod:`priorfit.priors.kernels`) in ``jax.numpy``
+for the kernels in ``SUPPORTED_KERNELS``, with the same ``params`` names, and the tests check that both give the
+same matrices to 1e-10. The predictive of each posterior sample is then computed by the torch closed form, so the
+JAX code only decides which :math:`\theta_s` are drawn.
+
+JAX runs in float64 inside ``jax.enable_x64(True)`` blocks only: priorfit does not change JAX's process-wide
+configuration. JAX and NumPyro are imported when first needed, not when :mod:`priorfit.exact` is imported.
+
+References:
+    .. [HG2014] M. D. Hoffman, A. Gelman. The No-U-Turn Sampler. JMLR 15, 2014.
+    .. [PPJ2019] D. Phan, N. Pradhan, M. Jankowiak. Composable effects for flexible and accelerated probabilistic
+        programming in NumPyro. arXiv:1912.11554, 2019.
+    .. [BDA3] A. Gelman, J. B. Carlin, H. S. Stern, D. B. Dunson, A. Vehtari, D. B. Rubin. Bayesian Data Analysis,
+        3rd ed. CRC Press, 2013, sec. 11.4 (split R-hat, effective sample size).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from priorfit.exact.gp import gp_log_marginal_likelihood, gp_predictive
+from priorfit.exceptions import InputDataError
+from priorfit.priors.gp import GPPrior
+from priorfit.priors.hyperpriors import Fixed, Gamma, Hyperprior, InverseGamma, LogNormal, Normal, Uniform
+from priorfit.priors.kernels import RBF, Kernel, Linear, Matern, Periodic, Product, Scale, SpectralMixture, Sum
+
+__all__ = [
+    "MarginalPredictive",
+    "marginal_predictive",
+    "importance_predictive",
+    "jax_kernel_matrix",
+    "numpyro_distribution",
+    "SUPPORTED_KERNELS",
+]
+
+#: Kernel classes that :func:`jax_kernel_matrix` (hence NUTS) implements. Exact classes: subclasses may change
+#: the covariance, so they are not assumed supported.
+SUPPORTED_KERNELS: tuple[type[Kernel], ...] = (RBF, Matern, Periodic, Linear, SpectralMixture, Scale, Sum, Product)
+
+_TINY_SQ = 1e-36  # as priorfit.priors.kernels: r = sqrt(max(r^2, tiny)) keeps gradients finite at r = 0
+_LOG_2PI = math.log(2.0 * math.pi)
+# Elements of the S x n x (n + m) kernel blocks that one chunk of gp_predictive may hold (~64 MB of float64).
+_CHUNK_ELEMENTS = 8_000_000
+# Warn when NUTS's diagnostics say the samples should not be trusted.
+_RHAT_WARN = 1.05
+_DIVERGENCE_WARN = 0.01
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the mixture
+
+
+@dataclass(frozen=True, eq=False)
+class MarginalPredictive:
+    r"""A mixture of Gaussians over y at m query points, one component per hyperparameter sample:
+
+    .. math:: p(y_j) = \sum_{s=1}^{S} w_s\, N(y_j \mid \mu_{sj}, v_{sj}), \qquad j = 1..m
+
+    Each query's marginal only: the components' covariances between queries are not kept.
+
+    Attributes:
+        means: `S x m` component means :math:`\mu_{sj}` (float64). For NUTS, rows are chain-major (chain c, draw t
+            is row ``c * num_samples + t``).
+        variances: `S x m` component variances :math:`v_{sj} > 0` of noisy y.
+        log_weights: `S` log weights, normalised on construction so that :math:`\sum_s w_s = 1`; None means equal
+            weights :math:`w_s = 1/S`.
+        diagnostics: how the samples were made (see :func:`marginal_predictive`, :func:`importance_predictive`).
+    """
+
+    means: Tensor
+    variances: Tensor
+    log_weights: Tensor | None = None
+    diagnostics: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        means = _as_float64("means", self.means)
+        variances = _as_float64("variances", self.variances)
+        if means.dim() != 2 or means.shape[0] < 1:
+            raise ValueError(f"means must have shape S x m with S >= 1, got {tuple(means.shape)}")
+        if variances.shape != means.shape:
+            raise ValueError(
+                f"variances must have the shape of means {tuple(means.shape)}, got {tuple(variances.shape)}"
+            )
+        if not torch.isfinite(means).all():
+            raise ValueError("means contains NaN or infinite values")
+        if not (torch.isfinite(variances).all() and (variances > 0).all()):
+            raise ValueError("variances must be positive and finite")
+        object.__setattr__(self, "means", means)
+        object.__setattr__(self, "variances", variances)
+        if self.log_weights is not None:
+            lw = _as_float64("log_weights", self.log_weights)
+            if tuple(lw.shape) != (means.shape[0],):
+                raise ValueError(f"log_weights must have shape ({means.shape[0]},) (S), got {tuple(lw.shape)}")
+            if torch.isnan(lw).any() or (lw == math.inf).any() or not torch.isfinite(lw).any():
+                raise ValueError("log_weights must be finite or -inf, with at least one finite entry")
+            object.__setattr__(self, "log_weights", lw - torch.logsumexp(lw, 0))
+        if not isinstance(self.diagnostics, dict):
+            raise TypeError(f"diagnostics must be a dict, got {type(self.diagnostics).__name__}")
+
+    # -- shapes and weights -------------------------------------------------------------------------------------
+
+    @property
+    def num_components(self) -> int:
+        """S, the number of mixture components (hyperparameter samples)."""
+        return self.means.shape[0]
+
+    def __len__(self) -> int:
+        """m, the number of query points."""
+        return self.means.shape[1]
+
+    @property
+    def normalized_log_weights(self) -> Tensor:
+        """`S` log weights :math:`\\log w_s` (summing to 1 in probability)."""
+        if self.log_weights is None:
+            return torch.full((self.num_components,), -math.log(self.num_components), dtype=torch.float64)
+        return self.log_weights
+
+    @property
+    def weights(self) -> Tensor:
+        """`S` weights :math:`w_s`, summing to 1."""
+        return self.normalized_log_weights.exp()
+
+    @property
+    def weights_ess(self) -> float:
+        r"""Kish's effective sample size of the weights, :math:`1 / \sum_s w_s^2` (S for equal weights). It says
+        nothing about autocorrelation: for NUTS see ``diagnostics["min_ess"]``."""
+        return float(torch.exp(-torch.logsumexp(2.0 * self.normalized_log_weights, 0)))
+
+    # -- moments ------------------------------------------------------------------------------------------------
+
+    @property
+    def mean(self) -> Tensor:
+        r"""`m` mixture mean :math:`\sum_s w_s \mu_s`."""
+        return self.weights @ self.means
+
+    @property
+    def variance(self) -> Tensor:
+        r"""`m` mixture variance by the law of total variance, :math:`\sum_s w_s (v_s + (\mu_s - \bar\mu)^2)`."""
+        centred = self.means - self.mean
+        return self.weights @ (self.variances + centred.square())
+
+    @property
+    def stddev(self) -> Tensor:
+        """`m` square root of :attr:`variance`."""
+        return self.variance.sqrt()
+
+    # -- densities ----------------------------------------------------------------------------------------------
+
+    def _per_point(self, name: str, value: object) -> Tensor:
+        t = _as_float64(name, value)
+        m = len(self)
+        if t.dim() == 0 or t.shape[-1] != m:
+            raise ValueError(f"{name} must have length m={m} (last dimension), got shape {tuple(t.shape)}")
+        if torch.isnan(t).any():
+            raise ValueError(f"{name} contains NaN values")
+        return t
+
+    def log_prob(self, y: object) -> Tensor:
+        r"""log density :math:`\log \sum_s w_s N(y_j \mid \mu_{sj}, v_{sj})` by logsumexp: y `... x m` -> `... x m`."""
+        y = self._per_point("y", y)
+        yy = y.unsqueeze(-2)  # ... x 1 x m
+        comp = -0.5 * (_LOG_2PI + self.variances.log() + (yy - self.means).square() / self.variances)  # ... x S x m
+        return torch.logsumexp(comp + self.normalized_log_weights[:, None], dim=-2)
+
+    def cdf(self, y: object) -> Tensor:
+        r""":math:`P(Y_j \le y_j) = \sum_s w_s \Phi((y_j - \mu_{sj}) / \sqrt{v_{sj}})`: y `... x m` -> `... x m`."""
+        y = self._per_point("y", y)
+        z = (y.unsqueeze(-2) - self.means) / self.variances.sqrt()  # ... x S x m
+        return (self.weights[:, None] * torch.special.ndtr(z)).sum(-2)
+
+    def quantile(self, q: object, tol: float = 1e-12, max_iter: int = 200) -> Tensor:
+        r"""Quantiles by bisection on the mixture cdf: q a float in (0, 1) -> `m`; q a 1-D sequence of Q levels
+        -> `m x Q` (as ``PredictiveDistribution.quantile``).
+
+        The mixture's q-quantile lies between the smallest and the largest of its components' q-quantiles (at the
+        smallest every component's cdf is <= q, at the largest >= q), so bisection starts from that bracket and
+        stops when its width is below ``tol * (1 + |bracket|)`` or after ``max_iter`` halvings.
+        """
+        qt = _as_float64("q", q)
+        if qt.dim() > 1:
+            raise ValueError(f"q must be a float or a 1-D sequence of levels, got shape {tuple(qt.shape)}")
+        if not ((qt > 0) & (qt < 1)).all():
+            raise ValueError(f"q must lie in the open interval (0, 1), got {q!r}")
+        levels = qt.reshape(-1)  # Q
+        sd = self.variances.sqrt()
+        comp_q = self.means[:, :, None] + sd[:, :, None] * torch.special.ndtri(levels)  # S x m x Q
+        lo, hi = comp_q.min(0).values, comp_q.max(0).values  # m x Q
+        w = self.weights[:, None, None]
+        for _ in range(max_iter):
+            if ((hi - lo) <= tol * (1.0 + torch.maximum(lo.abs(), hi.abs()))).all():
+                break
+            mid = 0.5 * (lo + hi)
+            below = (w * torch.special.ndtr((mid - self.means[:, :, None]) / sd[:, :, None])).sum(0) < levels
+            lo = torch.where(below, mid, lo)
+            hi = torch.where(below, hi, mid)
+        out = 0.5 * (lo + hi)  # m x Q
+        return out[:, 0] if qt.dim() == 0 else out
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# JAX mirror of the torch kernels
+
+
+def _sub(params: dict[str, Any], prefix: str) -> dict[str, Any]:
+    return {k[len(prefix) :]: v for k, v in params.items() if k.startswith(prefix)}
+
+
+def _check_supported(kernel: Kernel) -> None:
+    if type(kernel) not in SUPPORTED_KERNELS:
+        names = ", ".join(k.__name__ for k in SUPPORTED_KERNELS)
+        raise NotImplementedError(
+            f"kernel {type(kernel).__name__} has no JAX implementation for NUTS; supported kernels: {names}"
+        )
+
+
+def jax_kernel_matrix(kernel: Kernel, params: dict[str, Any], x1: Any, x2: Any) -> Any:
+    r"""The covariance matrix `n x m` of ``kernel`` between x1 (`n x d`) and x2 (`m x d`), in ``jax.numpy``.
+
+    ONE dataset: ``params`` maps the names of ``kernel.param_shapes(d)`` (``"lengthscale"``, ``"k0.outputscale"``,
+    ...) to arrays of exactly those shapes, no batch dimension. The formulas are those of the torch kernels in
+    :mod:`priorfit.priors.kernels`, operation for operation. Call it inside ``jax.enable_x64(True)`` for float64.
+    Raises ``NotImplementedError`` naming the kernel for classes not in ``SUPPORTED_KERNELS``.
+    """
+    import jax.numpy as jnp
+
+    _check_supported(kernel)
+    kind = type(kernel)
+    if kind is Scale:
+        return params["outputscale"] * jax_kernel_matrix(kernel.base, params, x1, x2)
+    if kind is Sum or kind is Product:
+        parts = [jax_kernel_matrix(k, _sub(params, f"k{i}."), x1, x2) for i, k in enumerate(kernel.kernels)]
+        out = parts[0]
+        for part in parts[1:]:
+            out = out + part if kind is Sum else out * part
+        return out
+    if kind is Linear:
+        return params["variance"] * (x1 @ x2.T)
+    diff = x1[:, None, :] - x2[None, :, :]  # n x m x d
+    if kind is RBF:
+        ls = params["lengthscale"]  # (d,) or (1,)
+        r2 = jnp.square(x1[:, None, :] / ls - x2[None, :, :] / ls).sum(-1)
+        return jnp.exp(-0.5 * r2)
+    if kind is Matern:
+        ls = params["lengthscale"]
+        r2 = jnp.square(x1[:, None, :] / ls - x2[None, :, :] / ls).sum(-1)
+        r = jnp.sqrt(jnp.maximum(r2, _TINY_SQ))
+        nu = float(kernel.nu)
+        if nu == 0.5:
+            return jnp.exp(-r)
+        if nu == 1.5:
+            s = math.sqrt(3.0) * r
+            return (1.0 + s) * jnp.exp(-s)
+        s = math.sqrt(5.0) * r
+        return (1.0 + s + jnp.square(s) / 3.0) * jnp.exp(-s)
+    if kind is Periodic:
+        s2 = jnp.square(jnp.sin(math.pi * diff / params["period"]))
+        return jnp.exp(-2.0 * (s2 / params["lengthscale"]).sum(-1))
+    # SpectralMixture: weights (Q,), means and scales (Q, d)
+    tau = diff[None]  # 1 x n x m x d
+    mu = params["means"][:, None, None, :]  # Q x 1 x 1 x d
+    sc = params["scales"][:, None, None, :]
+    comp = jnp.exp(-2.0 * math.pi**2 * jnp.square(tau * sc)) * jnp.cos(2.0 * math.pi * tau * mu)
+    return (params["weights"][:, None, None, None] * comp).sum(0).prod(-1)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# hyperpriors
+
+
+def numpyro_distribution(hyperprior: Hyperprior) -> Any:
+    """The NumPyro distribution of a hyperprior, with the same density as ``hyperprior.distribution()``; None for
+    ``Fixed`` (a constant, not sampled). Raises ``NotImplementedError`` naming other hyperprior classes."""
+    import numpyro.distributions as dist
+
+    kind = type(hyperprior)
+    if kind is Fixed:
+        return None
+    if kind is LogNormal:
+        return dist.LogNormal(float(hyperprior.loc), float(hyperprior.scale))
+    if kind is Normal:
+        return dist.Normal(float(hyperprior.loc), float(hyperprior.scale))
+    if kind is Gamma:
+        return dist.Gamma(float(hyperprior.concentration), float(hyperprior.rate))
+    if kind is InverseGamma:  # priorfit's scale is the rate of the Gamma it inverts, NumPyro's `rate`
+        return dist.InverseGamma(float(hyperprior.concentration), float(hyperprior.scale))
+    if kind is Uniform:
+        return dist.Uniform(float(hyperprior.low), float(hyperprior.high))
+    raise NotImplementedError(
+        f"hyperprior {kind.__name__} ({hyperprior!r}) has no NumPyro counterpart; "
+        "supported: Fixed, LogNormal, Normal, Gamma, InverseGamma, Uniform"
+    )
+
+
+def _positive_support(hp: Hyperprior) -> bool:
+    if isinstance(hp, Fixed):
+        return hp.value > 0
+    if isinstance(hp, Uniform):
+        return hp.low >= 0
+    return isinstance(hp, (LogNormal, Gamma, InverseGamma))
+
+
+def _kernel_hyperpriors(kernel: Kernel) -> dict[str, Hyperprior]:
+    """name -> hyperprior of every kernel hyperparameter, names as in ``kernel.param_shapes``."""
+    _check_supported(kernel)
+    if isinstance(kernel, Scale):
+        return {"outputscale": kernel.outputscale, **_kernel_hyperpriors(kernel.base)}
+    if isinstance(kernel, (Sum, Product)):
+        out: dict[str, Hyperprior] = {}
+        for i, k in enumerate(kernel.kernels):
+            out.update({f"k{i}.{n}": hp for n, hp in _kernel_hyperpriors(k).items()})
+        return out
+    return dict(kernel._hyperpriors())
+
+
+def _param_table(prior: GPPrior, d: int) -> tuple[tuple[str, tuple[int, ...], Hyperprior], ...]:
+    """(name, per-dataset shape, hyperprior) of every hyperparameter of ``prior`` with d features."""
+    hps = _kernel_hyperpriors(prior.kernel)
+    table = []
+    for name, shape in prior.kernel.param_shapes(d).items():
+        hp = hps[name]
+        if not _positive_support(hp):
+            raise ValueError(
+                f"the hyperprior of kernel hyperparameter {name!r} must have positive support for NUTS "
+                f"(LogNormal, Gamma, InverseGamma, Uniform with low >= 0, positive Fixed), got {hp!r}"
+            )
+        numpyro_distribution(hp)  # raises for hyperpriors without a NumPyro counterpart
+        table.append((name, tuple(shape), hp))
+    for name in ("noise_std", "mean"):
+        hp = getattr(prior, name)
+        numpyro_distribution(hp)
+        table.append((name, (), hp))
+    return tuple(table)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# validation
+
+
+def _as_float64(name: str, value: object) -> Tensor:
+    if isinstance(value, Tensor):
+        return value.detach().to(device="cpu", dtype=torch.float64)
+    try:
+        return torch.as_tensor(np.asarray(value, dtype=np.float64))
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"{name} must be a torch.Tensor or numpy array of numbers, got {type(value).__name__}") from err
+
+
+def _check_data(x_ctx: object, y_ctx: object, x_qry: object) -> tuple[Tensor, Tensor, Tensor]:
+    def matrix(name: str, value: object, doc: str, dims: int) -> Tensor:
+        try:
+            t = _as_float64(name, value)
+        except TypeError as err:
+            raise InputDataError(str(err)) from err
+        if t.dim() != dims:
+            raise InputDataError(f"{name} must have shape {doc} ({dims} dims), got shape {tuple(t.shape)}")
+        if not torch.isfinite(t).all():
+            raise InputDataError(f"{name} contains NaN or infinite values")
+        return t
+
+    x_ctx = matrix("x_ctx", x_ctx, "n x d", 2)
+    y_ctx = matrix("y_ctx", y_ctx, "n", 1)
+    x_qry = matrix("x_qry", x_qry, "m x d", 2)
+    n, d = x_ctx.shape
+    if d < 1:
+        raise InputDataError(f"x_ctx must have at least one feature column, got shape {tuple(x_ctx.shape)}")
+    if tuple(y_ctx.shape) != (n,):
+        raise InputDataError(f"y_ctx must have shape ({n},) (n, from x_ctx), got {tuple(y_ctx.shape)}")
+    if x_qry.shape[1] != d:
+        raise InputDataError(f"x_qry must have {d} columns (d, from x_ctx), got shape {tuple(x_qry.shape)}")
+    return x_ctx, y_ctx, x_qry
+
+
+def _check_int(name: str, value: object, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _check_prior(prior: object) -> GPPrior:
+    if not isinstance(prior, GPPrior):
+        raise TypeError(f"prior must be a GPPrior, got {type(prior).__name__}")
+    return prior
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# per-sample predictives
+
+
+def _mixture_moments(
+    prior: GPPrior, params: dict[str, Tensor], x_ctx: Tensor, y_ctx: Tensor, x_qry: Tensor
+) -> tuple[Tensor, Tensor]:
+    """`S x m` means and variances of :func:`gp_predictive` for S hyperparameter samples (``params`` each `S x
+    ...`) on one dataset, in chunks of bounded memory."""
+    total = next(iter(params.values())).shape[0]
+    n, m = x_ctx.shape[0], x_qry.shape[0]
+    chunk = max(1, _CHUNK_ELEMENTS // max(1, n * (n + m) + m))
+    means, variances = [], []
+    for start in range(0, total, chunk):
+        p = {k: v[start : start + chunk] for k, v in params.items()}
+        b = next(iter(p.values())).shape[0]
+        mu, var = gp_predictive(
+            prior, p, x_ctx.expand(b, -1, -1), y_ctx.expand(b, -1), x_qry.expand(b, -1, -1)
+        )
+        means.append(mu)
+        variances.append(var)
+    return torch.cat(means), torch.cat(variances)
+
+
+def _log_marginal_likelihoods(prior: GPPrior, params: dict[str, Tensor], x_ctx: Tensor, y_ctx: Tensor) -> Tensor:
+    """`S` exact log marginal likelihoods of one dataset under S hyperparameter samples, in chunks."""
+    total = next(iter(params.values())).shape[0]
+    n = x_ctx.shape[0]
+    chunk = max(1, _CHUNK_ELEMENTS // max(1, n * n))
+    out = []
+    for start in range(0, total, chunk):
+        p = {k: v[start : start + chunk] for k, v in params.items()}
+        b = next(iter(p.values())).shape[0]
+        out.append(gp_log_marginal_likelihood(prior, p, x_ctx.expand(b, -1, -1), y_ctx.expand(b, -1)))
+    return torch.cat(out)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# NUTS
+
+
+def _x64() -> Any:
+    """Context manager that runs JAX in float64 (``jax.enable_x64``; ``jax.experimental.enable_x64`` on older
+    JAX) without touching the process-wide setting."""
+    import jax
+
+    if hasattr(jax, "enable_x64"):
+        return jax.enable_x64(True)
+    from jax.experimental import enable_x64
+
+    return enable_x64()
+
+
+def _log_likelihood(kernel: Kernel, params: dict[str, Any], x: Any, y: Any, jitter: float) -> Any:
+    r"""JAX twin of :func:`gp_log_marginal_likelihood` for one dataset (x `n x d`, y `n`), [RW2006] Alg. 2.1:
+
+    .. math:: \log N(y \mid m \mathbf 1, K + s^2 I) = -\tfrac12 a^\top a - \sum_i \log L_{ii} - \tfrac n2 \log 2\pi,
+        \quad L L^\top = K + s^2 I, \; a = L^{-1} (y - m), \; s^2 = \sigma^2 + \epsilon
+
+    NaN where the Cholesky fails (NUTS then treats the step as divergent).
+    """
+    import jax.numpy as jnp
+    import jax.scipy.linalg as jsl
+
+    n = x.shape[0]
+    s2 = jnp.square(params["noise_std"]) + jitter
+    k = jax_kernel_matrix(kernel, params, x, x) + s2 * jnp.eye(n)
+    chol = jnp.linalg.cholesky(k)
+    a = jsl.solve_triangular(chol, y - params["mean"], lower=True)
+    return -0.5 * jnp.dot(a, a) - jnp.log(jnp.diagonal(chol)).sum() - 0.5 * n * _LOG_2PI
+
+
+def _potential_fn_gen(kernel: Kernel, table: tuple, jitter: float) -> Any:
+    r"""``gen(x, y)`` -> the NUTS potential :math:`U(z) = -\log p(\theta(z)) - \log|\det \partial\theta/\partial z|
+    - \log p(y \mid \theta(z))` of unconstrained :math:`z` (a dict over the sampled hyperparameters), each
+    hyperparameter mapped onto its hyperprior's support by NumPyro's ``biject_to`` (log for positive ones)."""
+    import jax.numpy as jnp
+    from numpyro.distributions.transforms import biject_to
+
+    def gen(x: Any, y: Any) -> Any:
+        def potential(z: dict[str, Any]) -> Any:
+            params: dict[str, Any] = {}
+            log_density = 0.0
+            for name, shape, hp in table:
+                dist = numpyro_distribution(hp)
+                if dist is None:
+                    params[name] = jnp.full(shape, float(hp.value))
+                    continue
+                transform = biject_to(dist.support)
+                value = transform(z[name])
+                log_density = log_density + dist.log_prob(value).sum()
+                log_density = log_density + transform.log_abs_det_jacobian(z[name], value).sum()
+                params[name] = value
+            return -(log_density + _log_likelihood(kernel, params, x, y, jitter))
+
+        return potential
+
+    return gen
+
+
+_NUM_INIT_CANDIDATES = 16
+
+
+@functools.lru_cache(maxsize=32)
+def _chain_fn(
+    kernel: Kernel, table: tuple, jitter: float, num_warmup: int, num_samples: int, target_accept_prob: float
+) -> Any:
+    """A jitted ``chain(rng_key, x, y) -> (draws, diverging, num_steps)`` running one NUTS chain (NumPyro's ``hmc`` kernel with
+    step-size and diagonal mass-matrix adaptation during the first ``num_warmup`` steps); ``draws`` maps each
+    sampled hyperparameter to `num_samples x *shape` constrained values, ``diverging`` is `num_samples`, and
+    ``num_steps`` `num_warmup + num_samples` counts the leapfrog steps of every iteration. Cached, so that datasets of the same size
+    reuse one XLA compilation (compiling costs seconds, sampling a small GP milliseconds)."""
+    import jax
+    import jax.numpy as jnp
+    from numpyro.distributions.transforms import biject_to
+    from numpyro.infer.hmc import hmc
+
+    gen = _potential_fn_gen(kernel, table, jitter)
+    sites = [(name, shape, numpyro_distribution(hp)) for name, shape, hp in table if not isinstance(hp, Fixed)]
+    init_kernel, sample_kernel = hmc(potential_fn_gen=gen, algo="NUTS")
+
+    def chain(rng_key: Any, x: Any, y: Any) -> Any:
+        key_init, key_nuts = jax.random.split(rng_key)
+        # initial point: the first of a few hyperprior draws whose potential is finite (as init_to_sample)
+        keys = jax.random.split(key_init, len(sites))
+        candidates = {
+            name: biject_to(dist.support).inv(dist.expand((_NUM_INIT_CANDIDATES, *shape)).sample(k))
+            for (name, shape, dist), k in zip(sites, keys, strict=True)
+        }
+        energies = jax.vmap(gen(x, y))(candidates)
+        best = jnp.argmax(jnp.isfinite(energies))
+        z0 = {name: value[best] for name, value in candidates.items()}
+        state = init_kernel(
+            z0, num_warmup, target_accept_prob=target_accept_prob, model_args=(x, y), rng_key=key_nuts
+        )
+
+        def step(state: Any, _: Any) -> Any:
+            state = sample_kernel(state, model_args=(x, y))
+            return state, (state.z, state.diverging, state.num_steps)
+
+        _, (zs, diverging, num_steps) = jax.lax.scan(step, state, None, length=num_warmup + num_samples)
+        draws = {name: biject_to(dist.support)(zs[name][num_warmup:]) for name, _, dist in sites}
+        return draws, diverging[num_warmup:], num_steps
+
+    return jax.jit(chain)
+
+
+def _nuts_diagnostics(grouped: dict[str, np.ndarray], diverging: np.ndarray) -> dict[str, Any]:
+    """Diagnostics from draws `chains x samples x *shape` per hyperparameter and `chains x samples` divergences."""
+    from numpyro.diagnostics import summary
+
+    names = list(grouped)
+    if next(iter(grouped.values())).shape[1] < 4:  # split R-hat needs >= 4 draws per chain
+        stats = {k: {"r_hat": np.full(v.shape[2:], np.nan), "n_eff": np.full(v.shape[2:], np.nan)}
+                 for k, v in grouped.items()}
+    else:
+        stats = summary(grouped, group_by_chain=True)
+    r_hat = np.concatenate([np.atleast_1d(stats[k]["r_hat"]).ravel() for k in names])
+    n_eff = np.concatenate([np.atleast_1d(stats[k]["n_eff"]).ravel() for k in names])
+    return {
+        "method": "nuts",
+        "max_r_hat": float(np.max(r_hat)),
+        "min_ess": float(np.min(n_eff)),
+        "num_divergences": int(diverging.sum()),
+        "r_hat": {k: np.asarray(stats[k]["r_hat"]) for k in names},
+        "ess": {k: np.asarray(stats[k]["n_eff"]) for k in names},
+    }
+
+
+def marginal_predictive(
+    prior: GPPrior,
+    x_ctx: object,
+    y_ctx: object,
+    x_qry: object,
+    num_warmup: int = 500,
+    num_samples: int = 500,
+    num_chains: int = 2,
+    seed: int = 0,
+    *,
+    target_accept_prob: float = 0.9,
+) -> MarginalPredictive:
+    r"""Bayes posterior predictive of noisy y at the queries for ONE dataset, the hyperparameters integrated out
+    by NUTS (see the module docstring for the model and the mixture).
+
+    The first call for a given kernel, hyperpriors, jitter, NUTS settings and data size (n, d) compiles the
+    chain with XLA (seconds); later calls with the same ones reuse it.
+
+    Args:
+        prior: the GP prior; its kernel must be one of ``SUPPORTED_KERNELS`` (nested in Scale/Sum/Product as
+            needed), its hyperpriors Fixed, LogNormal, Normal, Gamma, InverseGamma or Uniform (kernel
+            hyperparameters need positive support).
+        x_ctx: `n x d` context inputs (torch or numpy); n may be 0.
+        y_ctx: `n` context targets.
+        x_qry: `m x d` query inputs.
+        num_warmup: NUTS adaptation steps per chain (>= 0).
+        num_samples: kept draws per chain (>= 1); the mixture has S = ``num_chains * num_samples`` components.
+        num_chains: chains (>= 1), run one after another, each starting from the first of 16 hyperprior draws
+            with a finite log posterior.
+        seed: seeds JAX's PRNG (NUTS) or the torch generator (direct prior draws).
+        target_accept_prob: NUTS's step-size adaptation target (higher: smaller steps, fewer divergences).
+
+    Returns:
+        A :class:`MarginalPredictive` with equal weights. Its ``diagnostics["method"]`` says how it was made:
+
+        - ``"nuts"``: ``max_r_hat`` (split R-hat [BDA3]_, largest over every hyperparameter element),
+          ``min_ess`` (smallest effective sample size), ``num_divergences``, per-parameter ``r_hat`` and
+          ``ess`` arrays, ``mean_leapfrog_steps`` (per kept draw) and ``total_leapfrog_steps`` (warmup included;
+          each costs one gradient, i.e. one Cholesky of an n x n matrix). A ``RuntimeWarning`` is issued if R-hat exceeds 1.05 or over 1% of draws diverged.
+        - ``"prior"`` (n = 0, nothing to condition on): S independent draws from the hyperprior (the prior
+          predictive); ``min_ess`` = S, ``max_r_hat`` NaN, no divergences.
+        - ``"fixed"`` (every hyperparameter ``Fixed``): the single closed-form predictive, S = 1, no sampling.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    prior = _check_prior(prior)
+    x_ctx, y_ctx, x_qry = _check_data(x_ctx, y_ctx, x_qry)
+    num_warmup = _check_int("num_warmup", num_warmup, 0)
+    num_samples = _check_int("num_samples", num_samples, 1)
+    num_chains = _check_int("num_chains", num_chains, 1)
+    seed = _check_int("seed", seed, 0)
+    if not (isinstance(target_accept_prob, (int, float)) and 0 < target_accept_prob < 1):
+        raise ValueError(f"target_accept_prob must lie in (0, 1), got {target_accept_prob!r}")
+    n, d = x_ctx.shape
+    table = _param_table(prior, d)
+    sampled = [name for name, _, hp in table if not isinstance(hp, Fixed)]
+
+    if not sampled:  # every hyperparameter known: the closed form, no sampling
+        params = {name: torch.full((1, *shape), float(hp.value), dtype=torch.float64) for name, shape, hp in table}
+        means, variances = _mixture_moments(prior, params, x_ctx, y_ctx, x_qry)
+        diag = {"method": "fixed", "max_r_hat": math.nan, "min_ess": math.nan, "num_divergences": 0}
+        return MarginalPredictive(means=means, variances=variances, diagnostics=diag)
+
+    total = num_chains * num_samples
+    if n == 0:  # the posterior is the prior: draw it directly
+        params = prior.sample_params(total, d, torch.Generator().manual_seed(seed))
+        means, variances = _mixture_moments(prior, params, x_ctx, y_ctx, x_qry)
+        diag = {"method": "prior", "max_r_hat": math.nan, "min_ess": float(total), "num_divergences": 0}
+        return MarginalPredictive(means=means, variances=variances, diagnostics=diag)
+
+    with _x64():
+        chain = _chain_fn(
+            prior.kernel, table, float(prior.jitter), num_warmup, num_samples, float(target_accept_prob)
+        )
+        x_j, y_j = jnp.asarray(x_ctx.numpy()), jnp.asarray(y_ctx.numpy())
+        outputs = [chain(key, x_j, y_j) for key in jax.random.split(jax.random.PRNGKey(seed), num_chains)]
+        grouped = {name: np.stack([np.array(out[0][name], dtype=np.float64) for out in outputs]) for name in sampled}
+        diverging = np.stack([np.asarray(out[1]) for out in outputs])  # chains x samples
+        num_steps = np.stack([np.asarray(out[2]) for out in outputs])  # chains x (warmup + samples)
+    diag = _nuts_diagnostics(grouped, diverging)
+    diag["mean_leapfrog_steps"] = float(num_steps[:, num_warmup:].mean())
+    diag["total_leapfrog_steps"] = int(num_steps.sum())
+    params = {}
+    for name, shape, hp in table:
+        if isinstance(hp, Fixed):
+            params[name] = torch.full((total, *shape), float(hp.value), dtype=torch.float64)
+        else:
+            params[name] = torch.from_numpy(grouped[name]).reshape(total, *shape)  # chain-major
+    if diag["max_r_hat"] > _RHAT_WARN or diag["num_divergences"] > _DIVERGENCE_WARN * total:
+        warnings.warn(
+            f"NUTS may not have converged: max R-hat {diag['max_r_hat']:.3f} (want <= {_RHAT_WARN}), "
+            f"{diag['num_divergences']} divergent draws of {total}; try more num_warmup or a higher "
+            "target_accept_prob",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    means, variances = _mixture_moments(prior, params, x_ctx, y_ctx, x_qry)
+    return MarginalPredictive(means=means, variances=variances, diagnostics=diag)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# importance sampling
+
+
+def importance_predictive(
+    prior: GPPrior, x_ctx: object, y_ctx: object, x_qry: object, num_samples: int = 20000, seed: int = 0
+) -> MarginalPredictive:
+    r"""The marginal predictive by self-normalised importance sampling, the hyperprior as proposal:
+
+    .. math:: \theta_s \sim p(\theta), \qquad w_s = \frac{p(D \mid \theta_s)}{\sum_r p(D \mid \theta_r)}
+
+    with :math:`p(D \mid \theta)` the exact marginal likelihood (:func:`gp_log_marginal_likelihood`). Consistent
+    for any prior (no JAX needed, any kernel), but its variance grows as the posterior narrows: check
+    ``diagnostics["weights_ess"]`` (Kish's :math:`1/\sum_s w_s^2`), also :attr:`MarginalPredictive.weights_ess`.
+
+    Args:
+        prior: the GP prior.
+        x_ctx, y_ctx, x_qry: one dataset, as for :func:`marginal_predictive` (n may be 0: equal weights).
+        num_samples: S, hyperparameter draws (>= 1). Memory is about ``2 * S * m`` floats for the mixture.
+        seed: seeds the ``torch.Generator`` passed to ``prior.sample_params``.
+
+    Returns:
+        A weighted :class:`MarginalPredictive` with ``diagnostics`` ``{"method": "importance", "num_samples": S,
+        "weights_ess": ...}``.
+    """
+    prior = _check_prior(prior)
+    x_ctx, y_ctx, x_qry = _check_data(x_ctx, y_ctx, x_qry)
+    num_samples = _check_int("num_samples", num_samples, 1)
+    seed = _check_int("seed", seed, 0)
+    d = x_ctx.shape[1]
+    params = prior.sample_params(num_samples, d, torch.Generator().manual_seed(seed))
+    log_lik = _log_marginal_likelihoods(prior, params, x_ctx, y_ctx)  # S
+    means, variances = _mixture_moments(prior, params, x_ctx, y_ctx, x_qry)
+    mix = MarginalPredictive(means=means, variances=variances, log_weights=log_lik)
+    mix.diagnostics.update({"method": "importance", "num_samples": num_samples, "weights_ess": mix.weights_ess})
+    return mix
