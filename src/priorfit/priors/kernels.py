@@ -632,6 +632,18 @@ class _Composite(Kernel):
     def _children(self, params: dict[str, Tensor]):
         return [(k, _sub_params(params, f"k{i}.")) for i, k in enumerate(self.kernels)]
 
+    def _forward(self, params: dict[str, Tensor], x1: Tensor, x2: Tensor) -> Tensor:
+        return self._combine(torch.stack([k._forward(p, x1, x2) for k, p in self._children(params)]))
+
+    def _diag(self, params: dict[str, Tensor], x: Tensor) -> Tensor:
+        return self._combine(torch.stack([k._diag(p, x) for k, p in self._children(params)]))
+
+    def to_gpytorch(self, n_features: int):
+        import gpytorch
+
+        gp_class = getattr(gpytorch.kernels, self._gpytorch_name)
+        return gp_class(*[k.to_gpytorch(n_features) for k in self.kernels]).double()
+
     def set_gpytorch_params(self, gp_kernel, params: dict[str, Tensor]) -> None:
         for (k, p), gk in zip(self._children(params), gp_kernel.kernels):
             k.set_gpytorch_params(gk, p)
@@ -649,20 +661,14 @@ class Sum(_Composite):
     r"""Sum of kernels (GPyTorch ``AdditiveKernel``): :math:`k = \sum_j k_j`. Build it with ``k1 + k2``."""
 
     kernels: tuple[Kernel, ...]
+    _gpytorch_name = "AdditiveKernel"
 
     def __post_init__(self) -> None:
         self._validate()
 
-    def _forward(self, params: dict[str, Tensor], x1: Tensor, x2: Tensor) -> Tensor:
-        return torch.stack([k._forward(p, x1, x2) for k, p in self._children(params)]).sum(0)
-
-    def _diag(self, params: dict[str, Tensor], x: Tensor) -> Tensor:
-        return torch.stack([k._diag(p, x) for k, p in self._children(params)]).sum(0)
-
-    def to_gpytorch(self, n_features: int):
-        import gpytorch
-
-        return gpytorch.kernels.AdditiveKernel(*[k.to_gpytorch(n_features) for k in self.kernels]).double()
+    @staticmethod
+    def _combine(stacked: Tensor) -> Tensor:
+        return stacked.sum(0)
 
 
 @register
@@ -671,17 +677,11 @@ class Product(_Composite):
     r"""Product of kernels (GPyTorch ``ProductKernel``): :math:`k = \prod_j k_j`. Build it with ``k1 * k2``."""
 
     kernels: tuple[Kernel, ...]
+    _gpytorch_name = "ProductKernel"
 
     def __post_init__(self) -> None:
         self._validate()
 
-    def _forward(self, params: dict[str, Tensor], x1: Tensor, x2: Tensor) -> Tensor:
-        return torch.stack([k._forward(p, x1, x2) for k, p in self._children(params)]).prod(0)
-
-    def _diag(self, params: dict[str, Tensor], x: Tensor) -> Tensor:
-        return torch.stack([k._diag(p, x) for k, p in self._children(params)]).prod(0)
-
-    def to_gpytorch(self, n_features: int):
-        import gpytorch
-
-        return gpytorch.kernels.ProductKernel(*[k.to_gpytorch(n_features) for k in self.kernels]).double()
+    @staticmethod
+    def _combine(stacked: Tensor) -> Tensor:
+        return stacked.prod(0)
