@@ -521,11 +521,11 @@ _NUM_INIT_CANDIDATES = 16
 def _chain_fn(
     kernel: Kernel, table: tuple, jitter: float, num_warmup: int, num_samples: int, target_accept_prob: float
 ) -> Any:
-    """A jitted ``chain(rng_key, x, y) -> (draws, diverging, num_steps)`` running one NUTS chain (NumPyro's ``hmc`` kernel with
-    step-size and diagonal mass-matrix adaptation during the first ``num_warmup`` steps); ``draws`` maps each
-    sampled hyperparameter to `num_samples x *shape` constrained values, ``diverging`` is `num_samples`, and
-    ``num_steps`` `num_warmup + num_samples` counts the leapfrog steps of every iteration. Cached, so that datasets of the same size
-    reuse one XLA compilation (compiling costs seconds, sampling a small GP milliseconds)."""
+    """A jitted ``chain(rng_key, x, y) -> (draws, diverging, num_steps)`` running one NUTS chain (NumPyro's
+    ``hmc`` kernel, step size and diagonal mass matrix adapted during the first ``num_warmup`` iterations).
+    ``draws`` maps each sampled hyperparameter to `num_samples x *shape` constrained values, ``diverging`` is
+    `num_samples`, ``num_steps`` (`num_warmup + num_samples`) counts each iteration's leapfrog steps. Cached, so
+    datasets of the same size reuse one XLA compilation (compiling costs seconds, sampling a small GP less)."""
     import jax
     import jax.numpy as jnp
     from numpyro.distributions.transforms import biject_to
@@ -621,7 +621,8 @@ def marginal_predictive(
         - ``"nuts"``: ``max_r_hat`` (split R-hat [BDA3]_, largest over every hyperparameter element),
           ``min_ess`` (smallest effective sample size), ``num_divergences``, per-parameter ``r_hat`` and
           ``ess`` arrays, ``mean_leapfrog_steps`` (per kept draw) and ``total_leapfrog_steps`` (warmup included;
-          each costs one gradient, i.e. one Cholesky of an n x n matrix). A ``RuntimeWarning`` is issued if R-hat exceeds 1.05 or over 1% of draws diverged.
+          each costs one gradient, i.e. one Cholesky of an n x n matrix). A ``RuntimeWarning`` is issued if
+          R-hat exceeds 1.05 or over 1% of draws diverged.
         - ``"prior"`` (n = 0, nothing to condition on): S independent draws from the hyperprior (the prior
           predictive); ``min_ess`` = S, ``max_r_hat`` NaN, no divergences.
         - ``"fixed"`` (every hyperparameter ``Fixed``): the single closed-form predictive, S = 1, no sampling.
