@@ -16,7 +16,7 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from priorfit.checkpoint import Checkpoint, load_checkpoint
-from priorfit.exceptions import InputDataError, OutOfDomainWarning
+from priorfit.exceptions import CheckpointError, InputDataError, OutOfDomainWarning
 from priorfit.model.predictive import PredictiveDistribution
 
 MODELS_DIR = Path(__file__).parent / "models"
@@ -51,8 +51,6 @@ def load_model(model: str | Path | Checkpoint | None) -> Checkpoint:
         return model
     path = resolve_model_path(model)
     if not path.is_file():
-        from priorfit.exceptions import CheckpointError
-
         raise CheckpointError(
             f"model={str(model)!r}: no such checkpoint file or shipped model (shipped: {shipped_models()})"
         )

@@ -164,7 +164,7 @@ class PFNTransformer(nn.Module):
             raise ValueError(f"x_ctx {tuple(x_ctx.shape)} and y_ctx {tuple(y_ctx.shape)} disagree on batch x n")
         if x_ctx.shape[1] < 1:
             raise ValueError("the context must hold at least one point")
-        h = self.x_encoder(self._pad(x_ctx)) + self.y_encoder(y_ctx.to(h_dtype(self)).unsqueeze(-1))
+        h = self.x_encoder(self._pad(x_ctx)) + self.y_encoder(y_ctx.to(self.head.weight.dtype).unsqueeze(-1))
         keys, values = [], []
         last = len(self.layers) - 1
         for i, layer in enumerate(self.layers):
@@ -188,6 +188,3 @@ class PFNTransformer(nn.Module):
     def forward(self, x_ctx: Tensor, y_ctx: Tensor, x_qry: Tensor) -> Tensor:
         return self.predict_logits(self.encode_context(x_ctx, y_ctx), x_qry)
 
-
-def h_dtype(module: nn.Module) -> torch.dtype:
-    return next(module.parameters()).dtype
