@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
@@ -11,7 +13,7 @@ from priorfit.priors.hyperpriors import LogNormal, Normal
 from priorfit.priors.kernels import Matern, Scale
 from priorfit.training import TrainConfig, train
 
-torch.set_num_threads(2)
+torch.set_num_threads(int(os.environ.get("PRIORFIT_TEST_THREADS", "2")))  # 1 beside a training run
 
 TINY_MODEL = ModelConfig(d_model=32, n_layers=2, n_heads=2, d_ff=64, max_features=2, n_bars=100)
 TINY_TRAIN = TrainConfig(steps=40, batch_size=16, n_points=24, min_context=2, max_context=20, lr=3e-3,

@@ -80,6 +80,28 @@ def test_training_learns_the_prior(tmp_path):
     assert load_checkpoint(result.checkpoint).metadata["history"][-1]["step"] == 150
 
 
+def test_init_from_warm_starts_weights_and_borders(tmp_path, tiny_checkpoint):
+    source = load_checkpoint(tiny_checkpoint)
+    # zero steps run: the written weights are exactly the source's, and the source's bar borders are kept
+    warm = train(tiny_prior(), TINY_MODEL, dataclasses.replace(SMALL, checkpoint_every=1), tmp_path / "warm",
+                 progress=False, init_from=tiny_checkpoint, stop_after=1)
+    ckpt = load_checkpoint(warm.checkpoint)
+    assert torch.equal(ckpt.bar_distribution.borders, source.bar_distribution.borders)
+    assert ckpt.metadata["init_from"]["step"] == source.metadata["step"]
+    # one AdamW step from the source's weights moves each weight by at most about lr
+    moved = max(float((ckpt.model.state_dict()[k] - v).abs().max()) for k, v in source.model.state_dict().items())
+    assert 0 < moved < 3 * SMALL.learning_rate(0)
+    # resuming without repeating init_from keeps the warm start's borders and provenance
+    done = train(tiny_prior(), TINY_MODEL, dataclasses.replace(SMALL, checkpoint_every=1), tmp_path / "warm",
+                 progress=False)
+    resumed = load_checkpoint(done.checkpoint)
+    assert done.step == SMALL.steps and "init_from" in resumed.metadata
+    assert torch.equal(resumed.bar_distribution.borders, source.bar_distribution.borders)
+    with pytest.raises(ConfigError, match="init_from"):
+        train(tiny_prior(), dataclasses.replace(TINY_MODEL, d_model=16), SMALL, tmp_path / "other",
+              progress=False, init_from=tiny_checkpoint)
+
+
 def test_mismatched_features_and_bad_config():
     with pytest.raises(ConfigError, match="max_features"):
         train(tiny_prior(max_features=1), TINY_MODEL, SMALL, "unused", progress=False)

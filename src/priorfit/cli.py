@@ -22,7 +22,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.threads is not None:
         job = dataclasses.replace(job, training=dataclasses.replace(job.training, num_threads=args.threads))
     result = train(job.prior, job.model, job.training, args.out, resume=not args.no_resume,
-                   progress=not args.quiet, stop_after=args.stop_after, reschedule=args.reschedule)
+                   progress=not args.quiet, stop_after=args.stop_after, reschedule=args.reschedule,
+                   init_from=args.init_from)
     print(f"wrote {result.checkpoint} at step {result.step} ({result.datasets_per_second:.0f} datasets/s)")
     return 0
 
@@ -101,6 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-resume", action="store_true", help="start afresh even if OUT holds a training state")
     p.add_argument("--stop-after", type=int, default=None, help="stop this run after step N (resume later)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--init-from", default=None, metavar="MODEL",
+                   help="warm-start a new run from this checkpoint or shipped model (same model config)")
     p.add_argument("--reschedule", action="store_true",
                    help="resume although training.steps changed; the learning rate follows the new schedule")
     p.add_argument("--threads", type=int, default=None,

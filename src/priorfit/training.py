@@ -229,6 +229,7 @@ def train(
     progress: bool = True,
     stop_after: int | None = None,
     reschedule: bool = False,
+    init_from: str | Path | None = None,
 ) -> TrainResult:
     """Train a PFN on `prior` and write ``out_dir/model.safetensors``.
 
@@ -238,6 +239,10 @@ def train(
     schedule still spans `train_config.steps`), e.g. to split a long run over sessions. `reschedule` lets a
     resumed run change `train_config.steps` (to shorten or extend it): the learning rate then follows the new
     schedule from the step reached; every other field must still match.
+
+    `init_from` (a checkpoint path or shipped-model name) warm-starts a new run: its weights and bar borders
+    replace the fresh ones, the optimiser and schedule start afresh. Its model configuration must equal
+    `model_config`; a resumed run ignores it (the training state already holds the weights).
     """
     if getattr(prior, "max_features", None) != model_config.max_features:
         raise ConfigError(
@@ -257,9 +262,22 @@ def train(
 
     torch.manual_seed(train_config.seed)
     model = PFNTransformer(model_config).to(device)
-    bar = make_bar_distribution(
-        prior, model_config.n_bars, train_config.n_points, train_config.border_datasets, train_config.seed
-    ).to(device)
+    init_meta = None
+    if init_from is None:
+        bar = make_bar_distribution(
+            prior, model_config.n_bars, train_config.n_points, train_config.border_datasets, train_config.seed
+        ).to(device)
+    else:
+        from priorfit.estimators import load_model
+
+        source = load_model(init_from)
+        if to_dict(source.model_config) != to_dict(model_config):
+            raise ConfigError(f"init_from {str(init_from)!r} has another model configuration than model_config")
+        model.load_state_dict(source.model.state_dict())
+        bar = source.bar_distribution.to(device)
+        init_meta = dict(source=str(init_from), step=source.metadata.get("step"),
+                         train_seconds=source.metadata.get("train_seconds"),
+                         init_from=source.metadata.get("init_from"))
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=train_config.lr, weight_decay=train_config.weight_decay, betas=(0.9, 0.99)
     )
@@ -275,6 +293,9 @@ def train(
             raise CheckpointError(f"{state_path} was written by {len(state['generators'])} ranks, not {world}")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
+        if "borders" in state:  # the run's own borders (a warm-started run's came from its source)
+            bar = BarDistribution(state["borders"]).to(device)
+        init_meta = state.get("init_from", init_meta)
         generator.set_state(state["generators"][rank])
         step, history, seconds = state["step"], json.loads(state["history"]), state["seconds"]
 
@@ -298,11 +319,13 @@ def train(
         elapsed = seconds + time.perf_counter() - t_start
         meta = dict(train_config=to_dict(train_config), step=step, history=history,
                     train_seconds=elapsed, world_size=world)
+        if init_meta is not None:
+            meta["init_from"] = init_meta
         save_checkpoint(out_dir / MODEL_FILE, model, bar, prior, meta)
         _atomic_torch_save(
             dict(model=model.state_dict(), optimizer=optimizer.state_dict(), generators=states, step=step,
-                 history=json.dumps(history), seconds=elapsed,
-                 train_config=_resume_key(train_config)),
+                 history=json.dumps(history), seconds=elapsed, borders=bar.borders.detach().cpu(),
+                 init_from=init_meta, train_config=_resume_key(train_config)),
             state_path,
         )
 

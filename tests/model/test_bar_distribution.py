@@ -169,6 +169,29 @@ def test_cdf_is_the_integral_of_the_pdf(borders):
     np.testing.assert_allclose(bd.sf(logits.unsqueeze(1), tt).numpy(), 1.0 - expected, rtol=0, atol=1e-10)
 
 
+@pytest.mark.parametrize("borders", [UNEVEN, TWO_BARS], ids=["uneven", "two_bars"])
+def test_crps_is_the_integral_of_the_squared_cdf_error(borders):
+    bd = BarDistribution(borders)
+    b = borders.tolist()
+    points = [b[0] - 4.0, b[1] - 0.1, 0.5 * (b[1] + b[2]), b[-2], b[-2] + 0.3, b[-1] + 3.0, 0.0]
+    logits = random_logits(bd.n_bars)  # 3 x K
+    cdf = scalar(BarDistribution.cdf, bd, logits)
+    t = np.array(points)
+    # CRPS(F, t_j) = int (F(y) - 1{y >= t_j})^2 dy, every row and every t_j at once: 3 x n_points
+    expected = quad_pieces(lambda y: (cdf(y)[:, None] - (y >= t)) ** 2, borders, extra=points)
+    got = bd.crps(logits.unsqueeze(1), torch.tensor(points, dtype=F64)).numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-8, atol=1e-9)
+
+
+def test_crps_of_a_fine_bar_fit_to_a_normal_matches_the_closed_form():
+    # CRPS(N(0,1), y) = y (2 Phi(y) - 1) + 2 phi(y) - 1/sqrt(pi); bars with masses of N(0,1) come close
+    borders = torch.linspace(-6.0, 6.0, 1201, dtype=F64)
+    logits = torch.log(torch.diff(torch.special.ndtr(borders)))
+    y = torch.tensor([-2.0, -0.5, 0.0, 1.3, 3.0], dtype=F64)
+    closed = y * (2 * torch.special.ndtr(y) - 1) + 2 * torch.exp(-0.5 * y**2) / math.sqrt(2 * math.pi) - 1 / math.sqrt(math.pi)
+    np.testing.assert_allclose(BarDistribution(borders).crps(logits, y).numpy(), closed.numpy(), atol=1e-4)
+
+
 def test_cdf_monotone_with_limits():
     bd = BarDistribution(UNEVEN)
     logits = random_logits(bd.n_bars)

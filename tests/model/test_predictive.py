@@ -77,6 +77,13 @@ def test_mean_quantile_and_cdf_transform_affinely():
     np.testing.assert_allclose(pred.quantile(q), LOC[:, None] + SCALE[:, None] * base.quantile(q))
 
 
+def test_crps_is_in_user_units():
+    pred = make()
+    y_obs = np.array([11.0, -3.05, 0.2])
+    expected = user_integral(pred, lambda t: (pred.cdf(t) - (t >= y_obs)) ** 2, extra=y_obs.tolist())
+    np.testing.assert_allclose(pred.crps(y_obs), expected, rtol=1e-8)
+
+
 def test_ei_pi_scale_with_scale_and_match_integrals():
     pred, base = make(), make(loc=0.0, scale=1.0)
     z = np.array([0.3, -2.5, 3.1])  # inside a bar, in the left tail, in the right tail (model units)

@@ -135,6 +135,52 @@ def _cdf(bars: _Bars, logits: Tensor, y: Tensor) -> Tensor:
     return out.clamp(0.0, 1.0)
 
 
+def _int_phi(u: Tensor) -> Tensor:
+    """P1(u) = int_{-inf}^u Phi(t) dt = u Phi(u) + phi(u)."""
+    return u * torch.special.ndtr(u) + torch.exp(-0.5 * u**2) / math.sqrt(2.0 * math.pi)
+
+
+def _int_phi2(u: Tensor) -> Tensor:
+    """P2(u) = int_{-inf}^u Phi(t)^2 dt = u Phi(u)^2 + 2 phi(u) Phi(u) - Phi(sqrt(2) u) / sqrt(pi)."""
+    cdf = torch.special.ndtr(u)
+    pdf = torch.exp(-0.5 * u**2) / math.sqrt(2.0 * math.pi)
+    return u * cdf**2 + 2.0 * pdf * cdf - torch.special.ndtr(_SQRT2 * u) / math.sqrt(math.pi)
+
+
+def _lower_cdf2(bars: _Bars, logits: Tensor, y: Tensor) -> Tensor:
+    """int_{-inf}^y F(t)^2 dt in closed form; logits ``... x K``, y ``...'`` -> broadcast.
+
+    Left tail: F = 2 p_0 Phi((t - b_1) / sigma_L). Inner bars: F is linear, and the integral of a linear
+    function's square over [a, b] is (b - a)(F_a^2 + F_a F_b + F_b^2) / 3. Right tail: 1 - F = 2 p_{K-1}
+    Phi(-(t - b_{K-1}) / sigma_R). P1 and P2 (above) integrate Phi and Phi^2.
+    """
+    k = logits.shape[-1]
+    p = torch.softmax(logits, dim=-1)
+    cum = torch.cumsum(p, dim=-1)  # F at b_1 .. b_K
+    upper = cum[..., :-1]  # F(b_{j+1}) for bars j = 0 .. K-2
+    lower = upper - p[..., :-1]  # F(b_j)
+    w = bars.width[:-1]
+    inner_int = w * (lower**2 + lower * upper + upper**2) / 3.0  # bars 0 .. K-2 (bar 0 is replaced by its tail)
+    sl, sr = bars.sigma_left, bars.sigma_right
+    p0, pk = p[..., 0], p[..., -1]
+    zero = torch.zeros((), dtype=logits.dtype, device=logits.device)
+    left_total = 4.0 * p0**2 * sl * _int_phi2(zero)
+    inner_int = torch.cat([left_total.unsqueeze(-1), inner_int[..., 1:]], dim=-1)
+    before = torch.cumsum(inner_int, dim=-1) - inner_int  # integral up to b_j for bars j = 0 .. K-2
+    idx = torch.searchsorted(bars.inner, y.contiguous(), right=True)
+    inner_idx = idx.clamp(max=k - 2)
+    f_lo = _gather(lower, inner_idx)
+    f_y = _cdf(bars, logits, y)
+    partial = (y - bars.borders[inner_idx]).clamp_min(0.0) * (f_lo**2 + f_lo * f_y + f_y**2) / 3.0
+    inner = _gather(before, inner_idx) + partial
+    left = 4.0 * p0**2 * sl * _int_phi2((y - bars.borders[1]).clamp_max(0.0) / sl)
+    v = (y - bars.borders[-2]).clamp_min(0.0) / sr
+    right_part = sr * (v - 4.0 * pk * (_int_phi(zero) - _int_phi(-v)) + 4.0 * pk**2 * (_int_phi2(zero) - _int_phi2(-v)))
+    up_to_right_tail = before[..., -1] + inner_int[..., -1]
+    right = up_to_right_tail + right_part
+    return torch.where(idx == 0, left, torch.where(idx == k - 1, right, inner))
+
+
 def _quantiles(bars: _Bars, logits: Tensor, q: Tensor) -> Tensor:
     """Exact inverse of ``_cdf``: logits ``... x K``, q ``...' x Q`` (leading dims broadcast) -> ``... x Q``."""
     k = logits.shape[-1]
@@ -377,6 +423,18 @@ class BarDistribution(torch.nn.Module):
         logits = self._check_logits(logits)
         y = torch.as_tensor(y, dtype=logits.dtype, device=logits.device)
         return _cdf(self._reflected_bars(logits), logits.flip(-1), -y)
+
+    def crps(self, logits: Tensor, y: Tensor) -> Tensor:
+        """Continuous ranked probability score ``int (F(t) - 1{t >= y})^2 dt`` (lower is better; in y's units),
+        in closed form, tails included: logits ``... x K``, y ``...`` -> broadcast.
+
+        Computed as ``int_{-inf}^y F^2 + int_y^inf (1 - F)^2``, the second term being the first for -Y.
+        """
+        logits = self._check_logits(logits)
+        y = torch.as_tensor(y, dtype=logits.dtype, device=logits.device)
+        return _lower_cdf2(self._bars(logits), logits, y) + _lower_cdf2(
+            self._reflected_bars(logits), logits.flip(-1), -y
+        )
 
     # -- quantiles and sampling -------------------------------------------------------------------------------
 

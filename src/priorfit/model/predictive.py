@@ -153,6 +153,12 @@ class PredictiveDistribution:
         z = self._to_model(self._per_point("y", y, allow_scalar=False))
         return self._out(self.bar_distribution.cdf(self.logits, z))
 
+    def crps(self, y) -> np.ndarray:
+        """Continuous ranked probability score at observed y, in y's units (scale x the model-space CRPS; lower is
+        better): y ``... x m`` -> ``... x m``."""
+        z = self._to_model(self._per_point("y", y, allow_scalar=False))
+        return self._out(self.scale * self.bar_distribution.crps(self.logits, z))
+
     def quantile(self, q) -> np.ndarray:
         """Quantiles: q a float in (0, 1) -> ``m``; q a 1-D sequence of Q levels -> ``m x Q``."""
         qt = _to_tensor("q", q)
