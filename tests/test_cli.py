@@ -12,7 +12,7 @@ from priorfit.checkpoint import load_checkpoint
 from conftest import TINY_MODEL, TINY_TRAIN, tiny_prior
 
 
-@pytest.mark.parametrize("command", ["train", "predict", "demo"])
+@pytest.mark.parametrize("command", ["train", "predict", "demo", "evaluate"])
 def test_help(command, capsys):
     with pytest.raises(SystemExit) as exc:
         main([command, "--help"])

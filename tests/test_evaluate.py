@@ -1,36 +1,82 @@
+import json
 import math
 
 import pytest
 
 from priorfit.checkpoint import load_checkpoint
-from priorfit.evaluate import cells_to_json, fidelity_report, format_table
+from priorfit.cli import main
+from priorfit.evaluate import EvaluateConfig, cells_to_json, evaluate, fidelity_report, format_table
 
 
-def test_fidelity_report_cells(tiny_checkpoint):
+def test_quick_evaluate_writes_table_json_and_plots(tmp_path, tiny_checkpoint, capsys):
+    out = tmp_path / "report"
+    assert main(["evaluate", str(tiny_checkpoint), "--quick", "--out", str(out), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "-marginal" in printed and "wrote" in printed
+    data = json.loads((out / "evaluate.json").read_text())
+    quick = EvaluateConfig.quick()
+    assert [(c["n_features"], c["n_context"]) for c in data["cells"]] == [(1, n) for n in quick.n_context]
+    for c in data["cells"]:
+        for key in ("pfn_nll", "oracle_nll", "marginal_nll", "ml2_nll", "gap_to_marginal", "pfn_crps",
+                    "marginal_crps", "ml2_crps", "marginal_max_r_hat", "pfn_ms_per_dataset", "ml2_ms_per_dataset"):
+            assert math.isfinite(c[key]), key
+        assert c["marginal_datasets"] == quick.marginal_datasets and c["ml2_datasets"] == quick.ml2_datasets
+        assert 0 <= c["coverage_50"] <= c["coverage_90"] <= 1
+        assert c["pfn_crps"] > 0 and c["oracle_crps"] > 0
+    assert set(data["calibration"]) == {"PFN", "oracle GP", "marginal (NUTS)", "ML-II GP"}
+    assert all(len(v) == len(data["levels"]) for v in data["calibration"].values())
+    for name in ("evaluate.txt", "nll_vs_context.png", "calibration.png", "examples.png"):
+        assert (out / name).stat().st_size > 0, name
+    assert (out / "nll_vs_context.png").read_bytes()[:4] == b"\x89PNG"
+    assert not list(out.glob(".*.tmp"))
+
+
+def test_gaps_are_paired_differences(tiny_checkpoint):
     ckpt = load_checkpoint(tiny_checkpoint)
-    cells = fidelity_report(ckpt, n_context=(2, 8), n_features=(1,), n_datasets=8, n_queries=16, ml2_datasets=2,
-                            progress=False)
-    assert [(c.n_features, c.n_context) for c in cells] == [(1, 2), (1, 8)]
-    for c in cells:
-        assert 0 <= c.coverage_50 <= c.coverage_90 <= 1
-        assert math.isfinite(c.pfn_nll) and math.isfinite(c.oracle_nll) and math.isfinite(c.ml2_nll)
-        assert c.gap_to_oracle == pytest.approx(c.pfn_nll - c.oracle_nll)
-    assert "PFN-oracle" in format_table(cells) and len(cells_to_json(cells)) == 2
+    config = EvaluateConfig(n_context=(8,), n_features=(2,), n_datasets=3, n_queries=8, marginal_datasets=3,
+                            nuts_warmup=30, nuts_samples=30, ml2_datasets=3, ml2_restarts=2, timing_datasets=1)
+    (cell,) = evaluate(ckpt, config, progress=False).cells
+    # on every dataset at once, a gap is the difference of the means
+    assert cell.gap_to_marginal == pytest.approx(cell.pfn_nll - cell.marginal_nll)
+    if cell.ml2_failures == 0:
+        assert cell.gap_to_ml2 == pytest.approx(cell.pfn_nll - cell.ml2_nll)
+    assert cell.gap_to_oracle == pytest.approx(cell.pfn_nll - cell.oracle_nll)
+    assert cell.marginal_min_ess > 0 and cell.marginal_divergences >= 0
 
 
 def test_oracle_is_the_best_on_average(tiny_checkpoint):
     """The exact posterior with the true hyperparameters beats a barely trained PFN, and with more context
     its NLL falls (a property of the exact GP, checked through the report)."""
     ckpt = load_checkpoint(tiny_checkpoint)
-    cells = fidelity_report(ckpt, n_context=(2, 16), n_features=(1,), n_datasets=64, n_queries=16, ml2_datasets=0,
-                            progress=False)
+    cells = fidelity_report(ckpt, n_context=(2, 16), n_features=(1,), n_datasets=64, n_queries=16,
+                            marginal_datasets=0, ml2_datasets=0, progress=False)
     assert all(c.gap_to_oracle > 0 for c in cells)
     assert cells[1].oracle_nll < cells[0].oracle_nll
-    assert cells[0].ml2_nll is None
+    assert cells[0].ml2_nll is None and cells[0].marginal_nll is None
+    assert "-oracle" in format_table(cells) and len(cells_to_json(cells)) == 2
 
 
-def test_rejects_non_gp_priors(tiny_checkpoint):
+def test_coverage_and_crps_of_the_oracle_match_their_definitions(tiny_checkpoint):
+    """The oracle GP is calibrated by construction: its central intervals cover their nominal share."""
     ckpt = load_checkpoint(tiny_checkpoint)
+    report = evaluate(ckpt, EvaluateConfig(n_context=(8,), n_features=(1,), n_datasets=256, n_queries=16,
+                                           marginal_datasets=0, ml2_datasets=0), progress=False, examples=False)
+    oracle = report.calibration["oracle GP"]
+    levels = json.loads(json.dumps(report.to_json()))["levels"]
+    se = [math.sqrt(c * (1 - c) / (256 * 16)) for c in levels]
+    # points of one dataset are correlated: allow 5 binomial standard errors
+    assert all(abs(o - c) < 5 * s + 0.01 for o, c, s in zip(oracle, levels, se))
+
+
+def test_bad_settings_raise(tiny_checkpoint, tmp_path, capsys):
+    ckpt = load_checkpoint(tiny_checkpoint)
+    with pytest.raises(ValueError, match="n_datasets"):
+        EvaluateConfig(n_datasets=0)
+    with pytest.raises(ValueError, match="max_features"):
+        evaluate(ckpt, EvaluateConfig(n_features=(5,)), progress=False)
     ckpt.prior = object()
     with pytest.raises(TypeError, match="GPPrior"):
-        fidelity_report(ckpt, progress=False)
+        evaluate(ckpt, progress=False)
+    assert main(["evaluate", str(tiny_checkpoint), "--datasets", "-1", "--out", str(tmp_path)]) == 2
+    assert "n_datasets" in capsys.readouterr().err
+    assert main(["evaluate", str(tiny_checkpoint), "--context", "4,x", "--out", str(tmp_path)]) == 2

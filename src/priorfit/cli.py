@@ -1,4 +1,4 @@
-"""Command line: ``priorfit train | predict | demo``."""
+"""Command line: ``priorfit train | predict | demo | evaluate``."""
 
 from __future__ import annotations
 
@@ -7,11 +7,12 @@ import dataclasses
 import csv
 import io
 import sys
+from pathlib import Path
 
 import numpy as np
 
 from priorfit.config import load_json
-from priorfit.exceptions import PriorfitError
+from priorfit.exceptions import InputDataError, PriorfitError
 from priorfit.training import TrainJob
 
 
@@ -90,6 +91,53 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _int_tuple(name: str, text: str | None) -> tuple[int, ...] | None:
+    if text is None:
+        return None
+    try:
+        values = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise InputDataError(f"--{name} must be comma-separated integers, got {text!r}") from None
+    return values
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    import json
+
+    import torch
+
+    from priorfit.checkpoint import atomic_write_bytes
+    from priorfit.estimators import load_model
+    from priorfit.evaluate import EvaluateConfig, evaluate, format_table, plot_report
+
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    ckpt = load_model(args.model)
+    config = EvaluateConfig.quick() if args.quick else EvaluateConfig()
+    overrides = dict(
+        n_context=_int_tuple("context", args.context), n_features=_int_tuple("features", args.features),
+        n_datasets=args.datasets, marginal_datasets=args.marginal_datasets, ml2_datasets=args.ml2_datasets,
+        nuts_warmup=args.nuts_warmup, nuts_samples=args.nuts_samples, seed=args.seed,
+    )
+    try:
+        config = dataclasses.replace(config, **{k: v for k, v in overrides.items() if v is not None})
+    except ValueError as exc:
+        raise InputDataError(str(exc)) from None
+    report = evaluate(ckpt, config, progress=not args.quiet, examples=not args.no_plots)
+    table = format_table(report.cells)
+    print(table)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    data = dict(model=str(args.model), **report.to_json())
+    atomic_write_bytes(out / "evaluate.json", (json.dumps(data, indent=2) + "\n").encode())
+    atomic_write_bytes(out / "evaluate.txt", (table + "\n").encode())
+    written = [out / "evaluate.json", out / "evaluate.txt"]
+    if not args.no_plots:
+        written += plot_report(report, out)
+    print(f"wrote {', '.join(str(p) for p in written)} in {report.seconds / 60:.1f} min")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="priorfit", description="Bayesian inference in one forward pass.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -128,6 +176,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="priorfit_demo.png", help="PNG file to write (default: priorfit_demo.png)")
     p.add_argument("--seed", type=int, default=0, help="seed of the demo dataset")
     p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("evaluate", help="measure a GP-prior PFN against exact inference on its own prior",
+                       description="The fidelity report of DESIGN.md: on datasets from the model's own prior, per "
+                                   "input dimension d and context size n, the NLL of the PFN, the oracle GP, the "
+                                   "NUTS-marginalised Bayes posterior and ML-II; the PFN's gaps; 50%%/90%% "
+                                   "coverage; CRPS; ms per dataset. Writes OUT/evaluate.json, evaluate.txt and "
+                                   "PNG plots (nll_vs_context, calibration, examples).")
+    p.add_argument("model", nargs="?", default=None, help="checkpoint path or shipped model name (default: gp_default)")
+    p.add_argument("--out", default="priorfit_evaluate", help="output folder (default: priorfit_evaluate)")
+    p.add_argument("--quick", action="store_true", help="a small run of seconds (d=1, n in 4,16, few datasets)")
+    p.add_argument("--context", default=None, help="context sizes, e.g. 2,4,8,16,32,64,128")
+    p.add_argument("--features", default=None, help="input dimensions, e.g. 1,2 (default: all the model takes)")
+    p.add_argument("--datasets", type=int, default=None, help="datasets per cell (default 256)")
+    p.add_argument("--marginal-datasets", type=int, default=None,
+                   help="of which NUTS marginalises the first N (default 16; 0: no marginal column)")
+    p.add_argument("--ml2-datasets", type=int, default=None,
+                   help="of which ML-II fits the first N (default 32; 0: no ML-II column)")
+    p.add_argument("--nuts-warmup", type=int, default=None, help="NUTS warm-up iterations per chain (default 200)")
+    p.add_argument("--nuts-samples", type=int, default=None, help="NUTS draws per chain (default 200)")
+    p.add_argument("--seed", type=int, default=None, help="seed of the datasets (default 0)")
+    p.add_argument("--no-plots", action="store_true", help="write the table and JSON only")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.set_defaults(func=_cmd_evaluate)
     return parser
 
 

@@ -1,137 +1,495 @@
-"""Fidelity of a PFN against exact inference, on datasets drawn from the PFN's own prior.
+"""How far a PFN is from exact Bayesian inference, on datasets drawn from the PFN's own prior.
 
-For each number of input features d and context size n, draws `n_datasets` datasets of n + `n_queries` points
-with a fixed seed and reports the mean NLL per query point (nats) of the PFN, of the oracle GP (the exact
-posterior with the true hyperparameters each dataset was drawn with) and of ML-II (the exact GP with
-hyperparameters fitted by marginal likelihood, as GPyTorch/BoTorch users do); the PFN's gaps to both; the
-coverage of its central 50% and 90% intervals; and the milliseconds per dataset of each method.
+The fidelity protocol of DESIGN.md. For each number of input features d and context size n, `n_datasets` datasets
+of n + `n_queries` points are drawn with a fixed seed, and four predictive distributions of the held-out points are
+scored:
+
+- the PFN (one forward pass);
+- the oracle GP: the exact posterior with the hyperparameters each dataset was drawn with (a bound no method
+  reaches, since no method sees the true hyperparameters);
+- the marginal: the Bayes posterior predictive, the hyperparameters integrated out by NUTS
+  (:func:`priorfit.exact.marginal_predictive`). This is what the PFN approximates; its gap to it is the headline;
+- ML-II: the exact GP with hyperparameters fitted by marginal likelihood, as GPyTorch/BoTorch users do.
+
+Scores per cell: mean NLL per query point (nats), CRPS (in y's units), coverage of the central 50% and 90%
+intervals (from the PIT, F(y)), and milliseconds per dataset. NUTS and ML-II are slow, so they run on the first
+`marginal_datasets` / `ml2_datasets` datasets of each cell, and the PFN's gaps to them are paired differences on
+exactly those datasets (with their standard errors).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
-from dataclasses import asdict, dataclass
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
 
+import numpy as np
 import torch
+from torch import Tensor
 from tqdm.auto import tqdm
 
 from priorfit.checkpoint import Checkpoint
 from priorfit.exact.gp import fit_ml2, gp_predictive
+from priorfit.exceptions import InputDataError
 from priorfit.priors.gp import GPPrior
+
+__all__ = [
+    "EvaluateConfig",
+    "FidelityCell",
+    "FidelityReport",
+    "evaluate",
+    "fidelity_report",
+    "format_table",
+    "cells_to_json",
+    "pfn_logits",
+]
+
+#: Central-interval levels of the calibration curve.
+CALIBRATION_LEVELS = tuple(round(0.05 * i, 2) for i in range(1, 20))
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """What `evaluate` measures (defaults: DESIGN.md's protocol, NUTS and ML-II on a subset of each cell).
+
+    Attributes:
+        n_context: context sizes n.
+        n_features: numbers of input features d (None: 1 .. the prior's max_features).
+        n_datasets: datasets per cell (PFN and oracle).
+        n_queries: held-out points per dataset.
+        marginal_datasets: of which the first are marginalised by NUTS (0: no marginal column).
+        nuts_warmup, nuts_samples, nuts_chains: NUTS settings per dataset.
+        ml2_datasets: of which the first get an ML-II fit (0: no ML-II column).
+        ml2_restarts: ML-II's L-BFGS restarts.
+        timing_datasets: datasets per cell on which the PFN's time per dataset is measured one at a time.
+        example_context: context sizes of the example plot's 1-D datasets.
+        seed: seeds the datasets, NUTS and the ML-II restarts.
+    """
+
+    n_context: tuple[int, ...] = (2, 4, 8, 16, 32, 64, 128)
+    n_features: tuple[int, ...] | None = None
+    n_datasets: int = 256
+    n_queries: int = 64
+    marginal_datasets: int = 16
+    nuts_warmup: int = 200
+    nuts_samples: int = 200
+    nuts_chains: int = 2
+    ml2_datasets: int = 32
+    ml2_restarts: int = 3
+    timing_datasets: int = 8
+    example_context: tuple[int, ...] = (4, 16, 64)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("n_datasets", "n_queries", "nuts_samples", "nuts_chains", "ml2_restarts", "timing_datasets"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        for name in ("marginal_datasets", "ml2_datasets", "nuts_warmup", "seed"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+        for name in ("n_context", "example_context"):
+            values = getattr(self, name)
+            if not values or any(not isinstance(v, int) or v < 1 for v in values):
+                raise ValueError(f"{name} must be a non-empty tuple of positive integers, got {values!r}")
+        if self.n_features is not None and (
+            not self.n_features or any(not isinstance(v, int) or v < 1 for v in self.n_features)
+        ):
+            raise ValueError(f"n_features must be None or a non-empty tuple of positive integers, got "
+                             f"{self.n_features!r}")
+
+    @classmethod
+    def quick(cls) -> "EvaluateConfig":
+        """A run of seconds, for tests and a first look: d = 1, n in {4, 16}, a few datasets, short NUTS chains."""
+        return cls(n_context=(4, 16), n_features=(1,), n_datasets=16, n_queries=16, marginal_datasets=2,
+                   nuts_warmup=60, nuts_samples=60, ml2_datasets=2, ml2_restarts=1, timing_datasets=2,
+                   example_context=(4, 16))
 
 
 @dataclass(frozen=True)
 class FidelityCell:
+    """One (d, n) cell of the fidelity table. NLL in nats per query point, CRPS in y's units; ``*_se`` are
+    standard errors over datasets; gaps are PFN minus method, paired on the datasets both were scored on.
+    ``ml2_failures`` counts datasets on which every ML-II restart failed (left out of ML-II's columns)."""
+
     n_features: int
     n_context: int
     n_datasets: int
     pfn_nll: float
     pfn_nll_se: float
     oracle_nll: float
-    ml2_nll: float | None
     gap_to_oracle: float
-    gap_to_ml2: float | None
+    gap_to_oracle_se: float
+    pfn_crps: float
+    oracle_crps: float
     coverage_50: float
     coverage_90: float
     pfn_ms_per_dataset: float
     oracle_ms_per_dataset: float
-    ml2_ms_per_dataset: float | None
+    marginal_datasets: int = 0
+    marginal_nll: float | None = None
+    gap_to_marginal: float | None = None
+    gap_to_marginal_se: float | None = None
+    marginal_crps: float | None = None
+    marginal_coverage_50: float | None = None
+    marginal_coverage_90: float | None = None
+    marginal_max_r_hat: float | None = None
+    marginal_min_ess: float | None = None
+    marginal_divergences: int | None = None
+    marginal_ms_per_dataset: float | None = None
+    ml2_datasets: int = 0
+    ml2_failures: int = 0
+    ml2_nll: float | None = None
+    gap_to_ml2: float | None = None
+    gap_to_ml2_se: float | None = None
+    ml2_crps: float | None = None
+    ml2_ms_per_dataset: float | None = None
 
 
-def _normal_nll(mean: torch.Tensor, var: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+@dataclass
+class FidelityReport:
+    """The cells, the pooled calibration curves (observed coverage of central intervals per method, at
+    `CALIBRATION_LEVELS`), the example datasets for plotting, and the settings."""
+
+    cells: list[FidelityCell]
+    calibration: dict[str, list[float]] = field(default_factory=dict)
+    examples: list[dict[str, Any]] = field(default_factory=list)
+    config: EvaluateConfig = field(default_factory=EvaluateConfig)
+    seconds: float = float("nan")
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(config=asdict(self.config), seconds=self.seconds, levels=list(CALIBRATION_LEVELS),
+                    calibration=self.calibration, cells=cells_to_json(self.cells))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# scores
+
+
+def _normal_nll(mean: Tensor, var: Tensor, y: Tensor) -> Tensor:
     return 0.5 * torch.log(2 * math.pi * var) + 0.5 * (y - mean) ** 2 / var
 
 
+def _normal_crps(mean: Tensor, var: Tensor, y: Tensor) -> Tensor:
+    """CRPS of N(mean, var) at y: sd (z (2 Phi(z) - 1) + 2 phi(z) - 1/sqrt(pi)), z = (y - mean) / sd."""
+    sd = var.sqrt()
+    z = (y - mean) / sd
+    pdf = torch.exp(-0.5 * z**2) / math.sqrt(2 * math.pi)
+    return sd * (z * (2 * torch.special.ndtr(z) - 1) + 2 * pdf - 1 / math.sqrt(math.pi))
+
+
+def _normal_pit(mean: Tensor, var: Tensor, y: Tensor) -> Tensor:
+    return torch.special.ndtr((y - mean) / var.sqrt())
+
+
+def _coverage(pit: Tensor, level: float) -> float:
+    """Share of points inside the central `level` interval, i.e. with |F(y) - 1/2| <= level / 2."""
+    return float(((pit - 0.5).abs() <= level / 2).double().mean())
+
+
+def _mean_se(values: Tensor) -> tuple[float, float]:
+    n = values.numel()
+    return float(values.mean()), float(values.std() / math.sqrt(n)) if n > 1 else math.nan
+
+
 @torch.inference_mode()
-def _pfn_nll_and_coverage(ckpt: Checkpoint, x, y, n_ctx: int):
-    bar, model = ckpt.bar_distribution, ckpt.model
+def pfn_logits(model: torch.nn.Module, x: Tensor, y: Tensor, n_ctx: int, chunk: int = 64) -> Tensor:
+    """The PFN's logits at the points after the first `n_ctx` of each dataset (x `B x N x d`, y `B x N`), `chunk`
+    datasets per forward pass: `B x (N - n_ctx) x K`, float32."""
     xf, yf = x.float(), y.float()
-    nlls, inside50, inside90 = [], [], []
+    return torch.cat([model(xf[i:i + chunk, :n_ctx], yf[i:i + chunk, :n_ctx], xf[i:i + chunk, n_ctx:])
+                      for i in range(0, x.shape[0], chunk)])
+
+
+@torch.inference_mode()
+def _pfn_ms_per_dataset(model: torch.nn.Module, x: Tensor, y: Tensor, n_ctx: int, count: int) -> float:
+    """Milliseconds of one forward pass on one dataset (the median over the first `count` datasets)."""
+    xf, yf = x.float(), y.float()
+    model(xf[:1, :n_ctx], yf[:1, :n_ctx], xf[:1, n_ctx:])  # warm-up
+    times = []
+    for i in range(min(count, x.shape[0])):
+        t = time.perf_counter()
+        model(xf[i:i + 1, :n_ctx], yf[i:i + 1, :n_ctx], xf[i:i + 1, n_ctx:])
+        times.append(time.perf_counter() - t)
+    return 1000 * float(np.median(times))
+
+
+@contextlib.contextmanager
+def _one_thread():
+    """Small GPyTorch fits and NUTS chains run faster on one torch thread."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _marginal(prior: GPPrior, x_ctx: Tensor, y_ctx: Tensor, x_qry: Tensor, config: EvaluateConfig, seed: int):
+    from priorfit.exact.marginal import marginal_predictive
+
+    with warnings.catch_warnings():  # a chain that did not converge shows in the cell's R-hat; no warning spam
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return marginal_predictive(prior, x_ctx, y_ctx, x_qry, num_warmup=config.nuts_warmup,
+                                   num_samples=config.nuts_samples, num_chains=config.nuts_chains, seed=seed)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the report
+
+
+def _cell(ckpt: Checkpoint, prior: GPPrior, d: int, n: int, config: EvaluateConfig, pits: dict[str, list]):
+    bar, model = ckpt.bar_distribution, ckpt.model
+    generator = torch.Generator().manual_seed(config.seed * 100_003 + 1_000 * d + n)
+    batch = prior.sample(config.n_datasets, n + config.n_queries, generator, n_features=d)
+    x, y = batch.x, batch.y
+    x_ctx, y_ctx, x_qry, y_qry = x[:, :n], y[:, :n], x[:, n:], y[:, n:]
+
+    logits = pfn_logits(model, x, y, n).double()
+    pfn_nll_points = bar.nll(logits, y_qry)  # B x m
+    pfn_nll = pfn_nll_points.mean(-1)
+    pfn_pit = bar.cdf(logits, y_qry)
+    pfn_crps = bar.crps(logits, y_qry).mean()
+    pfn_ms = _pfn_ms_per_dataset(model, x, y, n, config.timing_datasets)
+
     t = time.perf_counter()
-    for i in range(0, x.shape[0], 64):
-        logits = model(xf[i:i + 64, :n_ctx], yf[i:i + 64, :n_ctx], xf[i:i + 64, n_ctx:]).double()
-        yq = y[i:i + 64, n_ctx:]
-        nlls.append(bar.nll(logits, yq))
-        qs = bar.quantile(logits, torch.tensor([0.05, 0.25, 0.75, 0.95], dtype=torch.float64))
-        inside50.append(((yq >= qs[..., 1]) & (yq <= qs[..., 2])).double())
-        inside90.append(((yq >= qs[..., 0]) & (yq <= qs[..., 3])).double())
-    ms = 1000 * (time.perf_counter() - t) / x.shape[0]
-    per_dataset = torch.cat(nlls).mean(-1)
-    return per_dataset, float(torch.cat(inside50).mean()), float(torch.cat(inside90).mean()), ms
+    mean, var = gp_predictive(prior, batch.params, x_ctx, y_ctx, x_qry)
+    oracle_ms = 1000 * (time.perf_counter() - t) / config.n_datasets
+    oracle_nll = _normal_nll(mean, var, y_qry).mean(-1)
+    pits["PFN"].append(pfn_pit.flatten())
+    pits["oracle GP"].append(_normal_pit(mean, var, y_qry).flatten())
+    gap, gap_se = _mean_se(pfn_nll - oracle_nll)
+    pfn_mean, pfn_se = _mean_se(pfn_nll)
+    values: dict[str, Any] = dict(
+        n_features=d, n_context=n, n_datasets=config.n_datasets, pfn_nll=pfn_mean, pfn_nll_se=pfn_se,
+        oracle_nll=float(oracle_nll.mean()), gap_to_oracle=gap, gap_to_oracle_se=gap_se,
+        pfn_crps=float(pfn_crps), oracle_crps=float(_normal_crps(mean, var, y_qry).mean()),
+        coverage_50=_coverage(pfn_pit, 0.5), coverage_90=_coverage(pfn_pit, 0.9),
+        pfn_ms_per_dataset=pfn_ms, oracle_ms_per_dataset=oracle_ms,
+    )
+
+    k = min(config.marginal_datasets, config.n_datasets)
+    if k:
+        nll, crps, pit, r_hat, ess, div, t = [], [], [], [], [], 0, time.perf_counter()
+        with _one_thread():
+            for i in range(k):
+                mix = _marginal(prior, x_ctx[i], y_ctx[i], x_qry[i], config, seed=config.seed + i)
+                nll.append(-mix.log_prob(y_qry[i]).mean())
+                crps.append(mix.crps(y_qry[i]).mean())
+                pit.append(mix.cdf(y_qry[i]))
+                diag = mix.diagnostics
+                r_hat.append(diag.get("max_r_hat", math.nan))
+                ess.append(diag.get("min_ess", math.nan))
+                div += int(diag.get("num_divergences", 0))
+        marginal_ms = 1000 * (time.perf_counter() - t) / k
+        nll_t, pit_t = torch.stack(nll), torch.cat(pit)
+        pits["marginal (NUTS)"].append(pit_t)
+        gap, gap_se = _mean_se(pfn_nll[:k] - nll_t)
+        values.update(
+            marginal_datasets=k, marginal_nll=float(nll_t.mean()), gap_to_marginal=gap, gap_to_marginal_se=gap_se,
+            marginal_crps=float(torch.stack(crps).mean()), marginal_coverage_50=_coverage(pit_t, 0.5),
+            marginal_coverage_90=_coverage(pit_t, 0.9), marginal_max_r_hat=float(np.nanmax(r_hat)),
+            marginal_min_ess=float(np.nanmin(ess)), marginal_divergences=div, marginal_ms_per_dataset=marginal_ms,
+        )
+
+    k = min(config.ml2_datasets, config.n_datasets)
+    if k:
+        nll, crps, pit, fitted, t = [], [], [], [], time.perf_counter()
+        with _one_thread():
+            for i in range(k):
+                try:
+                    m, v = fit_ml2(prior, x_ctx[i], y_ctx[i], x_qry[i], restarts=config.ml2_restarts,
+                                   generator=torch.Generator().manual_seed(config.seed + i))
+                except RuntimeError:  # every restart hit a non-PD kernel matrix: counted, left out of the gap
+                    continue
+                fitted.append(i)
+                nll.append(_normal_nll(m, v, y_qry[i]).mean())
+                crps.append(_normal_crps(m, v, y_qry[i]).mean())
+                pit.append(_normal_pit(m, v, y_qry[i]))
+        ml2_ms = 1000 * (time.perf_counter() - t) / k
+        values.update(ml2_datasets=len(fitted), ml2_failures=k - len(fitted), ml2_ms_per_dataset=ml2_ms)
+        if fitted:
+            nll_t = torch.stack(nll)
+            pits["ML-II GP"].append(torch.cat(pit))
+            gap, gap_se = _mean_se(pfn_nll[fitted] - nll_t)
+            values.update(ml2_nll=float(nll_t.mean()), gap_to_ml2=gap, gap_to_ml2_se=gap_se,
+                          ml2_crps=float(torch.stack(crps).mean()))
+    return FidelityCell(**values)
 
 
-def fidelity_report(
-    ckpt: Checkpoint,
-    n_context: tuple[int, ...] = (2, 4, 8, 16, 32, 64, 128),
-    n_features: tuple[int, ...] | None = None,
-    n_datasets: int = 128,
-    n_queries: int = 64,
-    ml2_datasets: int | None = None,
-    ml2_restarts: int = 3,
-    seed: int = 0,
-    progress: bool = True,
-) -> list[FidelityCell]:
-    """The fidelity table of a checkpoint trained on a GP prior (see the module docstring).
+def _examples(ckpt: Checkpoint, prior: GPPrior, config: EvaluateConfig) -> list[dict[str, Any]]:
+    """1-D datasets with each method's predictive mean and 90% band on a grid, for the example plot."""
+    from priorfit.exact.gp import ml2_fit
 
-    `ml2_datasets` (default: all) limits ML-II, the slow part, to the first datasets of each cell; its NLL and the
-    PFN's gap to it are then computed on those datasets only.
-    """
+    grid = torch.linspace(0, 1, 200, dtype=torch.float64)[:, None]
+    out = []
+    for j, n in enumerate(config.example_context):
+        generator = torch.Generator().manual_seed(config.seed * 100_003 + 7_777 + j)
+        batch = prior.sample(1, n, generator, n_features=1)
+        x_ctx, y_ctx = batch.x[0], batch.y[0]
+        example: dict[str, Any] = dict(n_context=n, x=x_ctx[:, 0].tolist(), y=y_ctx.tolist(),
+                                       grid=grid[:, 0].tolist())
+        with torch.inference_mode():
+            logits = ckpt.model(x_ctx[None].float(), y_ctx[None].float(), grid[None].float())[0].double()
+        q = ckpt.bar_distribution.quantile(logits, [0.05, 0.95])
+        example["PFN"] = dict(mean=ckpt.bar_distribution.mean(logits).tolist(), lo=q[:, 0].tolist(),
+                              hi=q[:, 1].tolist())
+        params = {k: v[:1] for k, v in batch.params.items()}
+        mean, var = gp_predictive(prior, params, x_ctx[None], y_ctx[None], grid[None])
+        example["oracle GP"] = _band(mean[0], var[0])
+        with _one_thread():
+            if config.marginal_datasets:
+                mix = _marginal(prior, x_ctx, y_ctx, grid, config, seed=config.seed)
+                qm = mix.quantile([0.05, 0.95])
+                example["marginal (NUTS)"] = dict(mean=mix.mean.tolist(), lo=qm[:, 0].tolist(),
+                                                  hi=qm[:, 1].tolist())
+            if config.ml2_datasets:
+                m, v = ml2_fit(prior, x_ctx, y_ctx, restarts=config.ml2_restarts,
+                               generator=torch.Generator().manual_seed(config.seed)).predict(grid)
+                example["ML-II GP"] = _band(m, v)
+        out.append(example)
+    return out
+
+
+def _band(mean: Tensor, var: Tensor) -> dict[str, list[float]]:
+    half = 1.6448536269514722 * var.sqrt()
+    return dict(mean=mean.tolist(), lo=(mean - half).tolist(), hi=(mean + half).tolist())
+
+
+def evaluate(
+    ckpt: Checkpoint, config: EvaluateConfig | None = None, progress: bool = True, examples: bool = True
+) -> FidelityReport:
+    """The fidelity report of a checkpoint trained on a GP prior (see the module docstring); `examples` adds the
+    1-D example datasets of the plots (when d = 1 is evaluated)."""
+    config = config or EvaluateConfig()
     prior = ckpt.prior
     if not isinstance(prior, GPPrior):
-        raise TypeError(f"fidelity_report needs a checkpoint trained on a GPPrior, got {type(prior).__name__}")
-    n_features = n_features or tuple(range(1, prior.max_features + 1))
-    ml2_datasets = n_datasets if ml2_datasets is None else min(ml2_datasets, n_datasets)
+        raise TypeError(
+            f"evaluate needs a checkpoint trained on a GPPrior (the priors with an exact reference), got "
+            f"{type(prior).__name__}"
+        )
+    n_features = config.n_features or tuple(range(1, prior.max_features + 1))
+    too_many = [d for d in n_features if d > prior.max_features]
+    if too_many:
+        raise InputDataError(f"n_features {too_many} exceed the model's max_features ({prior.max_features})")
+    start = time.perf_counter()
+    pits: dict[str, list] = {"PFN": [], "oracle GP": [], "marginal (NUTS)": [], "ML-II GP": []}
+    todo = [(d, n) for d in n_features for n in config.n_context]
     cells = []
-    todo = [(d, n) for d in n_features for n in n_context]
-    for d, n in tqdm(todo, desc="fidelity", disable=not progress):
-        generator = torch.Generator().manual_seed(seed * 100_003 + 1_000 * d + n)
-        batch = prior.sample(n_datasets, n + n_queries, generator, n_features=d)
-        x, y = batch.x, batch.y
-        pfn, cov50, cov90, pfn_ms = _pfn_nll_and_coverage(ckpt, x, y, n)
-        t = time.perf_counter()
-        mean, var = gp_predictive(prior, batch.params, x[:, :n], y[:, :n], x[:, n:])
-        oracle_ms = 1000 * (time.perf_counter() - t) / n_datasets
-        oracle = _normal_nll(mean, var, y[:, n:]).mean(-1)
-        ml2 = ml2_ms = gap_ml2 = None
-        if ml2_datasets:
-            ml2_nlls, t = [], time.perf_counter()
-            threads = torch.get_num_threads()
-            torch.set_num_threads(1)  # small GPyTorch fits run several times faster on one thread
-            try:
-                for i in range(ml2_datasets):
-                    m, v = fit_ml2(prior, x[i, :n], y[i, :n], x[i, n:], restarts=ml2_restarts,
-                                   generator=torch.Generator().manual_seed(i))
-                    ml2_nlls.append(_normal_nll(m, v, y[i, n:]).mean())
-            finally:
-                torch.set_num_threads(threads)
-            ml2_ms = 1000 * (time.perf_counter() - t) / ml2_datasets
-            ml2_t = torch.stack(ml2_nlls)
-            ml2 = float(ml2_t.mean())
-            gap_ml2 = float((pfn[:ml2_datasets] - ml2_t).mean())
-        cells.append(FidelityCell(
-            n_features=d, n_context=n, n_datasets=n_datasets, pfn_nll=float(pfn.mean()),
-            pfn_nll_se=float(pfn.std() / math.sqrt(n_datasets)), oracle_nll=float(oracle.mean()), ml2_nll=ml2,
-            gap_to_oracle=float((pfn - oracle).mean()), gap_to_ml2=gap_ml2, coverage_50=cov50, coverage_90=cov90,
-            pfn_ms_per_dataset=pfn_ms, oracle_ms_per_dataset=oracle_ms, ml2_ms_per_dataset=ml2_ms,
-        ))
-    return cells
+    for d, n in tqdm(todo, desc="evaluate", disable=not progress, dynamic_ncols=True):
+        cells.append(_cell(ckpt, prior, d, n, config, pits))
+    calibration = {name: [_coverage(torch.cat(p), c) for c in CALIBRATION_LEVELS] for name, p in pits.items() if p}
+    shown = _examples(ckpt, prior, config) if examples and 1 in n_features else []
+    return FidelityReport(cells=cells, calibration=calibration, examples=shown, config=config,
+                          seconds=time.perf_counter() - start)
+
+
+def fidelity_report(ckpt: Checkpoint, progress: bool = True, **settings: Any) -> list[FidelityCell]:
+    """The cells of :func:`evaluate`, its settings as keywords (the fields of :class:`EvaluateConfig`)."""
+    return evaluate(ckpt, EvaluateConfig(**settings), progress=progress, examples=False).cells
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# output
 
 
 def format_table(cells: list[FidelityCell]) -> str:
-    """A fixed-width text table of fidelity cells (NLL in nats per query point)."""
-    head = (f"{'d':>2} {'n':>4} | {'PFN':>7} {'oracle':>7} {'ML-II':>7} | {'PFN-oracle':>10} {'PFN-ML-II':>10} | "
-            f"{'cov50':>5} {'cov90':>5} | {'ms PFN':>7} {'ms ML-II':>8}")
-    lines = [head, "-" * len(head)]
+    """A fixed-width text table of fidelity cells (NLL in nats per query point; gaps are PFN minus method)."""
     fmt = lambda v, spec: "-" if v is None else format(v, spec)  # noqa: E731
+    head = (f"{'d':>2} {'n':>4} | {'PFN':>7} {'oracle':>7} {'marginal':>8} {'ML-II':>7} | "
+            f"{'-oracle':>7} {'-marginal':>14} {'-ML-II':>7} | {'cov50':>5} {'cov90':>5} | "
+            f"{'CRPS PFN':>8} {'marg':>6} | {'ms PFN':>6} {'NUTS':>7} {'ML-II':>6} | {'R-hat':>5}")
+    lines = [head, "-" * len(head)]
     for c in cells:
+        marg_gap = "-" if c.gap_to_marginal is None else f"{c.gap_to_marginal:+.3f}±{c.gap_to_marginal_se:.3f}"
         lines.append(
-            f"{c.n_features:>2} {c.n_context:>4} | {c.pfn_nll:7.3f} {c.oracle_nll:7.3f} {fmt(c.ml2_nll, '7.3f')} | "
-            f"{c.gap_to_oracle:+10.3f} {fmt(c.gap_to_ml2, '+10.3f')} | {c.coverage_50:5.2f} {c.coverage_90:5.2f} | "
-            f"{c.pfn_ms_per_dataset:7.2f} {fmt(c.ml2_ms_per_dataset, '8.1f')}"
+            f"{c.n_features:>2} {c.n_context:>4} | {c.pfn_nll:7.3f} {c.oracle_nll:7.3f} {fmt(c.marginal_nll, '8.3f')} "
+            f"{fmt(c.ml2_nll, '7.3f')} | {c.gap_to_oracle:+7.3f} {marg_gap:>14} {fmt(c.gap_to_ml2, '+7.3f')} | "
+            f"{c.coverage_50:5.2f} {c.coverage_90:5.2f} | {c.pfn_crps:8.4f} {fmt(c.marginal_crps, '6.4f')} | "
+            f"{c.pfn_ms_per_dataset:6.2f} {fmt(c.marginal_ms_per_dataset, '7.0f')} "
+            f"{fmt(c.ml2_ms_per_dataset, '6.0f')} | {fmt(c.marginal_max_r_hat, '5.3f')}"
         )
     return "\n".join(lines)
 
 
 def cells_to_json(cells: list[FidelityCell]) -> list[dict]:
     return [asdict(c) for c in cells]
+
+
+_COLORS = {"PFN": "C0", "oracle GP": "C2", "marginal (NUTS)": "C3", "ML-II GP": "C1"}
+
+
+def plot_report(report: FidelityReport, out_dir: str | Path) -> list[Path]:
+    """Write nll_vs_context.png (NLL per context size and d, every method), calibration.png (observed vs nominal
+    coverage of central intervals, pooled over the cells) and, when the report has 1-D examples, examples.png.
+    Each file is written atomically."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_dir = Path(out_dir)
+    paths = []
+    ds = sorted({c.n_features for c in report.cells})
+    fig, axes = plt.subplots(1, len(ds), figsize=(4 * len(ds), 3.4), squeeze=False, sharey=False)
+    for ax, d in zip(axes[0], ds):
+        cells = [c for c in report.cells if c.n_features == d]
+        ns = [c.n_context for c in cells]
+        for name, attr in (("PFN", "pfn_nll"), ("oracle GP", "oracle_nll"), ("marginal (NUTS)", "marginal_nll"),
+                           ("ML-II GP", "ml2_nll")):
+            pts = [(n, getattr(c, attr)) for n, c in zip(ns, cells) if getattr(c, attr) is not None]
+            if pts:
+                ax.plot(*zip(*pts), "o-", color=_COLORS[name], label=name, ms=3)
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("context points n")
+        ax.set_title(f"d = {d}")
+    axes[0][0].set_ylabel("NLL per held-out point (nats)")
+    axes[0][0].legend(fontsize=8)
+    fig.tight_layout()
+    paths.append(_save(fig, out_dir / "nll_vs_context.png"))
+
+    fig, ax = plt.subplots(figsize=(4, 4))
+    ax.plot([0, 1], [0, 1], "k:", lw=1)
+    for name, observed in report.calibration.items():
+        ax.plot(CALIBRATION_LEVELS, observed, "o-", ms=3, color=_COLORS[name], label=name)
+    ax.set_xlabel("nominal coverage of the central interval")
+    ax.set_ylabel("observed coverage")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    paths.append(_save(fig, out_dir / "calibration.png"))
+
+    if report.examples:
+        fig, axes = plt.subplots(1, len(report.examples), figsize=(4.5 * len(report.examples), 3.4),
+                                 squeeze=False)
+        for ax, ex in zip(axes[0], report.examples):
+            grid = np.asarray(ex["grid"])
+            for name in ("oracle GP", "marginal (NUTS)", "ML-II GP", "PFN"):
+                if name in ex:
+                    band = ex[name]
+                    ax.plot(grid, band["mean"], color=_COLORS[name], lw=1.2, label=name)
+                    ax.fill_between(grid, band["lo"], band["hi"], color=_COLORS[name], alpha=0.12)
+            ax.plot(ex["x"], ex["y"], "k.", ms=5)
+            ax.set_title(f"n = {ex['n_context']} (90% bands)")
+        axes[0][0].legend(fontsize=7)
+        fig.tight_layout()
+        paths.append(_save(fig, out_dir / "examples.png"))
+    return paths
+
+
+def _save(fig, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        fig.savefig(tmp, dpi=110, format="png")
+        tmp.replace(path)
+    finally:
+        plt.close(fig)
+        tmp.unlink(missing_ok=True)
+    return path

@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 
 from priorfit.checkpoint import atomic_write_bytes, save_checkpoint
 from priorfit.config import register, to_dict
+from priorfit.evaluate import pfn_logits
 from priorfit.exceptions import CheckpointError, ConfigError
 from priorfit.model.bar_distribution import BarDistribution
 from priorfit.model.transformer import ModelConfig, PFNTransformer
@@ -171,18 +172,13 @@ class _Evaluator:
                               batch.y[:, n_ctx:], batch.params)
             self.sets.append((n_ctx, batch, None if exact is None else float(exact)))
 
-    @torch.no_grad()
     def __call__(self, model: PFNTransformer, bar: BarDistribution, device: torch.device) -> dict[str, float]:
         was_training = model.training
         model.eval()
         out: dict[str, float] = {}
         for n_ctx, batch, exact in self.sets:
             x, y = batch.x.float().to(device), batch.y.float().to(device)
-            nlls = []
-            for i in range(0, x.shape[0], 64):
-                logits = model(x[i:i + 64, :n_ctx], y[i:i + 64, :n_ctx], x[i:i + 64, n_ctx:])
-                nlls.append(bar.nll(logits.float(), y[i:i + 64, n_ctx:]))
-            pfn = float(torch.cat(nlls).mean())
+            pfn = float(bar.nll(pfn_logits(model, x, y, n_ctx).float(), y[:, n_ctx:]).mean())
             out[f"nll@{n_ctx}"] = pfn
             if exact is not None:
                 out[f"exact@{n_ctx}"] = exact

@@ -316,6 +316,24 @@ def test_mixture_methods_equal_scipy_on_a_hand_made_mixture() -> None:
     np.testing.assert_allclose(equal.mean.numpy(), means.numpy().mean(0), rtol=1e-12)
 
 
+def test_mixture_crps_is_the_integral_of_the_squared_cdf_error() -> None:
+    from scipy import integrate
+
+    means = torch.tensor([[0.0, 1.0], [2.0, -1.0], [0.5, 0.0]], dtype=F64)
+    variances = torch.tensor([[1.0, 0.5], [0.25, 2.0], [4.0, 1.0]], dtype=F64)
+    mix = MarginalPredictive(means, variances, torch.log(torch.tensor([0.2, 0.5, 0.3], dtype=F64)))
+    y = np.array([0.3, -2.5])
+    sd, w = variances.sqrt().numpy(), np.array([0.2, 0.5, 0.3])
+
+    def cdf(t: float) -> np.ndarray:  # both query points' mixture cdf at t
+        return (w[:, None] * stats.norm.cdf(t, means.numpy(), sd)).sum(0)
+
+    expected = integrate.quad_vec(lambda t: (cdf(t) - (t >= y)) ** 2, -np.inf, np.inf, points=sorted(y),
+                                  epsabs=1e-12, epsrel=1e-10)[0]
+    np.testing.assert_allclose(mix.crps(torch.tensor(y)).numpy(), expected, rtol=1e-8)
+    np.testing.assert_allclose(mix.crps(torch.tensor(y), chunk=1).numpy(), expected, rtol=1e-8)
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # special cases
 

@@ -1,0 +1,110 @@
+"""Speed protocol of DESIGN.md: the shipped PFN against exact inference, per dataset, in one process run.
+
+  python benchmarks/bench_speed.py
+
+For n in {10, 100, 1000} context points and m = 1000 queries (d = 1, datasets from the gp_default prior), the
+median wall time per dataset of
+- PFN: one forward pass (context encoding + 1000 queries) and the predictive mean and 5%/95% quantiles;
+- exact GP with the true hyperparameters (closed form, one Cholesky);
+- ML-II: GPyTorch fit (L-BFGS, 3 restarts) + predict, as priorfit.evaluate runs it;
+- NUTS: hyperparameters marginalised by NumPyro NUTS (priorfit.exact.marginal_predictive) + the mixture's
+  predictive at the queries. n <= 100: evaluate's settings (2 chains x (200 warm-up + 200 draws)), timed after a
+  compiling call. n = 1000: a single chain of 50 + 50 iterations (a converged run costs more, so its ratio is a
+  lower bound of the PFN's speed-up), compilation included.
+The gp_default model was trained on n <= 128: at n = 1000 only its cost is meaningful, not its predictions.
+Writes benchmarks/results/speed.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shlex
+import statistics
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import torch
+
+from priorfit.estimators import load_model
+from priorfit.exact.gp import fit_ml2, gp_predictive
+from priorfit.exact.marginal import marginal_predictive
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _timed(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--context", default="10,100,1000")
+    parser.add_argument("--queries", type=int, default=1000)
+    parser.add_argument("--repeats", type=int, default=3, help="datasets timed per n (PFN, exact GP, ML-II)")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads of the PFN and the exact GP")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    ckpt = load_model("gp_default")
+    prior, model, bar = ckpt.prior, ckpt.model, ckpt.bar_distribution
+    levels = torch.tensor([0.05, 0.95], dtype=torch.float64)
+    rows = []
+    for n in (int(v) for v in args.context.split(",")):
+        batch = prior.sample(args.repeats + 1, n + args.queries, torch.Generator().manual_seed(n), n_features=1)
+        x, y = batch.x, batch.y
+
+        def pfn(i: int) -> None:
+            with torch.inference_mode():
+                logits = model(x[i:i + 1, :n].float(), y[i:i + 1, :n].float(), x[i:i + 1, n:].float())[0].double()
+                bar.mean(logits), bar.quantile(logits, levels)
+
+        def exact(i: int) -> None:
+            params = {k: v[i:i + 1] for k, v in batch.params.items()}
+            gp_predictive(prior, params, x[i:i + 1, :n], y[i:i + 1, :n], x[i:i + 1, n:])
+
+        def ml2(i: int) -> None:
+            fit_ml2(prior, x[i, :n], y[i, :n], x[i, n:], restarts=3, generator=torch.Generator().manual_seed(i))
+
+        pfn(args.repeats)  # warm-up
+        times = {"PFN": statistics.median(_timed(lambda: pfn(i)) for i in range(args.repeats)),
+                 "exact GP (true hyperparameters)": statistics.median(
+                     _timed(lambda: exact(i)) for i in range(args.repeats))}
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # GPyTorch's small fits and the mixture's predictive run faster on one thread
+        times["ML-II fit + predict"] = statistics.median(_timed(lambda: ml2(i)) for i in range(args.repeats))
+        settings = dict(num_warmup=200, num_samples=200, num_chains=2) if n <= 100 else dict(
+            num_warmup=50, num_samples=50, num_chains=1)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            if n <= 100:  # compile once on another dataset
+                marginal_predictive(prior, x[args.repeats, :n], y[args.repeats, :n], x[args.repeats, n:], **settings)
+            diag = {}
+
+            def nuts() -> None:
+                diag.update(marginal_predictive(prior, x[0, :n], y[0, :n], x[0, n:], **settings).diagnostics)
+
+            times["NUTS marginal"] = _timed(nuts)
+        torch.set_num_threads(threads)
+        row = dict(n_context=n, n_queries=args.queries, seconds=times,
+                   speedup_of_pfn={k: v / times["PFN"] for k, v in times.items() if k != "PFN"},
+                   nuts_settings=settings, nuts_max_r_hat=diag.get("max_r_hat"),
+                   nuts_leapfrog_steps=diag.get("total_leapfrog_steps"))
+        rows.append(row)
+        print(f"n={n}: " + ", ".join(f"{k} {v * 1000:.1f} ms" for k, v in times.items())
+              + " | PFN speed-up: " + ", ".join(f"{k} {v:.0f}x" for k, v in row["speedup_of_pfn"].items()),
+              flush=True)
+    out = ROOT / "benchmarks" / "results" / "speed.json"
+    out.write_text(json.dumps(dict(
+        command="python " + " ".join(shlex.quote(a) for a in sys.argv),
+        machine=platform.processor() or platform.machine(),
+        torch_threads=args.threads, rows=rows), indent=2) + "\n")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
