@@ -8,9 +8,9 @@ median wall time per dataset of
 - exact GP with the true hyperparameters (closed form, one Cholesky);
 - ML-II: GPyTorch fit (L-BFGS, 3 restarts) + predict, as priorfit.evaluate runs it;
 - NUTS: hyperparameters marginalised by NumPyro NUTS (priorfit.exact.marginal_predictive) + the mixture's
-  predictive at the queries. n <= 100: evaluate's settings (2 chains x (200 warm-up + 200 draws)), timed after a
-  compiling call. n = 1000: a single chain of 50 + 50 iterations (a converged run costs more, so its ratio is a
-  lower bound of the PFN's speed-up), compilation included.
+  predictive at the queries. n <= 100: marginal_predictive's defaults (2 chains x (500 warm-up + 500 draws)),
+  timed after a compiling call on another dataset. n = 1000: a single chain of 50 + 50 iterations, compilation
+  included (a converged run costs far more, so its ratio is a lower bound of the PFN's speed-up).
 The gp_default model was trained on n <= 128: at n = 1000 only its cost is meaningful, not its predictions.
 Writes benchmarks/results/speed.json.
 """
@@ -77,7 +77,7 @@ def main() -> None:
         threads = torch.get_num_threads()
         torch.set_num_threads(1)  # GPyTorch's small fits and the mixture's predictive run faster on one thread
         times["ML-II fit + predict"] = statistics.median(_timed(lambda: ml2(i)) for i in range(args.repeats))
-        settings = dict(num_warmup=200, num_samples=200, num_chains=2) if n <= 100 else dict(
+        settings = dict(num_warmup=500, num_samples=500, num_chains=2) if n <= 100 else dict(
             num_warmup=50, num_samples=50, num_chains=1)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)

@@ -74,6 +74,8 @@ def test_bad_settings_raise(tiny_checkpoint, tmp_path, capsys):
         EvaluateConfig(n_datasets=0)
     with pytest.raises(ValueError, match="max_features"):
         evaluate(ckpt, EvaluateConfig(n_features=(5,)), progress=False)
+    with pytest.raises(ValueError, match="trained on"):
+        evaluate(ckpt, EvaluateConfig(n_context=(4, 500)), progress=False)
     ckpt.prior = object()
     with pytest.raises(TypeError, match="GPPrior"):
         evaluate(ckpt, progress=False)

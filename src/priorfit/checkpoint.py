@@ -43,6 +43,14 @@ class Checkpoint:
     def model_config(self) -> ModelConfig:
         return self.model.config
 
+    @property
+    def max_context(self) -> int | None:
+        """The most context points the model was trained on (None when the metadata does not say)."""
+        training = self.metadata.get("train_config")
+        if not training:
+            return None
+        return training.get("max_context") or training["n_points"] - 1
+
 
 def _digest(meta_json: str, tensors: dict[str, torch.Tensor]) -> str:
     h = hashlib.sha256(meta_json.encode())

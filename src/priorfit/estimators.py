@@ -113,7 +113,7 @@ class PFNRegressor(RegressorMixin, BaseEstimator):
         max_features = checkpoint.model_config.max_features
         if d > max_features:
             raise InputDataError(f"X has {d} features, but the model was trained for at most {max_features}")
-        max_context = self._max_context(checkpoint)
+        max_context = checkpoint.max_context
         if max_context is not None and n > max_context:
             raise InputDataError(
                 f"X has {n} samples, but the model was trained on contexts of at most {max_context} points"
@@ -134,14 +134,6 @@ class PFNRegressor(RegressorMixin, BaseEstimator):
         with torch.inference_mode():
             self.context_ = checkpoint.model.encode_context(x_ctx, y_ctx)
         return self
-
-    @staticmethod
-    def _max_context(checkpoint: Checkpoint) -> int | None:
-        training = checkpoint.metadata.get("train_config")
-        if not training:
-            return None
-        n_points = training["n_points"]
-        return training.get("max_context") or n_points - 1
 
     def _to_model_inputs(self, X: np.ndarray) -> torch.Tensor:
         xn = (X - self.x_min_) / self.x_scale_

@@ -328,7 +328,8 @@ def _examples(ckpt: Checkpoint, prior: GPPrior, config: EvaluateConfig) -> list[
 
     grid = torch.linspace(0, 1, 200, dtype=torch.float64)[:, None]
     out = []
-    for j, n in enumerate(config.example_context):
+    longest = ckpt.max_context or max(config.example_context)
+    for j, n in enumerate(n for n in config.example_context if n <= longest):
         generator = torch.Generator().manual_seed(config.seed * 100_003 + 7_777 + j)
         batch = prior.sample(1, n, generator, n_features=1)
         x_ctx, y_ctx = batch.x[0], batch.y[0]
@@ -377,6 +378,11 @@ def evaluate(
     too_many = [d for d in n_features if d > prior.max_features]
     if too_many:
         raise InputDataError(f"n_features {too_many} exceed the model's max_features ({prior.max_features})")
+    longest = ckpt.max_context
+    if longest is not None and max(config.n_context) > longest:
+        raise InputDataError(
+            f"n_context {max(config.n_context)} exceeds the {longest} context points the model was trained on"
+        )
     start = time.perf_counter()
     pits: dict[str, list] = {"PFN": [], "oracle GP": [], "marginal (NUTS)": [], "ML-II GP": []}
     todo = [(d, n) for d in n_features for n in config.n_context]
