@@ -6,6 +6,9 @@ Runs priorfit.evaluate (DESIGN.md's fidelity protocol on datasets from the model
 ML-II on the first datasets of each cell), prints the table, writes benchmarks/results/<name>_fidelity.{json,txt}
 and the plots to docs/<name>/, and saves the checkpoint with the report in its metadata (``metadata["fidelity"]``)
 to src/priorfit/models/<name>.safetensors.
+
+To use more cores, run `priorfit evaluate CHECKPOINT --features 1,2 --out A` and `... --features 3,4 --out B`
+side by side with the same settings, then `ship_model.py CHECKPOINT --merge A/evaluate.json B/evaluate.json`.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from pathlib import Path
 import torch
 
 from priorfit.checkpoint import load_checkpoint, save_checkpoint
-from priorfit.evaluate import EvaluateConfig, evaluate, format_table, plot_report
+from priorfit.evaluate import EvaluateConfig, FidelityReport, evaluate, format_table, plot_report
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -35,16 +38,24 @@ def main() -> None:
     parser.add_argument("--features", default=None, help="e.g. 1,2,4 (default: 1 .. max_features)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--no-save", action="store_true", help="measure and write results, do not ship")
+    parser.add_argument("--merge", nargs="+", default=None, metavar="JSON",
+                        help="ship with these `priorfit evaluate` reports of CHECKPOINT (other cells) instead")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
     ckpt = load_checkpoint(args.checkpoint)
-    config = EvaluateConfig(
-        n_context=tuple(int(v) for v in args.context.split(",")),
-        n_features=tuple(int(v) for v in args.features.split(",")) if args.features else None,
-        n_datasets=args.datasets, marginal_datasets=args.marginal_datasets, ml2_datasets=args.ml2_datasets,
-    )
-    report = evaluate(ckpt, config)
+    if args.merge:
+        parts = [json.loads(Path(p).read_text()) for p in args.merge]
+        if any(Path(p["model"]).resolve() != Path(args.checkpoint).resolve() for p in parts):
+            raise SystemExit(f"--merge: every report must be of {args.checkpoint}")
+        report = FidelityReport.merge([FidelityReport.from_json(p) for p in parts])
+    else:
+        config = EvaluateConfig(
+            n_context=tuple(int(v) for v in args.context.split(",")),
+            n_features=tuple(int(v) for v in args.features.split(",")) if args.features else None,
+            n_datasets=args.datasets, marginal_datasets=args.marginal_datasets, ml2_datasets=args.ml2_datasets,
+        )
+        report = evaluate(ckpt, config)
     table = format_table(report.cells)
     print(table)
     data = dict(command="python " + " ".join(shlex.quote(a) for a in sys.argv), minutes=report.seconds / 60,

@@ -5,7 +5,14 @@ import pytest
 
 from priorfit.checkpoint import load_checkpoint
 from priorfit.cli import main
-from priorfit.evaluate import EvaluateConfig, cells_to_json, evaluate, fidelity_report, format_table
+from priorfit.evaluate import (
+    EvaluateConfig,
+    FidelityReport,
+    cells_to_json,
+    evaluate,
+    fidelity_report,
+    format_table,
+)
 
 
 def test_quick_evaluate_writes_table_json_and_plots(tmp_path, tiny_checkpoint, capsys):
@@ -29,6 +36,22 @@ def test_quick_evaluate_writes_table_json_and_plots(tmp_path, tiny_checkpoint, c
         assert (out / name).stat().st_size > 0, name
     assert (out / "nll_vs_context.png").read_bytes()[:4] == b"\x89PNG"
     assert not list(out.glob(".*.tmp"))
+
+
+def test_report_round_trips_through_json_and_merges(tiny_checkpoint):
+    ckpt = load_checkpoint(tiny_checkpoint)
+    base = dict(n_context=(4,), n_datasets=8, n_queries=8, marginal_datasets=0, ml2_datasets=0, example_context=(4,))
+    one = evaluate(ckpt, EvaluateConfig(n_features=(1,), **base), progress=False)
+    two = evaluate(ckpt, EvaluateConfig(n_features=(2,), **base), progress=False)
+    both = evaluate(ckpt, EvaluateConfig(n_features=(1, 2), **base), progress=False)
+    again = FidelityReport.from_json(json.loads(json.dumps(one.to_json())))
+    assert again.cells == one.cells and again.calibration == one.calibration and again.examples == one.examples
+    merged = FidelityReport.merge([two, again])
+    assert [(c.n_features, c.n_context) for c in merged.cells] == [(1, 4), (2, 4)]
+    # the same datasets either way (seeded per cell), so the pooled curves agree with one run over both d
+    for name, curve in both.calibration.items():
+        assert merged.calibration[name] == pytest.approx(curve)
+    assert merged.calibration_points == both.calibration_points
 
 
 def test_gaps_are_paired_differences(tiny_checkpoint):

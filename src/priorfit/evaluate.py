@@ -158,13 +158,39 @@ class FidelityReport:
 
     cells: list[FidelityCell]
     calibration: dict[str, list[float]] = field(default_factory=dict)
+    calibration_points: dict[str, int] = field(default_factory=dict)
     examples: list[dict[str, Any]] = field(default_factory=list)
     config: EvaluateConfig = field(default_factory=EvaluateConfig)
     seconds: float = float("nan")
 
     def to_json(self) -> dict[str, Any]:
         return dict(config=asdict(self.config), seconds=self.seconds, levels=list(CALIBRATION_LEVELS),
-                    calibration=self.calibration, cells=cells_to_json(self.cells))
+                    calibration=self.calibration, calibration_points=self.calibration_points,
+                    cells=cells_to_json(self.cells), examples=self.examples)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "FidelityReport":
+        config = {k: tuple(v) if isinstance(v, list) else v for k, v in data["config"].items()}
+        return cls(cells=[FidelityCell(**c) for c in data["cells"]], calibration=data["calibration"],
+                   calibration_points=data.get("calibration_points", {}), examples=data.get("examples", []),
+                   config=EvaluateConfig(**config), seconds=data.get("seconds", float("nan")))
+
+    @classmethod
+    def merge(cls, reports: list["FidelityReport"]) -> "FidelityReport":
+        """One report from reports on other cells (e.g. other d, run side by side): cells sorted by (d, n),
+        calibration curves averaged with weights by their number of points, the first examples found, the
+        seconds added up."""
+        names = {name for r in reports for name in r.calibration}
+        calibration, points = {}, {}
+        for name in sorted(names):
+            parts = [(r.calibration[name], r.calibration_points.get(name, 1)) for r in reports if name in r.calibration]
+            total = sum(w for _, w in parts)
+            calibration[name] = [sum(c[i] * w for c, w in parts) / total for i in range(len(CALIBRATION_LEVELS))]
+            points[name] = total
+        return cls(cells=sorted((c for r in reports for c in r.cells), key=lambda c: (c.n_features, c.n_context)),
+                   calibration=calibration, calibration_points=points,
+                   examples=next((r.examples for r in reports if r.examples), []), config=reports[0].config,
+                   seconds=sum(r.seconds for r in reports))
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -390,9 +416,10 @@ def evaluate(
     for d, n in tqdm(todo, desc="evaluate", disable=not progress, dynamic_ncols=True):
         cells.append(_cell(ckpt, prior, d, n, config, pits))
     calibration = {name: [_coverage(torch.cat(p), c) for c in CALIBRATION_LEVELS] for name, p in pits.items() if p}
+    points = {name: sum(t.numel() for t in p) for name, p in pits.items() if p}
     shown = _examples(ckpt, prior, config) if examples and 1 in n_features else []
-    return FidelityReport(cells=cells, calibration=calibration, examples=shown, config=config,
-                          seconds=time.perf_counter() - start)
+    return FidelityReport(cells=cells, calibration=calibration, calibration_points=points, examples=shown,
+                          config=config, seconds=time.perf_counter() - start)
 
 
 def fidelity_report(ckpt: Checkpoint, progress: bool = True, **settings: Any) -> list[FidelityCell]:
