@@ -38,6 +38,9 @@ def main() -> None:
     parser.add_argument("--features", default=None, help="e.g. 1,2,4 (default: 1 .. max_features)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--no-save", action="store_true", help="measure and write results, do not ship")
+    parser.add_argument("--init-from", default=None, metavar="MODEL",
+                        help="record that CHECKPOINT was warm-started from MODEL (for checkpoints whose training "
+                             "state predates that record)")
     parser.add_argument("--merge", nargs="+", default=None, metavar="JSON",
                         help="ship with these `priorfit evaluate` reports of CHECKPOINT (other cells) instead")
     args = parser.parse_args()
@@ -69,6 +72,10 @@ def main() -> None:
     if args.no_save:
         return
     meta = {k: v for k, v in ckpt.metadata.items() if k not in ("format", "model_config", "prior")}
+    if args.init_from and not meta.get("init_from"):
+        source = load_checkpoint(args.init_from).metadata
+        meta["init_from"] = dict(source=args.init_from, step=source.get("step"),
+                                 train_seconds=source.get("train_seconds"), init_from=source.get("init_from"))
     meta["fidelity"] = {k: v for k, v in data.items() if k != "calibration"}
     out = save_checkpoint(ROOT / "src" / "priorfit" / "models" / f"{args.name}.safetensors", ckpt.model,
                           ckpt.bar_distribution, ckpt.prior, meta)

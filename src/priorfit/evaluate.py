@@ -433,7 +433,10 @@ def fidelity_report(ckpt: Checkpoint, progress: bool = True, **settings: Any) ->
 
 def format_table(cells: list[FidelityCell]) -> str:
     """A fixed-width text table of fidelity cells (NLL in nats per query point; gaps are PFN minus method)."""
-    fmt = lambda v, spec: "-" if v is None else format(v, spec)  # noqa: E731
+    def fmt(v: float | None, spec: str) -> str:
+        width = int("".join(ch for ch in spec.split(".")[0] if ch.isdigit()) or 0)
+        return "-".rjust(width) if v is None else format(v, spec)
+
     head = (f"{'d':>2} {'n':>4} | {'PFN':>7} {'oracle':>7} {'marginal':>8} {'ML-II':>7} | "
             f"{'-oracle':>7} {'-marginal':>14} {'-ML-II':>7} | {'cov50':>5} {'cov90':>5} | "
             f"{'CRPS PFN':>8} {'marg':>6} | {'ms PFN':>6} {'NUTS':>7} {'ML-II':>6} | {'R-hat':>5}")
@@ -473,11 +476,22 @@ def plot_report(report: FidelityReport, out_dir: str | Path) -> list[Path]:
     for ax, d in zip(axes[0], ds):
         cells = [c for c in report.cells if c.n_features == d]
         ns = [c.n_context for c in cells]
+        shown = []
         for name, attr in (("PFN", "pfn_nll"), ("oracle GP", "oracle_nll"), ("marginal (NUTS)", "marginal_nll"),
                            ("ML-II GP", "ml2_nll")):
             pts = [(n, getattr(c, attr)) for n, c in zip(ns, cells) if getattr(c, attr) is not None]
             if pts:
                 ax.plot(*zip(*pts), "o-", color=_COLORS[name], label=name, ms=3)
+                if name != "ML-II GP":
+                    shown += [v for _, v in pts]
+        # ML-II's NLL explodes on small contexts (overfitted hyperparameters): keep the other methods readable
+        lo, hi = min(shown), max(shown)
+        pad = 0.15 * (hi - lo) + 0.05
+        ax.set_ylim(lo - pad, hi + 2 * pad)
+        off = [n for n, c in zip(ns, cells) if c.ml2_nll is not None and c.ml2_nll > hi + 2 * pad]
+        if off:
+            ax.text(0.02, 0.03, f"ML-II off scale at n = {', '.join(map(str, off))}", transform=ax.transAxes,
+                    ha="left", va="bottom", fontsize=7, color=_COLORS["ML-II GP"])
         ax.set_xscale("log", base=2)
         ax.set_xlabel("context points n")
         ax.set_title(f"d = {d}")
