@@ -49,6 +49,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=400, help="steps at batch 32 (default 400)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--only", default=None, help="run only the variants whose name contains this text")
+    parser.add_argument("--seed", type=int, default=0, help="training seed (other than 0: the run is named so)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     job = load_json(ROOT / "configs" / "gp_default.json", expected=TrainJob)
@@ -60,15 +61,18 @@ def main() -> None:
         if args.only and args.only not in name:
             continue
         steps = args.steps * 32 // variant.training.batch_size
-        config = dataclasses.replace(variant.training, steps=steps, num_threads=args.threads,
+        config = dataclasses.replace(variant.training, steps=steps, num_threads=args.threads, seed=args.seed,
                                      eval_every=steps, checkpoint_every=steps, border_datasets=2000)
+        if args.seed:
+            name = f"{name} (seed {args.seed})"
         with tempfile.TemporaryDirectory() as out:
             t = time.perf_counter()
             result = train(variant.prior, variant.model, config, out, resume=False, progress=False)
             seconds = time.perf_counter() - t
             cells = evaluate(load_checkpoint(result.checkpoint), eval_config, progress=False, examples=False).cells
         gaps = {f"d{c.n_features} n{c.n_context}": round(c.gap_to_oracle, 4) for c in cells}
-        done[name] = dict(steps=steps, batch_size=config.batch_size, train_seconds=round(seconds, 1),
+        done[name] = dict(steps=steps, batch_size=config.batch_size, threads=args.threads, seed=args.seed,
+                          train_seconds=round(seconds, 1),
                           gaps_to_oracle=gaps, mean_gap=round(sum(gaps.values()) / len(gaps), 4))
         print(f"{name}: {done[name]}", flush=True)
         report = dict(

@@ -35,7 +35,7 @@ def test_quick_evaluate_writes_table_json_and_plots(tmp_path, tiny_checkpoint, c
     for name in ("evaluate.txt", "nll_vs_context.png", "calibration.png", "examples.png"):
         assert (out / name).stat().st_size > 0, name
     assert (out / "nll_vs_context.png").read_bytes()[:4] == b"\x89PNG"
-    assert not list(out.glob(".*.tmp"))
+    assert not list(out.glob(".*.tmp")) and not (out / "cells.partial.json").exists()
 
 
 def test_report_round_trips_through_json_and_merges(tiny_checkpoint):
@@ -58,7 +58,9 @@ def test_gaps_are_paired_differences(tiny_checkpoint):
     ckpt = load_checkpoint(tiny_checkpoint)
     config = EvaluateConfig(n_context=(8,), n_features=(2,), n_datasets=3, n_queries=8, marginal_datasets=3,
                             nuts_warmup=30, nuts_samples=30, ml2_datasets=3, ml2_restarts=2, timing_datasets=1)
-    (cell,) = evaluate(ckpt, config, progress=False).cells
+    seen = []
+    (cell,) = evaluate(ckpt, config, progress=False, on_cell=lambda cells: seen.append(len(cells))).cells
+    assert seen == [1]
     # on every dataset at once, a gap is the difference of the means
     assert cell.gap_to_marginal == pytest.approx(cell.pfn_nll - cell.marginal_nll)
     if cell.ml2_failures == 0:

@@ -108,7 +108,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
     from priorfit.checkpoint import atomic_write_bytes
     from priorfit.estimators import load_model
-    from priorfit.evaluate import EvaluateConfig, evaluate, format_table, plot_report
+    from priorfit.evaluate import EvaluateConfig, cells_to_json, evaluate, format_table, plot_report
 
     if args.threads is not None:
         torch.set_num_threads(args.threads)
@@ -123,17 +123,23 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         config = dataclasses.replace(config, **{k: v for k, v in overrides.items() if v is not None})
     except ValueError as exc:
         raise InputDataError(str(exc)) from None
-    report = evaluate(ckpt, config, progress=not args.quiet, examples=not args.no_plots)
-    table = format_table(report.cells)
-    print(table)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    partial = out / "cells.partial.json"
+
+    def save_partial(cells: list) -> None:  # a long run that is stopped keeps the cells it finished
+        atomic_write_bytes(partial, (json.dumps(cells_to_json(cells), indent=2) + "\n").encode())
+
+    report = evaluate(ckpt, config, progress=not args.quiet, examples=not args.no_plots, on_cell=save_partial)
+    table = format_table(report.cells)
+    print(table)
     data = dict(model=str(args.model), **report.to_json())
     atomic_write_bytes(out / "evaluate.json", (json.dumps(data, indent=2) + "\n").encode())
     atomic_write_bytes(out / "evaluate.txt", (table + "\n").encode())
     written = [out / "evaluate.json", out / "evaluate.txt"]
     if not args.no_plots:
         written += plot_report(report, out)
+    partial.unlink(missing_ok=True)
     print(f"wrote {', '.join(str(p) for p in written)} in {report.seconds / 60:.1f} min")
     return 0
 
@@ -182,7 +188,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "input dimension d and context size n, the NLL of the PFN, the oracle GP, the "
                                    "NUTS-marginalised Bayes posterior and ML-II; the PFN's gaps; 50%%/90%% "
                                    "coverage; CRPS; ms per dataset. Writes OUT/evaluate.json, evaluate.txt and "
-                                   "PNG plots (nll_vs_context, calibration, examples).")
+                                   "PNG plots (nll_vs_context, calibration, examples). While it runs, "
+                                   "OUT/cells.partial.json holds the cells finished so far.")
     p.add_argument("model", nargs="?", default=None, help="checkpoint path or shipped model name (default: gp_default)")
     p.add_argument("--out", default="priorfit_evaluate", help="output folder (default: priorfit_evaluate)")
     p.add_argument("--quick", action="store_true", help="a small run of seconds (d=1, n in 4,16, few datasets)")

@@ -25,7 +25,7 @@ import time
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -389,10 +389,15 @@ def _band(mean: Tensor, var: Tensor) -> dict[str, list[float]]:
 
 
 def evaluate(
-    ckpt: Checkpoint, config: EvaluateConfig | None = None, progress: bool = True, examples: bool = True
+    ckpt: Checkpoint,
+    config: EvaluateConfig | None = None,
+    progress: bool = True,
+    examples: bool = True,
+    on_cell: Callable[[list[FidelityCell]], None] | None = None,
 ) -> FidelityReport:
     """The fidelity report of a checkpoint trained on a GP prior (see the module docstring); `examples` adds the
-    1-D example datasets of the plots (when d = 1 is evaluated)."""
+    1-D example datasets of the plots (when d = 1 is evaluated). `on_cell` is called with the cells done so far
+    after each one (e.g. to save partial results of a long run)."""
     config = config or EvaluateConfig()
     prior = ckpt.prior
     if not isinstance(prior, GPPrior):
@@ -415,6 +420,8 @@ def evaluate(
     cells = []
     for d, n in tqdm(todo, desc="evaluate", disable=not progress, dynamic_ncols=True):
         cells.append(_cell(ckpt, prior, d, n, config, pits))
+        if on_cell is not None:
+            on_cell(cells)
     calibration = {name: [_coverage(torch.cat(p), c) for c in CALIBRATION_LEVELS] for name, p in pits.items() if p}
     points = {name: sum(t.numel() for t in p) for name, p in pits.items() if p}
     shown = _examples(ckpt, prior, config) if examples and 1 in n_features else []
