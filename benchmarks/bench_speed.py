@@ -49,12 +49,13 @@ def _seconds_per_gradient(prior, x, y, repeats: int = 3) -> float:
     import jax.numpy as jnp
 
     from priorfit.exact.marginal import _param_table, _potential_fn_gen, _x64
+    from priorfit.priors.hyperpriors import Fixed
 
     table = _param_table(prior, x.shape[1])
     with _x64():
         potential = _potential_fn_gen(prior.kernel, table, float(prior.jitter))(
             jnp.asarray(x.numpy()), jnp.asarray(y.numpy()))
-        z = {name: jnp.zeros(shape) for name, shape, hp in table if type(hp).__name__ != "Fixed"}
+        z = {name: jnp.zeros(shape) for name, shape, hp in table if not isinstance(hp, Fixed)}
         grad = jax.jit(jax.value_and_grad(potential))
         jax.block_until_ready(grad(z))
         t = time.perf_counter()

@@ -33,7 +33,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from priorfit.checkpoint import Checkpoint
-from priorfit.exact.gp import fit_ml2, gp_predictive
+from priorfit.exact.gp import fit_ml2, gp_predictive, ml2_fit
 from priorfit.exceptions import InputDataError
 from priorfit.priors.gp import GPPrior
 
@@ -350,8 +350,6 @@ def _cell(ckpt: Checkpoint, prior: GPPrior, d: int, n: int, config: EvaluateConf
 
 def _examples(ckpt: Checkpoint, prior: GPPrior, config: EvaluateConfig) -> list[dict[str, Any]]:
     """1-D datasets with each method's predictive mean and 90% band on a grid, for the example plot."""
-    from priorfit.exact.gp import ml2_fit
-
     grid = torch.linspace(0, 1, 200, dtype=torch.float64)[:, None]
     out = []
     longest = ckpt.max_context or max(config.example_context)
@@ -441,8 +439,7 @@ def fidelity_report(ckpt: Checkpoint, progress: bool = True, **settings: Any) ->
 def format_table(cells: list[FidelityCell]) -> str:
     """A fixed-width text table of fidelity cells (NLL in nats per query point; gaps are PFN minus method)."""
     def fmt(v: float | None, spec: str) -> str:
-        width = int("".join(ch for ch in spec.split(".")[0] if ch.isdigit()) or 0)
-        return "-".rjust(width) if v is None else format(v, spec)
+        return "-".rjust(len(format(0.0, spec))) if v is None else format(v, spec)
 
     head = (f"{'d':>2} {'n':>4} | {'PFN':>7} {'oracle':>7} {'marginal':>8} {'ML-II':>7} | "
             f"{'-oracle':>7} {'-marginal':>14} {'-ML-II':>7} | {'cov50':>5} {'cov90':>5} | "

@@ -170,7 +170,8 @@ def _lower_cdf2(bars: _Bars, logits: Tensor, y: Tensor) -> Tensor:
     idx = torch.searchsorted(bars.inner, y.contiguous(), right=True)
     inner_idx = idx.clamp(max=k - 2)
     f_lo = _gather(lower, inner_idx)
-    f_y = _cdf(bars, logits, y)
+    frac = ((y - bars.borders[inner_idx]) / bars.width[inner_idx]).clamp(0.0, 1.0)
+    f_y = f_lo + _gather(p, inner_idx) * frac  # F is linear inside an inner bar
     partial = (y - bars.borders[inner_idx]).clamp_min(0.0) * (f_lo**2 + f_lo * f_y + f_y**2) / 3.0
     inner = _gather(before, inner_idx) + partial
     left = 4.0 * p0**2 * sl * _int_phi2((y - bars.borders[1]).clamp_max(0.0) / sl)
