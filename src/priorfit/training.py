@@ -332,7 +332,7 @@ def train(
         n_ctx = int(torch.randint(lo, hi + 1, (), generator=generator))
         n_features = int(torch.randint(1, prior.max_features + 1, (), generator=generator))
         n_points = n_ctx + train_config.n_queries if train_config.n_queries else train_config.n_points
-        batch = prior.sample(local_batch, n_points, generator, n_features=n_features)
+        batch = prior.sample(local_batch, n_points, generator, n_features=n_features, device=device)
         x, y = batch.x.float().to(device), batch.y.float().to(device)
         with autocast:
             logits = ddp(x[:, :n_ctx], y[:, :n_ctx], x[:, n_ctx:])

@@ -76,6 +76,24 @@ def test_same_seed_same_batch_different_seed_different() -> None:
     assert not torch.equal(a.y, c.y) and not torch.equal(a.x, c.x)
 
 
+def _devices() -> list[str]:
+    return ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.mark.parametrize("device", _devices())
+def test_device_changes_where_not_what(device: str) -> None:
+    """The random draws come from the CPU generator, so any device gives the same datasets up to rounding."""
+    prior = random_prior()
+    reference = prior.sample(5, 12, gen(3), n_features=2)
+    batch = prior.sample(5, 12, gen(3), n_features=2, device=device)
+    assert batch.x.device.type == batch.y.device.type == device
+    assert all(value.device.type == device for value in batch.params.values())
+    torch.testing.assert_close(batch.x.cpu(), reference.x, rtol=0, atol=0)
+    torch.testing.assert_close(batch.y.cpu(), reference.y, rtol=1e-10, atol=1e-10)
+    if device == "cpu":
+        assert torch.equal(batch.y, reference.y)
+
+
 def test_monte_carlo_moments_match_covariance() -> None:
     """With fixed hyperparameters and fixed x: y ~ N(m, K + (noise^2 + jitter) I)."""
     x = torch.tensor([[0.1, 0.2], [0.15, 0.25], [0.5, 0.9], [0.8, 0.3], [0.95, 0.95]], dtype=F64)

@@ -45,7 +45,13 @@ class Prior(Protocol):
     max_features: int
 
     def sample(
-        self, batch_size: int, n_points: int, generator: torch.Generator, n_features: int | None = None
+        self,
+        batch_size: int,
+        n_points: int,
+        generator: torch.Generator,
+        n_features: int | None = None,
+        device: torch.device | str | None = None,
     ) -> Batch:
-        """Draw `batch_size` datasets of `n_points` points with `n_features` features (default: max)."""
+        """Draw `batch_size` datasets of `n_points` points with `n_features` features (default: max), the
+        random numbers from the CPU `generator`, the batch computed on and returned on `device` (default CPU)."""
         ...

@@ -42,7 +42,7 @@ def cholesky_with_jitter(matrix: Tensor, jitter: float, max_tries: int = 4) -> T
     if not (math.isfinite(jitter) and jitter >= 0):
         raise ValueError(f"jitter must be a finite number >= 0, got {jitter!r}")
     n = matrix.shape[-1]
-    eye = torch.eye(n, dtype=matrix.dtype)
+    eye = torch.eye(n, dtype=matrix.dtype, device=matrix.device)
     eps = float(jitter)
     chol, info = torch.linalg.cholesky_ex(matrix + eps * eye)
     for _ in range(max_tries - 1):
@@ -159,9 +159,19 @@ class GPPrior:
     # ---- sampling -----------------------------------------------------------------------------------------------
 
     def sample(
-        self, batch_size: int, n_points: int, generator: torch.Generator, n_features: int | None = None
+        self,
+        batch_size: int,
+        n_points: int,
+        generator: torch.Generator,
+        n_features: int | None = None,
+        device: torch.device | str | None = None,
     ) -> Batch:
-        """Draw ``batch_size`` datasets of ``n_points`` points: x `batch x n x d`, y `batch x n`, float64."""
+        """Draw ``batch_size`` datasets of ``n_points`` points: x `batch x n x d`, y `batch x n`, float64.
+
+        Every random number comes from the CPU ``generator``; ``device`` (default CPU) is where the kernel
+        matrices are built and factorised and where the batch is returned. So a seed gives the same datasets on
+        any device (up to rounding), and a GPU does the cubic part.
+        """
         _check_int("batch_size", batch_size, 1)
         _check_int("n_points", n_points, 1)
         if not isinstance(generator, torch.Generator):
@@ -170,12 +180,16 @@ class GPPrior:
             n_features = self.max_features
         if isinstance(n_features, bool) or not isinstance(n_features, int) or not 1 <= n_features <= self.max_features:
             raise ValueError(f"n_features must be an int in 1..{self.max_features} (max_features), got {n_features!r}")
+        device = torch.device("cpu") if device is None else torch.device(device)
         params = self.sample_params(batch_size, n_features, generator)
         x = self.inputs.sample(batch_size, n_points, n_features, generator).to(torch.float64)  # b x n x d
+        z = torch.randn(batch_size, n_points, 1, generator=generator, dtype=torch.float64)
+        eta = torch.randn(batch_size, n_points, generator=generator, dtype=torch.float64)
+        if device.type != "cpu":
+            params = {name: value.to(device) for name, value in params.items()}
+            x, z, eta = x.to(device), z.to(device), eta.to(device)
         k = self.kernel.forward(params, x, x)  # b x n x n
         chol = cholesky_with_jitter(k, self.jitter)
-        z = torch.randn(batch_size, n_points, 1, generator=generator, dtype=torch.float64)
         f = params["mean"][:, None] + (chol @ z).squeeze(-1)  # b x n
-        eta = torch.randn(batch_size, n_points, generator=generator, dtype=torch.float64)
         y = f + params["noise_std"][:, None] * eta
         return Batch(x=x, y=y, params=params)

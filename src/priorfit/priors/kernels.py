@@ -291,7 +291,7 @@ class RBF(Kernel):
         return torch.exp(-0.5 * r2)
 
     def _diag(self, params: dict[str, Tensor], x: Tensor) -> Tensor:
-        return torch.ones(x.shape[:2], dtype=torch.float64)
+        return torch.ones(x.shape[:2], dtype=torch.float64, device=x.device)
 
     def to_gpytorch(self, n_features: int):
         import gpytorch
@@ -348,7 +348,7 @@ class Matern(Kernel):
         return (1.0 + s + s.square() / 3.0) * torch.exp(-s)
 
     def _diag(self, params: dict[str, Tensor], x: Tensor) -> Tensor:
-        return torch.ones(x.shape[:2], dtype=torch.float64)
+        return torch.ones(x.shape[:2], dtype=torch.float64, device=x.device)
 
     def to_gpytorch(self, n_features: int):
         import gpytorch
@@ -398,7 +398,7 @@ class Periodic(Kernel):
         return torch.exp(-2.0 * (s2 / ls).sum(-1))
 
     def _diag(self, params: dict[str, Tensor], x: Tensor) -> Tensor:
-        return torch.ones(x.shape[:2], dtype=torch.float64)
+        return torch.ones(x.shape[:2], dtype=torch.float64, device=x.device)
 
     def to_gpytorch(self, n_features: int):
         import gpytorch
