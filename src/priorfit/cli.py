@@ -7,6 +7,7 @@ import dataclasses
 import csv
 import io
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -108,7 +109,15 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
     from priorfit.checkpoint import atomic_write_bytes
     from priorfit.estimators import load_model
-    from priorfit.evaluate import EvaluateConfig, cells_to_json, evaluate, format_table, plot_report
+    from priorfit.evaluate import (
+        EvaluateConfig,
+        cells_to_json,
+        evaluate,
+        format_table,
+        plot_report,
+        reference_protocol,
+    )
+    from priorfit.exact.store import ReferenceStore
 
     if args.threads is not None:
         torch.set_num_threads(args.threads)
@@ -123,20 +132,35 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         config = dataclasses.replace(config, **{k: v for k, v in overrides.items() if v is not None})
     except ValueError as exc:
         raise InputDataError(str(exc)) from None
+    store = ReferenceStore(reference_protocol(ckpt.prior, config))
+    for path in args.references or []:
+        try:
+            store.update(ReferenceStore.load(path))
+        except (OSError, ValueError) as exc:
+            raise InputDataError(f"--references {path}: {exc}") from None
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    partial = out / "cells.partial.json"
+    partial, store_path = out / "cells.partial.json", out / "references.json"
+    last_saved = [time.monotonic()]
+
+    def save_references(force: bool = False) -> None:  # at most every 10 s while references are computed
+        if force or time.monotonic() - last_saved[0] > 10:
+            store.save(store_path)
+            last_saved[0] = time.monotonic()
 
     def save_partial(cells: list) -> None:  # a long run that is stopped keeps the cells it finished
         atomic_write_bytes(partial, (json.dumps(cells_to_json(cells), indent=2) + "\n").encode())
+        save_references(force=True)
 
-    report = evaluate(ckpt, config, progress=not args.quiet, examples=not args.no_plots, on_cell=save_partial)
+    report = evaluate(ckpt, config, progress=not args.quiet, examples=not args.no_plots, on_cell=save_partial,
+                      references=store, new_references=not args.no_new_references, on_reference=save_references)
+    save_references(force=True)
     table = format_table(report.cells)
     print(table)
     data = dict(model=str(args.model), **report.to_json())
     atomic_write_bytes(out / "evaluate.json", (json.dumps(data, indent=2) + "\n").encode())
     atomic_write_bytes(out / "evaluate.txt", (table + "\n").encode())
-    written = [out / "evaluate.json", out / "evaluate.txt"]
+    written = [out / "evaluate.json", out / "evaluate.txt", store_path]
     if not args.no_plots:
         written += plot_report(report, out)
     partial.unlink(missing_ok=True)
@@ -188,7 +212,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "input dimension d and context size n, the NLL of the PFN, the oracle GP, the "
                                    "NUTS-marginalised Bayes posterior and ML-II; the PFN's gaps; 50%%/90%% "
                                    "coverage; CRPS; ms per dataset. Writes OUT/evaluate.json, evaluate.txt and "
-                                   "PNG plots (nll_vs_context, calibration, examples). While it runs, "
+                                   "PNG plots (nll_vs_context, calibration, examples), and OUT/references.json, the "
+                                   "per-dataset NUTS and ML-II results that later runs reuse. While it runs, "
                                    "OUT/cells.partial.json holds the cells finished so far.")
     p.add_argument("model", nargs="?", default=None, help="checkpoint path or shipped model name (default: gp_default)")
     p.add_argument("--out", default="priorfit_evaluate", help="output folder (default: priorfit_evaluate)")
@@ -203,6 +228,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--nuts-warmup", type=int, default=None, help="NUTS warm-up iterations per chain (default 200)")
     p.add_argument("--nuts-samples", type=int, default=None, help="NUTS draws per chain (default 200)")
     p.add_argument("--seed", type=int, default=None, help="seed of the datasets (default 0)")
+    p.add_argument("--references", nargs="+", default=None, metavar="JSON",
+                   help="references.json files of earlier runs on the same protocol (any model): their NUTS and "
+                        "ML-II results are reused, not recomputed. OUT/references.json holds them and the new ones")
+    p.add_argument("--no-new-references", action="store_true",
+                   help="run no NUTS or ML-II: score those columns on the datasets --references hold")
     p.add_argument("--no-plots", action="store_true", help="write the table and JSON only")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")

@@ -14,7 +14,9 @@ scored:
 Scores per cell: mean NLL per query point (nats), CRPS (in y's units), coverage of the central 50% and 90%
 intervals (from the PIT, F(y)), and milliseconds per dataset. NUTS and ML-II are slow, so they run on the first
 `marginal_datasets` / `ml2_datasets` datasets of each cell, and the PFN's gaps to them are paired differences on
-exactly those datasets (with their standard errors).
+exactly those datasets (with their standard errors). Those results depend on the datasets alone, not on the PFN,
+so a :class:`~priorfit.exact.store.ReferenceStore` keeps them per dataset and any later model on the same protocol
+reuses them (``priorfit evaluate --references``).
 """
 
 from __future__ import annotations
@@ -33,7 +35,9 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from priorfit.checkpoint import Checkpoint
+from priorfit.config import to_dict
 from priorfit.exact.gp import fit_ml2, gp_predictive, ml2_fit
+from priorfit.exact.store import ReferenceStore, dataset_fingerprint, pit_list
 from priorfit.exceptions import InputDataError
 from priorfit.priors.gp import GPPrior
 
@@ -46,6 +50,7 @@ __all__ = [
     "format_table",
     "cells_to_json",
     "pfn_logits",
+    "reference_protocol",
 ]
 
 #: Central-interval levels of the calibration curve.
@@ -269,7 +274,66 @@ def _marginal(prior: GPPrior, x_ctx: Tensor, y_ctx: Tensor, x_qry: Tensor, confi
 # the report
 
 
-def _cell(ckpt: Checkpoint, prior: GPPrior, d: int, n: int, config: EvaluateConfig, pits: dict[str, list]):
+def reference_protocol(prior: GPPrior, config: EvaluateConfig) -> dict[str, Any]:
+    """What the exact references of a report depend on (the datasets and the NUTS / ML-II settings): a
+    :class:`~priorfit.exact.store.ReferenceStore` computed under another protocol is refused."""
+    return dict(prior=to_dict(prior), seed=config.seed, n_datasets=config.n_datasets, n_queries=config.n_queries,
+                nuts_warmup=config.nuts_warmup, nuts_samples=config.nuts_samples, nuts_chains=config.nuts_chains,
+                ml2_restarts=config.ml2_restarts)
+
+
+def _stack(records: list[dict[str, Any]], name: str) -> Tensor:
+    return torch.tensor([r[name] for r in records], dtype=torch.float64).flatten()
+
+
+def _references(store: ReferenceStore, method: str, d: int, n: int, k: int, x: Tensor, y: Tensor,
+                new_references: bool, on_reference: Callable[[], None] | None,
+                compute: Callable[[int], dict[str, Any]]) -> tuple[list[int], list[dict[str, Any]]]:
+    """The records of the first `k` datasets of a cell: from the store, else computed (and stored) when
+    `new_references`; returns the indices that have one and their records."""
+    used, records = [], []
+    for i in range(k):
+        fingerprint = dataset_fingerprint(x[i], y[i])
+        record = store.get(method, d, n, i, fingerprint)
+        if record is None and new_references:
+            record = dict(fingerprint=fingerprint, **compute(i))
+            store.put(method, d, n, i, record)
+            if on_reference is not None:
+                on_reference()
+        if record is not None:
+            used.append(i)
+            records.append(record)
+    return used, records
+
+
+def _marginal_record(prior: GPPrior, x_ctx: Tensor, y_ctx: Tensor, x_qry: Tensor, y_qry: Tensor,
+                     config: EvaluateConfig, i: int) -> dict[str, Any]:
+    t = time.perf_counter()
+    with _one_thread():
+        mix = _marginal(prior, x_ctx, y_ctx, x_qry, config, seed=config.seed + i)
+        nll, crps, pit = -mix.log_prob(y_qry).mean(), mix.crps(y_qry).mean(), mix.cdf(y_qry)
+    diag = mix.diagnostics
+    return dict(nll=float(nll), crps=float(crps), pit=pit_list(pit),
+                max_r_hat=float(diag.get("max_r_hat", math.nan)), min_ess=float(diag.get("min_ess", math.nan)),
+                divergences=int(diag.get("num_divergences", 0)), ms=1000 * (time.perf_counter() - t))
+
+
+def _ml2_record(prior: GPPrior, x_ctx: Tensor, y_ctx: Tensor, x_qry: Tensor, y_qry: Tensor,
+                config: EvaluateConfig, i: int) -> dict[str, Any]:
+    t = time.perf_counter()
+    with _one_thread():
+        try:
+            m, v = fit_ml2(prior, x_ctx, y_ctx, x_qry, restarts=config.ml2_restarts,
+                           generator=torch.Generator().manual_seed(config.seed + i))
+        except RuntimeError:  # every restart hit a non-PD kernel matrix: counted, left out of the gap
+            return dict(failed=True, ms=1000 * (time.perf_counter() - t))
+    return dict(failed=False, nll=float(_normal_nll(m, v, y_qry).mean()), crps=float(_normal_crps(m, v, y_qry).mean()),
+                pit=pit_list(_normal_pit(m, v, y_qry)), ms=1000 * (time.perf_counter() - t))
+
+
+def _cell(ckpt: Checkpoint, prior: GPPrior, d: int, n: int, config: EvaluateConfig, pits: dict[str, list],
+          store: ReferenceStore, new_references: bool = True,
+          on_reference: Callable[[], None] | None = None):
     bar, model = ckpt.bar_distribution, ckpt.model
     generator = torch.Generator().manual_seed(config.seed * 100_003 + 1_000 * d + n)
     batch = prior.sample(config.n_datasets, n + config.n_queries, generator, n_features=d)
@@ -301,50 +365,37 @@ def _cell(ckpt: Checkpoint, prior: GPPrior, d: int, n: int, config: EvaluateConf
 
     k = min(config.marginal_datasets, config.n_datasets)
     if k:
-        nll, crps, pit, r_hat, ess, div, t = [], [], [], [], [], 0, time.perf_counter()
-        with _one_thread():
-            for i in range(k):
-                mix = _marginal(prior, x_ctx[i], y_ctx[i], x_qry[i], config, seed=config.seed + i)
-                nll.append(-mix.log_prob(y_qry[i]).mean())
-                crps.append(mix.crps(y_qry[i]).mean())
-                pit.append(mix.cdf(y_qry[i]))
-                diag = mix.diagnostics
-                r_hat.append(diag.get("max_r_hat", math.nan))
-                ess.append(diag.get("min_ess", math.nan))
-                div += int(diag.get("num_divergences", 0))
-        marginal_ms = 1000 * (time.perf_counter() - t) / k
-        nll_t, pit_t = torch.stack(nll), torch.cat(pit)
-        pits["marginal (NUTS)"].append(pit_t)
-        gap, gap_se = _mean_se(pfn_nll[:k] - nll_t)
-        values.update(
-            marginal_datasets=k, marginal_nll=float(nll_t.mean()), gap_to_marginal=gap, gap_to_marginal_se=gap_se,
-            marginal_crps=float(torch.stack(crps).mean()), marginal_coverage_50=_coverage(pit_t, 0.5),
-            marginal_coverage_90=_coverage(pit_t, 0.9), marginal_max_r_hat=float(np.nanmax(r_hat)),
-            marginal_min_ess=float(np.nanmin(ess)), marginal_divergences=div, marginal_ms_per_dataset=marginal_ms,
-        )
+        used, records = _references(store, "marginal", d, n, k, x, y, new_references, on_reference,
+                                    lambda i: _marginal_record(prior, x_ctx[i], y_ctx[i], x_qry[i], y_qry[i], config, i))
+        if used:
+            nll_t, pit_t = _stack(records, "nll"), torch.cat([_stack([r], "pit") for r in records])
+            pits["marginal (NUTS)"].append(pit_t)
+            gap, gap_se = _mean_se(pfn_nll[used] - nll_t)
+            values.update(
+                marginal_datasets=len(used), marginal_nll=float(nll_t.mean()), gap_to_marginal=gap,
+                gap_to_marginal_se=gap_se, marginal_crps=float(_stack(records, "crps").mean()),
+                marginal_coverage_50=_coverage(pit_t, 0.5), marginal_coverage_90=_coverage(pit_t, 0.9),
+                marginal_max_r_hat=float(np.nanmax([r["max_r_hat"] for r in records])),
+                marginal_min_ess=float(np.nanmin([r["min_ess"] for r in records])),
+                marginal_divergences=int(sum(r["divergences"] for r in records)),
+                marginal_ms_per_dataset=float(np.mean([r["ms"] for r in records])),
+            )
 
     k = min(config.ml2_datasets, config.n_datasets)
     if k:
-        nll, crps, pit, fitted, t = [], [], [], [], time.perf_counter()
-        with _one_thread():
-            for i in range(k):
-                try:
-                    m, v = fit_ml2(prior, x_ctx[i], y_ctx[i], x_qry[i], restarts=config.ml2_restarts,
-                                   generator=torch.Generator().manual_seed(config.seed + i))
-                except RuntimeError:  # every restart hit a non-PD kernel matrix: counted, left out of the gap
-                    continue
-                fitted.append(i)
-                nll.append(_normal_nll(m, v, y_qry[i]).mean())
-                crps.append(_normal_crps(m, v, y_qry[i]).mean())
-                pit.append(_normal_pit(m, v, y_qry[i]))
-        ml2_ms = 1000 * (time.perf_counter() - t) / k
-        values.update(ml2_datasets=len(fitted), ml2_failures=k - len(fitted), ml2_ms_per_dataset=ml2_ms)
+        tried, records = _references(store, "ml2", d, n, k, x, y, new_references, on_reference,
+                                     lambda i: _ml2_record(prior, x_ctx[i], y_ctx[i], x_qry[i], y_qry[i], config, i))
+        fitted = [i for i, r in zip(tried, records) if not r["failed"]]
+        records_ok = [r for r in records if not r["failed"]]
+        values.update(ml2_datasets=len(fitted), ml2_failures=len(tried) - len(fitted))
+        if tried:
+            values.update(ml2_ms_per_dataset=float(np.mean([r["ms"] for r in records])))
         if fitted:
-            nll_t = torch.stack(nll)
-            pits["ML-II GP"].append(torch.cat(pit))
+            nll_t = _stack(records_ok, "nll")
+            pits["ML-II GP"].append(torch.cat([_stack([r], "pit") for r in records_ok]))
             gap, gap_se = _mean_se(pfn_nll[fitted] - nll_t)
             values.update(ml2_nll=float(nll_t.mean()), gap_to_ml2=gap, gap_to_ml2_se=gap_se,
-                          ml2_crps=float(torch.stack(crps).mean()))
+                          ml2_crps=float(_stack(records_ok, "crps").mean()))
     return FidelityCell(**values)
 
 
@@ -392,10 +443,18 @@ def evaluate(
     progress: bool = True,
     examples: bool = True,
     on_cell: Callable[[list[FidelityCell]], None] | None = None,
+    references: ReferenceStore | None = None,
+    new_references: bool = True,
+    on_reference: Callable[[], None] | None = None,
 ) -> FidelityReport:
     """The fidelity report of a checkpoint trained on a GP prior (see the module docstring); `examples` adds the
     1-D example datasets of the plots (when d = 1 is evaluated). `on_cell` is called with the cells done so far
-    after each one (e.g. to save partial results of a long run)."""
+    after each one (e.g. to save partial results of a long run).
+
+    `references` (a store under :func:`reference_protocol` of this prior and config) supplies NUTS and ML-II
+    results computed earlier, for any model on the same protocol; what it lacks is computed and added to it
+    (`on_reference` is called after each addition, e.g. to save it), or, without `new_references`, left out:
+    the marginal and ML-II columns then cover only the datasets the store holds."""
     config = config or EvaluateConfig()
     prior = ckpt.prior
     if not isinstance(prior, GPPrior):
@@ -412,12 +471,16 @@ def evaluate(
         raise InputDataError(
             f"n_context {max(config.n_context)} exceeds the {longest} context points the model was trained on"
         )
+    if references is None:
+        references = ReferenceStore(reference_protocol(prior, config))
+    else:
+        references.check_protocol(reference_protocol(prior, config))
     start = time.perf_counter()
     pits: dict[str, list] = {"PFN": [], "oracle GP": [], "marginal (NUTS)": [], "ML-II GP": []}
     todo = [(d, n) for d in n_features for n in config.n_context]
     cells = []
     for d, n in tqdm(todo, desc="evaluate", disable=not progress, dynamic_ncols=True):
-        cells.append(_cell(ckpt, prior, d, n, config, pits))
+        cells.append(_cell(ckpt, prior, d, n, config, pits, references, new_references, on_reference))
         if on_cell is not None:
             on_cell(cells)
     calibration = {name: [_coverage(torch.cat(p), c) for c in CALIBRATION_LEVELS] for name, p in pits.items() if p}

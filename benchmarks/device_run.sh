@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# The GPU session that trained gp_default v3 and computed the stored exact references, on a lent GPU machine
+# (16 CPU cores + one GPU; see README "Training on a GPU"). Each step is one short command there:
+#
+#   bash benchmarks/device_run.sh start MINUTES  # check the GPU; start, in new process sessions, the training run
+#                                                # (benchmarks/gpu_train.py, sized to MINUTES) and 12 one-thread
+#                                                # `priorfit evaluate` runs that compute NUTS and ML-II references
+#   bash benchmarks/device_run.sh snapshot       # copy the latest checkpoint, the log and the references to $OUT
+#   bash benchmarks/device_run.sh finish         # wait for the training to end, stop the reference runs, copy all
+set -u
+export PYTHONPATH=$PWD/src PYTHONUNBUFFERED=1 JAX_PLATFORMS=cpu XLA_PYTHON_CLIENT_PREALLOCATE=false
+W=${PRIORFIT_RUN_DIR:-/root/priorfit_run}
+OUT=${OUT:-$W/out}
+
+refs() {  # one `priorfit evaluate` of the v2 model (the references do not depend on it) in a new session
+  local name=$1; shift
+  mkdir -p "$W/refs/$name"
+  XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1" OMP_NUM_THREADS=1 \
+    setsid bash -c "$*" > "$W/refs/$name.log" 2>&1 < /dev/null &
+}
+
+eval_cmd() {  # OUT_NAME D CONTEXT MARGINAL ML2
+  echo "python3 -m priorfit.cli evaluate gp_default --out $W/refs/$1 --features $2 --context $3 " \
+       "--marginal-datasets $4 --ml2-datasets $5 --no-plots --quiet --threads 1"
+}
+
+merge_refs() {
+  python3 - "$W" <<'PY'
+import glob, sys
+from priorfit.exact.store import ReferenceStore
+paths = sorted(glob.glob(f"{sys.argv[1]}/refs/*/references.json"))
+stores = [ReferenceStore.load(p) for p in paths]
+if stores:
+    merged = stores[0]
+    for s in stores[1:]:
+        merged.update(s)
+    merged.save(f"{sys.argv[1]}/references.json")
+    counts = {m: {k: len(v) for k, v in cells.items()} for m, cells in merged.records.items()}
+    print(f"references: {len(merged)} records from {len(paths)} runs:", counts)
+PY
+}
+
+snapshot() {
+  mkdir -p "$OUT"
+  tail -n 4 "$W/train/train.log"
+  merge_refs
+  cp "$W/train/model.safetensors" "$W/train/train.log" "$OUT/" 2>/dev/null
+  [ -f "$W/references.json" ] && cp "$W/references.json" "$OUT/"
+  nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader
+  uptime
+}
+
+case "${1:-}" in
+start)
+  mkdir -p "$W/refs" "$W/train"
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+  python3 -c "import torch, jax, numpyro; print('torch', torch.__version__, torch.cuda.is_available(), 'jax', jax.__version__, 'numpyro', numpyro.__version__)"
+  python3 -m pytest -q -p no:cacheprovider tests/priors/test_gp.py -k device 2>&1 | tail -n 2
+  for d in 1 2 3 4; do
+    refs "d${d}_n128" "$(eval_cmd d${d}_n128 $d 128 32 0)"
+    refs "d${d}_n64" "$(eval_cmd d${d}_n64 $d 64 32 0)"
+    refs "d${d}_small" "$(eval_cmd d${d}_small $d 2,4,8,16,32 32 64); $(eval_cmd d${d}_ml2 $d 64,128 0 64)"
+  done
+  python3 benchmarks/gpu_train.py configs/gp_default_gpu.json --init-from gp_default --minutes "$2" --out "$W/train"
+  sleep 20
+  tail -n 3 "$W/train/train.log"
+  ;;
+snapshot)
+  sleep "${2:-0}"
+  snapshot
+  ;;
+finish)
+  for _ in $(seq 1 "${2:-600}"); do
+    pgrep -f "priorfit.cli train" > /dev/null || break
+    sleep 1
+  done
+  pkill -f "priorfit.cli evaluate"
+  sleep 3
+  snapshot
+  mkdir -p "$OUT/state"
+  split -b 15M "$W/train/train_state.pt" "$OUT/state/train_state.pt."
+  tar czf "$OUT/reference_logs.tgz" -C "$W" refs --exclude='*.json'
+  ls -la "$OUT" "$OUT/state"
+  ;;
+*)
+  echo "usage: $0 start MINUTES | snapshot [SLEEP] | finish [WAIT]" >&2
+  exit 2
+  ;;
+esac
