@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
 # The GPU session that trained gp_default v3 and computed the stored exact references, on a lent GPU machine
-# (16 CPU cores + one GPU; see README "Training on a GPU"). Each step is one short command there:
+# (16 CPU cores + one H100; see README "Training on a GPU"). Each step is one short command there; the machine
+# keeps the background processes between commands while it stays warm:
 #
-#   bash benchmarks/device_run.sh start MINUTES  # check the GPU; start, in new process sessions, the training run
-#                                                # (benchmarks/gpu_train.py, sized to MINUTES) and 12 one-thread
-#                                                # `priorfit evaluate` runs that compute NUTS and ML-II references
-#   bash benchmarks/device_run.sh snapshot       # copy the latest checkpoint, the log and the references to $OUT
-#   bash benchmarks/device_run.sh finish         # wait for the training to end, stop the reference runs, copy all
+#   bash benchmarks/device_run.sh start        # check the GPU; start, in new process sessions, 12 one-thread
+#                                              # `priorfit evaluate` runs that compute the NUTS and ML-II
+#                                              # references, and stage A of the training (configs/gp_default_gpu.json
+#                                              # warm-started from the shipped v2)
+#   bash benchmarks/device_run.sh stage-b      # once stage A has ended: stage B (configs/gp_default_gpu_b.json,
+#                                              # warm-started from stage A)
+#   bash benchmarks/device_run.sh snapshot [SLEEP]  # copy the latest checkpoint, its log and the references to $OUT
+#   bash benchmarks/device_run.sh finish [WAIT]     # wait for the training to end, stop the reference runs, copy all
+#
+# Process patterns are built at run time (pattern): a literal one would also match this script's own command line.
 set -u
 export PYTHONPATH=$PWD/src PYTHONUNBUFFERED=1 JAX_PLATFORMS=cpu XLA_PYTHON_CLIENT_PREALLOCATE=false
 W=${PRIORFIT_RUN_DIR:-/root/priorfit_run}
@@ -40,11 +46,15 @@ if stores:
 PY
 }
 
+pattern() { printf 'priorfit.cli %s' "$1"; }
+
+latest() { if [ -d "$W/train_b" ]; then echo "$W/train_b"; else echo "$W/train"; fi; }
+
 snapshot() {
   mkdir -p "$OUT"
-  tail -n 4 "$W/train/train.log"
+  tail -n 4 "$(latest)/train.log"
   merge_refs
-  cp "$W/train/model.safetensors" "$W/train/train.log" "$OUT/" 2>/dev/null
+  cp "$(latest)/model.safetensors" "$(latest)/train.log" "$(latest)/config.json" "$OUT/" 2>/dev/null
   [ -f "$W/references.json" ] && cp "$W/references.json" "$OUT/"
   nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader
   uptime
@@ -61,29 +71,41 @@ start)
     refs "d${d}_n64" "$(eval_cmd d${d}_n64 $d 64 32 0)"
     refs "d${d}_small" "$(eval_cmd d${d}_small $d 2,4,8,16,32 32 64); $(eval_cmd d${d}_ml2 $d 64,128 0 64)"
   done
-  python3 benchmarks/gpu_train.py configs/gp_default_gpu.json --init-from gp_default --minutes "$2" --out "$W/train"
-  sleep 20
-  tail -n 3 "$W/train/train.log"
+  mkdir -p "$W/train"
+  cp configs/gp_default_gpu.json "$W/train/config.json"
+  setsid python3 -m priorfit.cli train "$W/train/config.json" --out "$W/train" --quiet --init-from gp_default \
+    >> "$W/train/train.log" 2>&1 < /dev/null &
+  sleep 60
+  ls -la "$W/train"
+  ;;
+stage-b)
+  if pgrep -f "$(pattern train)" > /dev/null; then echo "stage A is still running" >&2; exit 1; fi
+  mkdir -p "$W/train_b"
+  cp configs/gp_default_gpu_b.json "$W/train_b/config.json"
+  setsid python3 -m priorfit.cli train "$W/train_b/config.json" --out "$W/train_b" --quiet \
+    --init-from "$W/train/model.safetensors" >> "$W/train_b/train.log" 2>&1 < /dev/null &
+  sleep 30
+  ls -la "$W/train_b"
   ;;
 snapshot)
   sleep "${2:-0}"
   snapshot
   ;;
 finish)
-  for _ in $(seq 1 "${2:-600}"); do
-    pgrep -f "priorfit.cli train" > /dev/null || break
+  for _ in $(seq 1 "${2:-540}"); do
+    pgrep -f "$(pattern train)" > /dev/null || break
     sleep 1
   done
-  pkill -f "priorfit.cli evaluate"
+  pkill -f "$(pattern evaluate)"
   sleep 3
   snapshot
   mkdir -p "$OUT/state"
-  split -b 15M "$W/train/train_state.pt" "$OUT/state/train_state.pt."
+  split -b 15M "$(latest)/train_state.pt" "$OUT/state/train_state.pt."
   tar czf "$OUT/reference_logs.tgz" -C "$W" refs --exclude='*.json'
   ls -la "$OUT" "$OUT/state"
   ;;
 *)
-  echo "usage: $0 start MINUTES | snapshot [SLEEP] | finish [WAIT]" >&2
+  echo "usage: $0 start | stage-b | snapshot [SLEEP] | finish [WAIT]" >&2
   exit 2
   ;;
 esac

@@ -60,3 +60,14 @@ def test_failed_write_leaves_old_file_and_no_temporary(saved, monkeypatch):
         save_checkpoint(path, model, bar, tiny_prior(), {"step": 8})
     assert path.read_bytes() == before
     assert sorted(p.name for p in path.parent.iterdir()) == [path.name]
+
+
+def test_atomic_write_gives_the_permissions_of_a_plain_open(tmp_path) -> None:
+    import os
+
+    from priorfit.checkpoint import atomic_write_bytes
+
+    atomic_write_bytes(tmp_path / "atomic.bin", b"abc")
+    (tmp_path / "plain.bin").write_bytes(b"abc")
+    assert (tmp_path / "atomic.bin").read_bytes() == b"abc"
+    assert os.stat(tmp_path / "atomic.bin").st_mode == os.stat(tmp_path / "plain.bin").st_mode

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import math
 
@@ -107,3 +108,49 @@ def test_bad_settings_raise(tiny_checkpoint, tmp_path, capsys):
     assert main(["evaluate", str(tiny_checkpoint), "--datasets", "-1", "--out", str(tmp_path)]) == 2
     assert "n_datasets" in capsys.readouterr().err
     assert main(["evaluate", str(tiny_checkpoint), "--context", "4,x", "--out", str(tmp_path)]) == 2
+
+
+def test_references_are_reused_not_recomputed(tiny_checkpoint, monkeypatch):
+    """A second run with the first run's store gives the same cells without running NUTS or ML-II again."""
+    import priorfit.evaluate as ev
+    from priorfit.exact.store import ReferenceStore
+
+    ckpt = load_checkpoint(tiny_checkpoint)
+    config = EvaluateConfig.quick()
+    store = ReferenceStore(ev.reference_protocol(ckpt.prior, config))
+    first = evaluate(ckpt, config, progress=False, examples=False, references=store)
+    assert store.count("marginal", 1, 4) == config.marginal_datasets and store.count("ml2", 1, 16) == config.ml2_datasets
+
+    def fail(*args, **kwargs):
+        raise AssertionError("an exact reference was recomputed")
+
+    monkeypatch.setattr(ev, "_marginal", fail)
+    monkeypatch.setattr(ev, "fit_ml2", fail)
+    again = ReferenceStore.from_json(json.loads(json.dumps(store.to_json())))
+    second = evaluate(ckpt, config, progress=False, examples=False, references=again)
+    def drop(cell):  # the PFN and oracle are timed afresh; every other figure must repeat exactly
+        return {k: v for k, v in cells_to_json([cell])[0].items() if k not in ("pfn_ms_per_dataset",
+                                                                                   "oracle_ms_per_dataset")}
+    assert [drop(c) for c in second.cells] == [drop(c) for c in first.cells]
+
+    # Without new references, only the datasets the store holds are scored; an empty store gives no columns.
+    empty = ReferenceStore(ev.reference_protocol(ckpt.prior, config))
+    bare = evaluate(ckpt, config, progress=False, examples=False, references=empty, new_references=False)
+    assert all(c.marginal_datasets == 0 and c.marginal_nll is None and c.ml2_nll is None for c in bare.cells)
+    more = dataclasses.replace(config, marginal_datasets=config.marginal_datasets + 3)
+    partial = evaluate(ckpt, more, progress=False, examples=False, references=again, new_references=False)
+    assert [c.marginal_datasets for c in partial.cells] == [config.marginal_datasets] * len(partial.cells)
+
+
+def test_references_of_another_protocol_are_refused(tiny_checkpoint, tmp_path, capsys):
+    from priorfit.evaluate import reference_protocol
+    from priorfit.exact.store import ReferenceMismatchError, ReferenceStore
+
+    ckpt = load_checkpoint(tiny_checkpoint)
+    store = ReferenceStore(reference_protocol(ckpt.prior, EvaluateConfig.quick()))
+    with pytest.raises(ReferenceMismatchError, match="nuts_warmup"):
+        evaluate(ckpt, dataclasses.replace(EvaluateConfig.quick(), nuts_warmup=7), progress=False, references=store)
+    store.save(tmp_path / "refs.json")
+    assert main(["evaluate", str(tiny_checkpoint), "--quick", "--nuts-warmup", "7", "--out", str(tmp_path / "o"),
+                 "--references", str(tmp_path / "refs.json"), "--quiet", "--no-plots"]) == 2
+    assert "--references" in capsys.readouterr().err

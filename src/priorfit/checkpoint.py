@@ -64,11 +64,15 @@ def _digest(meta_json: str, tensors: dict[str, torch.Tensor]) -> str:
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write `data` to `path` atomically: a temporary file in the same folder, fsync, then rename."""
+    """Write `data` to `path` atomically: a temporary file in the same folder, fsync, then rename. The file gets
+    the permissions a plain ``open`` would give it (the temporary file's own are owner-only)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

@@ -528,7 +528,8 @@ _COLORS = {"PFN": "C0", "oracle GP": "C2", "marginal (NUTS)": "C3", "ML-II GP": 
 
 
 def plot_report(report: FidelityReport, out_dir: str | Path) -> list[Path]:
-    """Write nll_vs_context.png (NLL per context size and d, every method), calibration.png (observed vs nominal
+    """Write nll_vs_context.png (top: NLL per context size and d, every method; bottom: the PFN's paired gap to
+    each method with its standard error), calibration.png (observed vs nominal
     coverage of central intervals, pooled over the cells) and, when the report has 1-D examples, examples.png.
     Each file is written atomically."""
     import matplotlib
@@ -539,7 +540,7 @@ def plot_report(report: FidelityReport, out_dir: str | Path) -> list[Path]:
     out_dir = Path(out_dir)
     paths = []
     ds = sorted({c.n_features for c in report.cells})
-    fig, axes = plt.subplots(1, len(ds), figsize=(4 * len(ds), 3.4), squeeze=False, sharey=False)
+    fig, axes = plt.subplots(2, len(ds), figsize=(4 * len(ds), 6.4), squeeze=False, sharey=False)
     for ax, d in zip(axes[0], ds):
         cells = [c for c in report.cells if c.n_features == d]
         ns = [c.n_context for c in cells]
@@ -562,8 +563,29 @@ def plot_report(report: FidelityReport, out_dir: str | Path) -> list[Path]:
         ax.set_xscale("log", base=2)
         ax.set_xlabel("context points n")
         ax.set_title(f"d = {d}")
+    # The slow methods score a subset of each cell's datasets, so their NLLs above are means over fewer datasets;
+    # the paired gaps below compare the PFN with each method on the same datasets.
+    for ax, d in zip(axes[1], ds):
+        cells = [c for c in report.cells if c.n_features == d]
+        shown = [0.0]
+        for name, attr, shift in (("oracle GP", "gap_to_oracle", 0.97), ("marginal (NUTS)", "gap_to_marginal", 1.0),
+                                  ("ML-II GP", "gap_to_ml2", 1.03)):
+            pts = [(c.n_context * shift, getattr(c, attr), getattr(c, attr + "_se")) for c in cells
+                   if getattr(c, attr) is not None]
+            if pts:
+                n, gap, se = zip(*pts)
+                ax.errorbar(n, gap, yerr=se, fmt="o-", ms=3, capsize=2, color=_COLORS[name], label=f"PFN - {name}")
+                if name != "ML-II GP":
+                    shown += [g + e for g, e in zip(gap, se) if math.isfinite(e)] + list(gap)
+        hi = max(shown)
+        ax.set_ylim(min(-0.05, -0.25 * hi), 1.15 * hi + 0.02)
+        ax.axhline(0, color="k", lw=0.8, ls=":")
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("context points n")
     axes[0][0].set_ylabel("NLL per held-out point (nats)")
     axes[0][0].legend(fontsize=8)
+    axes[1][0].set_ylabel("PFN's NLL gap, paired (± s.e.)")
+    axes[1][0].legend(fontsize=8)
     fig.tight_layout()
     paths.append(_save(fig, out_dir / "nll_vs_context.png"))
 
