@@ -8,7 +8,7 @@
 #                                              # references, and stage A of the training (configs/gp_default_gpu.json
 #                                              # warm-started from the shipped v2)
 #   bash benchmarks/device_run.sh stage-b      # once stage A has ended: stage B (configs/gp_default_gpu_b.json,
-#                                              # warm-started from stage A)
+#                                              # warm-started from stage A); then stage-c likewise
 #   bash benchmarks/device_run.sh snapshot [SLEEP]  # copy the latest checkpoint, its log and the references to $OUT
 #   bash benchmarks/device_run.sh finish [WAIT]     # wait for the training to end, stop the reference runs, copy all
 #
@@ -48,7 +48,7 @@ PY
 
 pattern() { printf 'priorfit.cli %s' "$1"; }
 
-latest() { if [ -d "$W/train_b" ]; then echo "$W/train_b"; else echo "$W/train"; fi; }
+latest() { for d in train_c train_b train; do [ -d "$W/$d" ] && { echo "$W/$d"; return; }; done; }
 
 snapshot() {
   mkdir -p "$OUT"
@@ -78,14 +78,15 @@ start)
   sleep 60
   ls -la "$W/train"
   ;;
-stage-b)
-  if pgrep -f "$(pattern train)" > /dev/null; then echo "stage A is still running" >&2; exit 1; fi
-  mkdir -p "$W/train_b"
-  cp configs/gp_default_gpu_b.json "$W/train_b/config.json"
-  setsid python3 -m priorfit.cli train "$W/train_b/config.json" --out "$W/train_b" --quiet \
-    --init-from "$W/train/model.safetensors" >> "$W/train_b/train.log" 2>&1 < /dev/null &
+stage-b|stage-c)  # stage B from stage A; stage C (configs/gp_default_gpu_c.json) from stage B
+  if pgrep -f "$(pattern train)" > /dev/null; then echo "the previous stage is still running" >&2; exit 1; fi
+  if [ "$1" = stage-b ]; then stage=train_b; source="$W/train"; else stage=train_c; source="$W/train_b"; fi
+  mkdir -p "$W/$stage"
+  cp "configs/gp_default_gpu_${stage#train_}.json" "$W/$stage/config.json"
+  setsid python3 -m priorfit.cli train "$W/$stage/config.json" --out "$W/$stage" --quiet \
+    --init-from "$source/model.safetensors" >> "$W/$stage/train.log" 2>&1 < /dev/null &
   sleep 30
-  ls -la "$W/train_b"
+  ls -la "$W/$stage"
   ;;
 snapshot)
   sleep "${2:-0}"
@@ -105,7 +106,7 @@ finish)
   ls -la "$OUT" "$OUT/state"
   ;;
 *)
-  echo "usage: $0 start | stage-b | snapshot [SLEEP] | finish [WAIT]" >&2
+  echo "usage: $0 start | stage-b | stage-c | snapshot [SLEEP] | finish [WAIT]" >&2
   exit 2
   ;;
 esac
