@@ -325,6 +325,9 @@ def train(
             state_path,
         )
 
+    # Priors build their batches on the training device; a prior written before `sample` took a device still
+    # trains on a CPU.
+    on_device = {} if device.type == "cpu" else {"device": device}
     model.train()
     while step < last:
         for group in optimizer.param_groups:
@@ -332,7 +335,7 @@ def train(
         n_ctx = int(torch.randint(lo, hi + 1, (), generator=generator))
         n_features = int(torch.randint(1, prior.max_features + 1, (), generator=generator))
         n_points = n_ctx + train_config.n_queries if train_config.n_queries else train_config.n_points
-        batch = prior.sample(local_batch, n_points, generator, n_features=n_features, device=device)
+        batch = prior.sample(local_batch, n_points, generator, n_features=n_features, **on_device)
         x, y = batch.x.float().to(device), batch.y.float().to(device)
         with autocast:
             logits = ddp(x[:, :n_ctx], y[:, :n_ctx], x[:, n_ctx:])
