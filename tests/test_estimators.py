@@ -157,3 +157,27 @@ def test_the_shipped_model_loads_and_carries_its_fidelity():
     assert np.all(np.isfinite(dist.log_prob(y[:5])))
     # the shipped GP model interpolates smooth data far better than predicting the mean
     assert reg.score(X, y) > 0.5
+
+
+def test_the_shipped_fidelity_is_reproducible_and_is_what_the_results_file_says():
+    """The report in the shipped model's metadata is the committed results file (quoted in the README), and a
+    cell's PFN and oracle figures come out again from the shipped weights."""
+    import dataclasses
+    import json
+    from pathlib import Path
+
+    from priorfit.estimators import load_model
+    from priorfit.evaluate import EvaluateConfig, evaluate
+
+    ckpt = load_model(None)
+    shipped = ckpt.metadata["fidelity"]
+    results = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "gp_default_fidelity.json"
+    if results.exists():  # absent in an installed package
+        assert json.loads(results.read_text())["cells"] == shipped["cells"]
+    config = EvaluateConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in shipped["config"].items()})
+    config = dataclasses.replace(config, n_context=(16,), n_features=(2,), marginal_datasets=0, ml2_datasets=0,
+                                 timing_datasets=1)
+    cell = evaluate(ckpt, config, progress=False, examples=False).cells[0]
+    recorded = next(c for c in shipped["cells"] if (c["n_features"], c["n_context"]) == (2, 16))
+    for key in ("pfn_nll", "oracle_nll", "gap_to_oracle", "coverage_90", "pfn_crps"):
+        assert abs(getattr(cell, key) - recorded[key]) < 1e-4, key
