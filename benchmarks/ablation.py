@@ -41,6 +41,7 @@ def variants(job: TrainJob) -> dict[str, TrainJob]:
         "deep and narrow (128x8)": r(job, model=r(m, d_model=128, n_layers=8, d_ff=256)),
         "lr 3e-3": r(job, training=r(t, lr=3e-3)),
         "batch 64 (half the steps)": r(job, training=r(t, batch_size=64)),
+        "context curriculum (max context ramps up over the first half)": r(job, training=r(t, context_curriculum=0.5)),
     }
 
 
@@ -71,6 +72,8 @@ def main() -> None:
             seconds = time.perf_counter() - t
             cells = evaluate(load_checkpoint(result.checkpoint), eval_config, progress=False, examples=False).cells
         gaps = {f"d{c.n_features} n{c.n_context}": round(c.gap_to_oracle, 4) for c in cells}
+        if results_path.exists():  # keep what runs beside this one wrote meanwhile
+            done = {**json.loads(results_path.read_text())["runs"], **done}
         done[name] = dict(steps=steps, batch_size=config.batch_size, threads=args.threads, seed=args.seed,
                           train_seconds=round(seconds, 1),
                           gaps_to_oracle=gaps, mean_gap=round(sum(gaps.values()) / len(gaps), 4))
@@ -88,10 +91,10 @@ def main() -> None:
 
 def format_table(runs: dict) -> str:
     cols = [f"d{d} n{n}" for d, n in CELLS]
-    head = f"{'variant':<68} {'seconds':>7} " + " ".join(f"{c:>9}" for c in cols) + f" {'mean':>6}"
+    head = f"{'variant':<72} {'seconds':>7} " + " ".join(f"{c:>9}" for c in cols) + f" {'mean':>6}"
     lines = [head, "-" * len(head)]
     for name, r in runs.items():
-        lines.append(f"{name:<68} {r['train_seconds']:7.0f} "
+        lines.append(f"{name:<72} {r['train_seconds']:7.0f} "
                      + " ".join(f"{r['gaps_to_oracle'][c]:+9.3f}" for c in cols) + f" {r['mean_gap']:+6.3f}")
     return "\n".join(lines)
 

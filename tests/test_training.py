@@ -135,3 +135,29 @@ def test_torchrun_data_parallel(tmp_path):
     assert ckpt.metadata["world_size"] == 2 and ckpt.metadata["step"] == 4
     state = torch.load(tmp_path / "out" / "train_state.pt", weights_only=True)
     assert len(state["generators"]) == 2 and not torch.equal(*state["generators"])
+
+
+def test_context_curriculum_ramps_the_largest_context(tmp_path, monkeypatch):
+    config = TrainConfig(steps=100, n_points=64, min_context=2, max_context=50, context_curriculum=0.5)
+    limits = [config.largest_context(s) for s in range(100)]
+    assert limits[0] == 2 and limits[49] == 50 and set(limits[50:]) == {50}
+    assert all(a <= b for a, b in zip(limits, limits[1:])) and limits[24] == 26
+    assert {TrainConfig(steps=10, n_points=64).largest_context(s) for s in range(10)} == {63}  # default: no ramp
+    with pytest.raises(ValueError, match="context_curriculum"):
+        TrainConfig(context_curriculum=1.5)
+
+    # every step's context respects the limit of its step
+    prior, seen = tiny_prior(), []
+    original = type(prior).sample
+
+    def spy(self, batch_size, n_points, generator, n_features=None, **kwargs):
+        seen.append(n_points)
+        return original(self, batch_size, n_points, generator, n_features=n_features, **kwargs)
+
+    monkeypatch.setattr(type(prior), "sample", spy)
+    run = dataclasses.replace(SMALL, steps=8, n_queries=4, context_curriculum=1.0, eval_every=100,
+                              checkpoint_every=8)
+    train(prior, TINY_MODEL, run, tmp_path, resume=False, progress=False)
+    n_ctx = [p - run.n_queries for p in seen[-8:]]  # the training batches (the borders' and evaluator's come first)
+    assert all(2 <= c <= run.largest_context(s) for s, c in enumerate(n_ctx))
+    assert run.largest_context(0) < 20 == run.largest_context(7)

@@ -48,6 +48,9 @@ class TrainConfig:
         n_points: points per dataset, context and queries together (with `n_queries`, the most points).
         min_context, max_context: the context size of each step is uniform on [min_context, max_context]
             (max_context 0 means n_points - 1).
+        context_curriculum: fraction of the steps over which the largest context size grows linearly from
+            min_context to max_context (0: the full range from the first step). Small contexts are cheap, so
+            early steps run faster, and the model first learns what small contexts teach.
         n_queries: 0: every dataset has `n_points` points, the queries being those beyond the context; > 0:
             every dataset has (context size + n_queries) points, so that small contexts cost less.
         lr, weight_decay, warmup_fraction, grad_clip: AdamW, linear warm-up over `warmup_fraction` of the
@@ -67,6 +70,7 @@ class TrainConfig:
     min_context: int = 1
     max_context: int = 0
     n_queries: int = 0
+    context_curriculum: float = 0.0
     lr: float = 1e-3
     weight_decay: float = 0.0
     warmup_fraction: float = 0.05
@@ -104,6 +108,8 @@ class TrainConfig:
             )
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise ValueError(f"lr must be positive, got {self.lr!r}")
+        if not 0 <= self.context_curriculum <= 1:
+            raise ValueError(f"context_curriculum must lie in [0, 1], got {self.context_curriculum!r}")
         if not 0 <= self.warmup_fraction < 1:
             raise ValueError(f"warmup_fraction must lie in [0, 1), got {self.warmup_fraction!r}")
         if self.device not in ("auto", "cpu", "cuda"):
@@ -112,6 +118,14 @@ class TrainConfig:
     @property
     def context_range(self) -> tuple[int, int]:
         return self.min_context, (self.max_context or self.n_points - 1)
+
+    def largest_context(self, step: int) -> int:
+        """The largest context size drawn at `step` (0-based), under the context curriculum."""
+        lo, hi = self.context_range
+        ramp = self.context_curriculum * self.steps
+        if step >= ramp:
+            return hi
+        return lo + int((hi - lo) * (step + 1) / ramp)
 
     def learning_rate(self, step: int) -> float:
         """Learning rate at `step` (0-based): linear warm-up, then cosine decay to zero."""
@@ -298,7 +312,7 @@ def train(
     ddp = DistributedDataParallel(model) if world > 1 else model
     evaluator = _Evaluator(prior, train_config) if rank == 0 else None
     local_batch = train_config.batch_size // world
-    lo, hi = train_config.context_range
+    lo = train_config.context_range[0]
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
     last = train_config.steps if stop_after is None else min(train_config.steps, stop_after)
     bar_iter = tqdm(total=train_config.steps, initial=step, disable=not progress or rank != 0,
@@ -332,7 +346,7 @@ def train(
     while step < last:
         for group in optimizer.param_groups:
             group["lr"] = train_config.learning_rate(step)
-        n_ctx = int(torch.randint(lo, hi + 1, (), generator=generator))
+        n_ctx = int(torch.randint(lo, train_config.largest_context(step) + 1, (), generator=generator))
         n_features = int(torch.randint(1, prior.max_features + 1, (), generator=generator))
         n_points = n_ctx + train_config.n_queries if train_config.n_queries else train_config.n_points
         batch = prior.sample(local_batch, n_points, generator, n_features=n_features, **on_device)
