@@ -6,7 +6,8 @@
 #   bash benchmarks/device_run.sh start        # check the GPU; start, in new process sessions, 12 one-thread
 #                                              # `priorfit evaluate` runs that compute the NUTS and ML-II
 #                                              # references, and stage A of the training (configs/gp_default_gpu.json
-#                                              # warm-started from the shipped v2)
+#                                              # warm-started from $PRIORFIT_INIT, default gp_default: for v3 that
+#                                              # was the shipped v2)
 #   bash benchmarks/device_run.sh stage-b      # once stage A has ended: stage B (configs/gp_default_gpu_b.json,
 #                                              # warm-started from stage A); then stage-c likewise
 #   bash benchmarks/device_run.sh snapshot [SLEEP]  # copy the latest checkpoint, its log and the references to $OUT
@@ -18,7 +19,7 @@ export PYTHONPATH=$PWD/src PYTHONUNBUFFERED=1 JAX_PLATFORMS=cpu XLA_PYTHON_CLIEN
 W=${PRIORFIT_RUN_DIR:-/root/priorfit_run}
 OUT=${OUT:-$W/out}
 
-refs() {  # one `priorfit evaluate` of the v2 model (the references do not depend on it) in a new session
+refs() {  # one `priorfit evaluate` of the shipped model (the references do not depend on it) in a new session
   local name=$1; shift
   mkdir -p "$W/refs/$name"
   XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1" OMP_NUM_THREADS=1 \
@@ -73,7 +74,7 @@ start)
   done
   mkdir -p "$W/train"
   cp configs/gp_default_gpu.json "$W/train/config.json"
-  setsid python3 -m priorfit.cli train "$W/train/config.json" --out "$W/train" --quiet --init-from gp_default \
+  setsid python3 -m priorfit.cli train "$W/train/config.json" --out "$W/train" --quiet --init-from "${PRIORFIT_INIT:-gp_default}" \
     >> "$W/train/train.log" 2>&1 < /dev/null &
   sleep 60
   ls -la "$W/train"
