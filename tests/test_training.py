@@ -161,3 +161,18 @@ def test_context_curriculum_ramps_the_largest_context(tmp_path, monkeypatch):
     n_ctx = [p - run.n_queries for p in seen[-8:]]  # the training batches (the borders' and evaluator's come first)
     assert all(2 <= c <= run.largest_context(s) for s, c in enumerate(n_ctx))
     assert run.largest_context(0) < 20 == run.largest_context(7)
+
+
+def test_a_state_written_before_a_new_config_field_still_resumes(tmp_path):
+    """A training state stores its config as JSON; a field added to TrainConfig later takes its default."""
+    train(tiny_prior(), TINY_MODEL, SMALL, tmp_path, progress=False, stop_after=3)
+    state_path = tmp_path / "train_state.pt"
+    state = torch.load(state_path, weights_only=True)
+    stored = json.loads(state["train_config"])
+    del stored["context_curriculum"]  # as written before the field existed
+    state["train_config"] = json.dumps(stored, sort_keys=True)
+    torch.save(state, state_path)
+    assert train(tiny_prior(), TINY_MODEL, SMALL, tmp_path, progress=False).step == SMALL.steps
+    torch.save(dict(state, train_config=json.dumps(dict(stored, lr=0.5), sort_keys=True)), state_path)
+    with pytest.raises(CheckpointError, match="train_config"):
+        train(tiny_prior(), TINY_MODEL, SMALL, tmp_path, progress=False)

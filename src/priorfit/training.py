@@ -27,7 +27,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from priorfit.checkpoint import atomic_write_bytes, save_checkpoint
-from priorfit.config import register, to_dict
+from priorfit.config import from_dict, register, to_dict
 from priorfit.evaluate import pfn_logits
 from priorfit.exceptions import CheckpointError, ConfigError
 from priorfit.model.bar_distribution import BarDistribution
@@ -208,19 +208,14 @@ def _distributed() -> tuple[int, int]:
     return (dist.get_rank(), world) if world > 1 else (0, 1)
 
 
-def _resume_key(config: TrainConfig, reschedule: bool = False) -> str:
-    """What must match for a run to resume: the configuration less how it runs (threads, device), and less the
-    step count when the run is rescheduled."""
+def _resume_key(config: TrainConfig | str, reschedule: bool = False) -> str:
+    """What must match for a run to resume: the configuration (a TrainConfig, or the JSON a training state stores,
+    in which fields added since take their defaults) less how it runs (threads, device), and less the step count
+    when the run is rescheduled."""
+    if isinstance(config, str):
+        config = from_dict(json.loads(config), TrainConfig)
     config = dataclasses.replace(config, num_threads=0, device="auto", steps=1 if reschedule else config.steps)
     return json.dumps(to_dict(config), sort_keys=True)
-
-
-def _resume_key_of(stored: str, reschedule: bool) -> str:
-    if not reschedule:
-        return stored
-    data = json.loads(stored)
-    data["steps"] = 1
-    return json.dumps(data, sort_keys=True)
 
 
 def _atomic_torch_save(obj: Any, path: Path) -> None:
@@ -297,7 +292,7 @@ def train(
     state_path = out_dir / STATE_FILE
     if resume and state_path.exists():
         state = torch.load(state_path, map_location="cpu", weights_only=True)
-        if _resume_key_of(state["train_config"], reschedule) != _resume_key(train_config, reschedule):
+        if _resume_key(state["train_config"], reschedule) != _resume_key(train_config, reschedule):
             raise CheckpointError(f"{state_path} was written with another train_config; use resume=False")
         if len(state["generators"]) != world:
             raise CheckpointError(f"{state_path} was written by {len(state['generators'])} ranks, not {world}")
