@@ -37,6 +37,7 @@ from tqdm.auto import tqdm
 from priorfit.checkpoint import Checkpoint
 from priorfit.config import to_dict
 from priorfit.exact.gp import fit_ml2, gp_predictive, ml2_fit
+from priorfit.exact.normal import normal_crps, normal_nll, normal_pit
 from priorfit.exact.store import ReferenceStore, dataset_fingerprint, pit_list
 from priorfit.exceptions import InputDataError
 from priorfit.priors.gp import GPPrior
@@ -202,22 +203,6 @@ class FidelityReport:
 # scores
 
 
-def _normal_nll(mean: Tensor, var: Tensor, y: Tensor) -> Tensor:
-    return 0.5 * torch.log(2 * math.pi * var) + 0.5 * (y - mean) ** 2 / var
-
-
-def _normal_crps(mean: Tensor, var: Tensor, y: Tensor) -> Tensor:
-    """CRPS of N(mean, var) at y: sd (z (2 Phi(z) - 1) + 2 phi(z) - 1/sqrt(pi)), z = (y - mean) / sd."""
-    sd = var.sqrt()
-    z = (y - mean) / sd
-    pdf = torch.exp(-0.5 * z**2) / math.sqrt(2 * math.pi)
-    return sd * (z * (2 * torch.special.ndtr(z) - 1) + 2 * pdf - 1 / math.sqrt(math.pi))
-
-
-def _normal_pit(mean: Tensor, var: Tensor, y: Tensor) -> Tensor:
-    return torch.special.ndtr((y - mean) / var.sqrt())
-
-
 def _coverage(pit: Tensor, level: float) -> float:
     """Share of points inside the central `level` interval, i.e. with |F(y) - 1/2| <= level / 2."""
     return float(((pit - 0.5).abs() <= level / 2).double().mean())
@@ -327,8 +312,8 @@ def _ml2_record(prior: GPPrior, x_ctx: Tensor, y_ctx: Tensor, x_qry: Tensor, y_q
                            generator=torch.Generator().manual_seed(config.seed + i))
         except RuntimeError:  # every restart hit a non-PD kernel matrix: counted, left out of the gap
             return dict(failed=True, ms=1000 * (time.perf_counter() - t))
-    return dict(failed=False, nll=float(_normal_nll(m, v, y_qry).mean()), crps=float(_normal_crps(m, v, y_qry).mean()),
-                pit=pit_list(_normal_pit(m, v, y_qry)), ms=1000 * (time.perf_counter() - t))
+    return dict(failed=False, nll=float(normal_nll(m, v, y_qry).mean()), crps=float(normal_crps(m, v, y_qry).mean()),
+                pit=pit_list(normal_pit(m, v, y_qry)), ms=1000 * (time.perf_counter() - t))
 
 
 def _cell(ckpt: Checkpoint, prior: GPPrior, d: int, n: int, config: EvaluateConfig, pits: dict[str, list],
@@ -350,15 +335,15 @@ def _cell(ckpt: Checkpoint, prior: GPPrior, d: int, n: int, config: EvaluateConf
     t = time.perf_counter()
     mean, var = gp_predictive(prior, batch.params, x_ctx, y_ctx, x_qry)
     oracle_ms = 1000 * (time.perf_counter() - t) / config.n_datasets
-    oracle_nll = _normal_nll(mean, var, y_qry).mean(-1)
+    oracle_nll = normal_nll(mean, var, y_qry).mean(-1)
     pits["PFN"].append(pfn_pit.flatten())
-    pits["oracle GP"].append(_normal_pit(mean, var, y_qry).flatten())
+    pits["oracle GP"].append(normal_pit(mean, var, y_qry).flatten())
     gap, gap_se = _mean_se(pfn_nll - oracle_nll)
     pfn_mean, pfn_se = _mean_se(pfn_nll)
     values: dict[str, Any] = dict(
         n_features=d, n_context=n, n_datasets=config.n_datasets, pfn_nll=pfn_mean, pfn_nll_se=pfn_se,
         oracle_nll=float(oracle_nll.mean()), gap_to_oracle=gap, gap_to_oracle_se=gap_se,
-        pfn_crps=float(pfn_crps), oracle_crps=float(_normal_crps(mean, var, y_qry).mean()),
+        pfn_crps=float(pfn_crps), oracle_crps=float(normal_crps(mean, var, y_qry).mean()),
         coverage_50=_coverage(pfn_pit, 0.5), coverage_90=_coverage(pfn_pit, 0.9),
         pfn_ms_per_dataset=pfn_ms, oracle_ms_per_dataset=oracle_ms,
     )

@@ -166,12 +166,13 @@ def make_bar_distribution(prior: Any, n_bars: int, n_points: int, n_datasets: in
 def exact_nll(prior: Any, x_ctx, y_ctx, x_qry, y_qry, params) -> torch.Tensor | None:
     """Mean NLL per query point of the exact posterior with the true hyperparameters, if the prior has one."""
     from priorfit.exact.gp import gp_predictive
+    from priorfit.exact.normal import normal_nll
     from priorfit.priors.gp import GPPrior
 
     if not isinstance(prior, GPPrior):
         return None
     mean, var = gp_predictive(prior, params, x_ctx, y_ctx, x_qry)
-    return (0.5 * torch.log(2 * math.pi * var) + 0.5 * (y_qry - mean) ** 2 / var).mean()
+    return normal_nll(mean, var, y_qry).mean()
 
 
 class _Evaluator:

@@ -51,6 +51,7 @@ import torch
 from torch import Tensor
 
 from priorfit.exact.gp import gp_log_marginal_likelihood, gp_predictive
+from priorfit.exact.normal import abs_normal_mean
 from priorfit.exceptions import InputDataError
 from priorfit.priors.gp import GPPrior
 from priorfit.priors.hyperpriors import Fixed, Gamma, Hyperprior, InverseGamma, LogNormal, Normal, Uniform
@@ -213,8 +214,8 @@ class MarginalPredictive:
         out = []
         for j in range(0, len(self), chunk):
             mu, var = self.means[:, j:j + chunk], self.variances[:, j:j + chunk]  # S x c
-            to_y = (w[:, None] * _abs_normal_mean(mu - y[j:j + chunk], var)).sum(0)
-            pair = _abs_normal_mean(mu[:, None] - mu[None], var[:, None] + var[None])  # S x S x c
+            to_y = (w[:, None] * abs_normal_mean(mu - y[j:j + chunk], var)).sum(0)
+            pair = abs_normal_mean(mu[:, None] - mu[None], var[:, None] + var[None])  # S x S x c
             out.append(to_y - 0.5 * torch.einsum("s,r,src->c", w, w, pair))
         return torch.cat(out)
 
@@ -245,13 +246,6 @@ class MarginalPredictive:
             hi = torch.where(below, hi, mid)
         out = 0.5 * (lo + hi)  # m x Q
         return out[:, 0] if qt.dim() == 0 else out
-
-
-def _abs_normal_mean(mu: Tensor, var: Tensor) -> Tensor:
-    """E|Z| for Z ~ N(mu, var), elementwise."""
-    sd = var.sqrt()
-    z = mu / sd
-    return 2.0 * sd * torch.exp(-0.5 * z**2) / math.sqrt(2.0 * math.pi) + mu * (2.0 * torch.special.ndtr(z) - 1.0)
 
 
 # ----------------------------------------------------------------------------------------------------------------
