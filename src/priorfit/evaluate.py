@@ -268,6 +268,7 @@ def reference_protocol(prior: GPPrior, config: EvaluateConfig) -> dict[str, Any]
 
 
 def _stack(records: list[dict[str, Any]], name: str) -> Tensor:
+    """Field `name` of the records as one flat float64 tensor (per-point fields such as "pit" concatenated)."""
     return torch.tensor([r[name] for r in records], dtype=torch.float64).flatten()
 
 
@@ -353,7 +354,7 @@ def _cell(ckpt: Checkpoint, prior: GPPrior, d: int, n: int, config: EvaluateConf
         used, records = _references(store, "marginal", d, n, k, x, y, new_references, on_reference,
                                     lambda i: _marginal_record(prior, x_ctx[i], y_ctx[i], x_qry[i], y_qry[i], config, i))
         if used:
-            nll_t, pit_t = _stack(records, "nll"), torch.cat([_stack([r], "pit") for r in records])
+            nll_t, pit_t = _stack(records, "nll"), _stack(records, "pit")
             pits["marginal (NUTS)"].append(pit_t)
             gap, gap_se = _mean_se(pfn_nll[used] - nll_t)
             values.update(
@@ -377,7 +378,7 @@ def _cell(ckpt: Checkpoint, prior: GPPrior, d: int, n: int, config: EvaluateConf
             values.update(ml2_ms_per_dataset=float(np.mean([r["ms"] for r in records])))
         if fitted:
             nll_t = _stack(records_ok, "nll")
-            pits["ML-II GP"].append(torch.cat([_stack([r], "pit") for r in records_ok]))
+            pits["ML-II GP"].append(_stack(records_ok, "pit"))
             gap, gap_se = _mean_se(pfn_nll[fitted] - nll_t)
             values.update(ml2_nll=float(nll_t.mean()), gap_to_ml2=gap, gap_to_ml2_se=gap_se,
                           ml2_crps=float(_stack(records_ok, "crps").mean()))

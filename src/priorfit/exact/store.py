@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import Tensor
 
 from priorfit.exceptions import PriorfitError
@@ -150,7 +149,3 @@ def _protocol_difference(stored: dict[str, Any], wanted: dict[str, Any]) -> str:
 def pit_list(values: Tensor) -> list[float]:
     """PIT values rounded for storage (1e-9 moves a coverage count only at an exact tie)."""
     return [round(float(v), 9) for v in values.flatten()]
-
-
-def record_tensor(record: dict[str, Any], name: str) -> Tensor:
-    return torch.tensor(record[name], dtype=torch.float64)
