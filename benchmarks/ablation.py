@@ -42,6 +42,7 @@ def variants(job: TrainJob) -> dict[str, TrainJob]:
         "lr 3e-3": r(job, training=r(t, lr=3e-3)),
         "batch 64 (half the steps)": r(job, training=r(t, batch_size=64)),
         "context curriculum (max context ramps up over the first half)": r(job, training=r(t, context_curriculum=0.5)),
+        "per-dataset standardisation of the targets": r(job, model=r(m, standardize_targets=True)),
     }
 
 

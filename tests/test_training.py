@@ -1,18 +1,24 @@
 import dataclasses
 import json
+import math
 import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 
 from priorfit.checkpoint import load_checkpoint
 from priorfit.config import to_dict
+from priorfit.estimators import PFNRegressor
+from priorfit.evaluate import pfn_nll, pfn_predict
 from priorfit.exceptions import CheckpointError, ConfigError
 from priorfit.model.transformer import ModelConfig
 from priorfit.priors.gp import GPPrior
-from priorfit.training import TrainConfig, train
+from priorfit.priors.hyperpriors import Fixed
+from priorfit.priors.kernels import Matern, Scale
+from priorfit.training import TrainConfig, make_bar_distribution, train
 
 from conftest import TINY_MODEL, TINY_TRAIN, tiny_prior
 
@@ -176,3 +182,34 @@ def test_a_state_written_before_a_new_config_field_still_resumes(tmp_path):
     torch.save(dict(state, train_config=json.dumps(dict(stored, lr=0.5), sort_keys=True)), state_path)
     with pytest.raises(CheckpointError, match="train_config"):
         train(tiny_prior(), TINY_MODEL, SMALL, tmp_path, progress=False)
+
+
+def test_a_standardizing_model_scores_in_the_targets_own_units(tmp_path):
+    """A model with standardize_targets trains; the NLL of training and evaluate (pfn_predict + pfn_nll) is the
+    estimator's log density in the data's units."""
+    model = dataclasses.replace(TINY_MODEL, standardize_targets=True)
+    result = train(tiny_prior(), model, SMALL, tmp_path, progress=False)
+    ckpt = load_checkpoint(result.checkpoint)
+    assert ckpt.model_config.standardize_targets and math.isfinite(result.history[-1]["nll@8"])
+    batch = tiny_prior().sample(3, 20, torch.Generator().manual_seed(5), n_features=2)
+    x, y = batch.x, 10.0 * batch.y + 3.0  # targets far from the prior's scale
+    nll = pfn_nll(ckpt.bar_distribution, *pfn_predict(ckpt.model, x, y, 12), y[:, 12:])
+    for i in range(3):
+        reg = PFNRegressor(model=str(result.checkpoint), normalize=False).fit(x[i, :12].numpy(), y[i, :12].numpy())
+        log_density = reg.predict_distribution(x[i, 12:].numpy()).log_prob(y[i, 12:].numpy())
+        np.testing.assert_allclose(-log_density, nll[i].numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_standardized_borders_do_not_depend_on_the_prior_s_scale():
+    """Borders of a standardising model describe standardised targets: scaling the prior's functions and noise
+    by 10 leaves them unchanged (raw borders scale by 10)."""
+    def prior(scale):  # a well-conditioned kernel, so that the jitter does not break the scaling
+        return GPPrior(kernel=Scale(Matern(nu=0.5, lengthscale=Fixed(0.3)), outputscale=Fixed(scale ** 2)),
+                       noise_std=Fixed(0.1 * scale), mean=Fixed(0.0))
+
+    small, large = prior(1.0), prior(10.0)
+    raw = [make_bar_distribution(p, 50, 24, 512, seed=0).borders for p in (small, large)]
+    torch.testing.assert_close(raw[1], 10 * raw[0], rtol=1e-4, atol=1e-5)
+    std = [make_bar_distribution(p, 50, 24, 512, seed=0, standardize_context=(8, 16)).borders for p in (small, large)]
+    torch.testing.assert_close(std[1], std[0], rtol=1e-4, atol=1e-4)
+    assert not torch.allclose(std[0], raw[0], rtol=0.05)

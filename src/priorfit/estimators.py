@@ -163,9 +163,10 @@ class PFNRegressor(RegressorMixin, BaseEstimator):
     def predict_distribution(self, X) -> PredictiveDistribution:
         """The posterior predictive distribution of y at each row of X, in the user's units."""
         logits = self._logits(X)
-        return PredictiveDistribution(
-            self.checkpoint_.bar_distribution, logits, loc=self.y_mean_, scale=self.y_scale_
-        )
+        # user units <- the prior's (normalize) <- the model's standardised targets (standardize_targets)
+        loc = self.y_mean_ + self.y_scale_ * float(self.context_.target_loc)
+        scale = self.y_scale_ * float(self.context_.target_scale)
+        return PredictiveDistribution(self.checkpoint_.bar_distribution, logits, loc=loc, scale=scale)
 
     def predict(self, X) -> np.ndarray:
         """Posterior predictive mean, shape (n_queries,)."""

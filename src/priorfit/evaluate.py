@@ -40,6 +40,9 @@ from priorfit.exact.gp import fit_ml2, gp_predictive, ml2_fit
 from priorfit.exact.normal import normal_crps, normal_nll, normal_pit
 from priorfit.exact.store import ReferenceStore, dataset_fingerprint, pit_list
 from priorfit.exceptions import InputDataError
+from priorfit.model.bar_distribution import BarDistribution
+from priorfit.model.predictive import PredictiveDistribution
+from priorfit.model.transformer import PFNTransformer
 from priorfit.priors.gp import GPPrior
 
 __all__ = [
@@ -50,7 +53,8 @@ __all__ = [
     "fidelity_report",
     "format_table",
     "cells_to_json",
-    "pfn_logits",
+    "pfn_nll",
+    "pfn_predict",
     "reference_protocol",
 ]
 
@@ -214,12 +218,26 @@ def _mean_se(values: Tensor) -> tuple[float, float]:
 
 
 @torch.inference_mode()
-def pfn_logits(model: torch.nn.Module, x: Tensor, y: Tensor, n_ctx: int, chunk: int = 64) -> Tensor:
-    """The PFN's logits at the points after the first `n_ctx` of each dataset (x `B x N x d`, y `B x N`), `chunk`
-    datasets per forward pass: `B x (N - n_ctx) x K`, float32."""
+def pfn_predict(model: PFNTransformer, x: Tensor, y: Tensor, n_ctx: int,
+                chunk: int = 64) -> tuple[Tensor, Tensor, Tensor]:
+    """The PFN's predictions at the points after the first `n_ctx` of each dataset (x `B x N x d`, y `B x N`),
+    `chunk` datasets per forward pass: logits `B x (N - n_ctx) x K` (float32) over the bars of
+    ``(y - loc) / scale``, and `loc`, `scale` (`B x 1`; 0 and 1 unless the model standardises targets)."""
     xf, yf = x.float(), y.float()
-    return torch.cat([model(xf[i:i + chunk, :n_ctx], yf[i:i + chunk, :n_ctx], xf[i:i + chunk, n_ctx:])
-                      for i in range(0, x.shape[0], chunk)])
+    logits, locs, scales = [], [], []
+    for i in range(0, x.shape[0], chunk):
+        cache = model.encode_context(xf[i:i + chunk, :n_ctx], yf[i:i + chunk, :n_ctx])
+        logits.append(model.predict_logits(cache, xf[i:i + chunk, n_ctx:]))
+        locs.append(cache.target_loc)
+        scales.append(cache.target_scale)
+    return torch.cat(logits), torch.cat(locs), torch.cat(scales)
+
+
+def pfn_nll(bar: BarDistribution, logits: Tensor, loc: Tensor, scale: Tensor, y: Tensor) -> Tensor:
+    """NLL of targets `y` (`B x m`) in their own units under the PFN's predictions (see :func:`pfn_predict`):
+    the bar NLL of the standardised targets plus the log of the Jacobian."""
+    loc, scale = loc.to(logits.dtype), scale.to(logits.dtype)
+    return bar.nll(logits, (y.to(logits.dtype) - loc) / scale) + scale.log()
 
 
 @torch.inference_mode()
@@ -326,11 +344,12 @@ def _cell(ckpt: Checkpoint, prior: GPPrior, d: int, n: int, config: EvaluateConf
     x, y = batch.x, batch.y
     x_ctx, y_ctx, x_qry, y_qry = x[:, :n], y[:, :n], x[:, n:], y[:, n:]
 
-    logits = pfn_logits(model, x, y, n).double()
-    pfn_nll_points = bar.nll(logits, y_qry)  # B x m
-    pfn_nll = pfn_nll_points.mean(-1)
-    pfn_pit = bar.cdf(logits, y_qry)
-    pfn_crps = bar.crps(logits, y_qry).mean()
+    logits, loc, scale = (t.double() for t in pfn_predict(model, x, y, n))
+    pfn_nll_points = pfn_nll(bar, logits, loc, scale, y_qry)  # B x m
+    nll_per_dataset = pfn_nll_points.mean(-1)
+    z_qry = (y_qry - loc) / scale
+    pfn_pit = bar.cdf(logits, z_qry)
+    pfn_crps = (scale * bar.crps(logits, z_qry)).mean()
     pfn_ms = _pfn_ms_per_dataset(model, x, y, n, config.timing_datasets)
 
     t = time.perf_counter()
@@ -339,8 +358,8 @@ def _cell(ckpt: Checkpoint, prior: GPPrior, d: int, n: int, config: EvaluateConf
     oracle_nll = normal_nll(mean, var, y_qry).mean(-1)
     pits["PFN"].append(pfn_pit.flatten())
     pits["oracle GP"].append(normal_pit(mean, var, y_qry).flatten())
-    gap, gap_se = _mean_se(pfn_nll - oracle_nll)
-    pfn_mean, pfn_se = _mean_se(pfn_nll)
+    gap, gap_se = _mean_se(nll_per_dataset - oracle_nll)
+    pfn_mean, pfn_se = _mean_se(nll_per_dataset)
     values: dict[str, Any] = dict(
         n_features=d, n_context=n, n_datasets=config.n_datasets, pfn_nll=pfn_mean, pfn_nll_se=pfn_se,
         oracle_nll=float(oracle_nll.mean()), gap_to_oracle=gap, gap_to_oracle_se=gap_se,
@@ -356,7 +375,7 @@ def _cell(ckpt: Checkpoint, prior: GPPrior, d: int, n: int, config: EvaluateConf
         if used:
             nll_t, pit_t = _stack(records, "nll"), _stack(records, "pit")
             pits["marginal (NUTS)"].append(pit_t)
-            gap, gap_se = _mean_se(pfn_nll[used] - nll_t)
+            gap, gap_se = _mean_se(nll_per_dataset[used] - nll_t)
             values.update(
                 marginal_datasets=len(used), marginal_nll=float(nll_t.mean()), gap_to_marginal=gap,
                 gap_to_marginal_se=gap_se, marginal_crps=float(_stack(records, "crps").mean()),
@@ -379,7 +398,7 @@ def _cell(ckpt: Checkpoint, prior: GPPrior, d: int, n: int, config: EvaluateConf
         if fitted:
             nll_t = _stack(records_ok, "nll")
             pits["ML-II GP"].append(_stack(records_ok, "pit"))
-            gap, gap_se = _mean_se(pfn_nll[fitted] - nll_t)
+            gap, gap_se = _mean_se(nll_per_dataset[fitted] - nll_t)
             values.update(ml2_nll=float(nll_t.mean()), gap_to_ml2=gap, gap_to_ml2_se=gap_se,
                           ml2_crps=float(_stack(records_ok, "crps").mean()))
     return FidelityCell(**values)
@@ -396,11 +415,10 @@ def _examples(ckpt: Checkpoint, prior: GPPrior, config: EvaluateConfig) -> list[
         x_ctx, y_ctx = batch.x[0], batch.y[0]
         example: dict[str, Any] = dict(n_context=n, x=x_ctx[:, 0].tolist(), y=y_ctx.tolist(),
                                        grid=grid[:, 0].tolist())
-        with torch.inference_mode():
-            logits = ckpt.model(x_ctx[None].float(), y_ctx[None].float(), grid[None].float())[0].double()
-        q = ckpt.bar_distribution.quantile(logits, [0.05, 0.95])
-        example["PFN"] = dict(mean=ckpt.bar_distribution.mean(logits).tolist(), lo=q[:, 0].tolist(),
-                              hi=q[:, 1].tolist())
+        logits, loc, scale = pfn_predict(ckpt.model, torch.cat([x_ctx, grid])[None], y_ctx[None], n)
+        pfn = PredictiveDistribution(ckpt.bar_distribution, logits[0], loc=float(loc), scale=float(scale))
+        q = pfn.quantile([0.05, 0.95])
+        example["PFN"] = dict(mean=pfn.mean.tolist(), lo=q[:, 0].tolist(), hi=q[:, 1].tolist())
         params = {k: v[:1] for k, v in batch.params.items()}
         mean, var = gp_predictive(prior, params, x_ctx[None], y_ctx[None], grid[None])
         example["oracle GP"] = _band(mean[0], var[0])

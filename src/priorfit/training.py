@@ -28,10 +28,10 @@ from tqdm.auto import tqdm
 
 from priorfit.checkpoint import atomic_write_bytes, save_checkpoint
 from priorfit.config import from_dict, register, to_dict
-from priorfit.evaluate import pfn_logits
+from priorfit.evaluate import pfn_nll, pfn_predict
 from priorfit.exceptions import CheckpointError, ConfigError
 from priorfit.model.bar_distribution import BarDistribution
-from priorfit.model.transformer import ModelConfig, PFNTransformer
+from priorfit.model.transformer import ModelConfig, PFNTransformer, context_standardization
 
 STATE_FILE = "train_state.pt"
 MODEL_FILE = "model.safetensors"
@@ -154,12 +154,24 @@ class TrainResult:
     datasets_per_second: float = float("nan")
 
 
-def make_bar_distribution(prior: Any, n_bars: int, n_points: int, n_datasets: int, seed: int) -> BarDistribution:
-    """Equal-mass bar borders from the targets of `n_datasets` prior datasets (a seed of their own)."""
+def make_bar_distribution(prior: Any, n_bars: int, n_points: int, n_datasets: int, seed: int,
+                          standardize_context: tuple[int, int] | None = None) -> BarDistribution:
+    """Equal-mass bar borders from the targets of `n_datasets` prior datasets (a seed of their own).
+
+    With `standardize_context` (the smallest and largest context size, for a model that standardises targets)
+    the borders are those of query targets standardised by the statistics of a context of random size, which is
+    what such a model predicts.
+    """
     generator = torch.Generator().manual_seed(seed + 7_919)
     ys = []
     for start in range(0, n_datasets, 256):
-        ys.append(prior.sample(min(256, n_datasets - start), n_points, generator).y.flatten())
+        y = prior.sample(min(256, n_datasets - start), n_points, generator).y
+        if standardize_context is not None:
+            lo, hi = standardize_context
+            n_ctx = int(torch.randint(lo, min(hi, n_points - 1) + 1, (), generator=generator))
+            loc, scale = context_standardization(y[:, :n_ctx])
+            y = (y[:, n_ctx:] - loc) / scale
+        ys.append(y.flatten())
     return BarDistribution.from_samples(torch.cat(ys), n_bars)
 
 
@@ -193,7 +205,7 @@ class _Evaluator:
         out: dict[str, float] = {}
         for n_ctx, batch, exact in self.sets:
             x, y = batch.x.float().to(device), batch.y.float().to(device)
-            pfn = float(bar.nll(pfn_logits(model, x, y, n_ctx).float(), y[:, n_ctx:]).mean())
+            pfn = float(pfn_nll(bar, *pfn_predict(model, x, y, n_ctx), y[:, n_ctx:]).mean())
             out[f"nll@{n_ctx}"] = pfn
             if exact is not None:
                 out[f"exact@{n_ctx}"] = exact
@@ -271,7 +283,8 @@ def train(
     init_meta = None
     if init_from is None:
         bar = make_bar_distribution(
-            prior, model_config.n_bars, train_config.n_points, train_config.border_datasets, train_config.seed
+            prior, model_config.n_bars, train_config.n_points, train_config.border_datasets, train_config.seed,
+            standardize_context=train_config.context_range if model_config.standardize_targets else None,
         ).to(device)
     else:
         from priorfit.estimators import load_model
@@ -349,7 +362,7 @@ def train(
         x, y = batch.x.float().to(device), batch.y.float().to(device)
         with autocast:
             logits = ddp(x[:, :n_ctx], y[:, :n_ctx], x[:, n_ctx:])
-        loss = bar.nll(logits.float(), y[:, n_ctx:]).mean()
+        loss = pfn_nll(bar, logits.float(), *model.target_affine(y[:, :n_ctx]), y[:, n_ctx:]).mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), train_config.grad_clip)

@@ -1,7 +1,9 @@
+import dataclasses
+
 import pytest
 import torch
 
-from priorfit.model.transformer import ModelConfig, PFNTransformer
+from priorfit.model.transformer import MIN_TARGET_SCALE, ModelConfig, PFNTransformer
 
 CONFIG = ModelConfig(d_model=32, n_layers=3, n_heads=4, d_ff=48, max_features=3, n_bars=50)
 
@@ -56,9 +58,10 @@ def test_fewer_features_are_zero_padded(model):
     torch.testing.assert_close(model(x, y, q), model(pad(x), y, pad(q)))
 
 
-def test_every_parameter_gets_a_gradient():
+@pytest.mark.parametrize("standardize", [False, True])
+def test_every_parameter_gets_a_gradient(standardize):
     torch.manual_seed(0)
-    model = PFNTransformer(CONFIG)
+    model = PFNTransformer(dataclasses.replace(CONFIG, standardize_targets=standardize))
     x, y, q = _data()
     model(x, y, q).logsumexp(-1).sum().backward()
     # the last layer's context tokens are used as keys/values only; every weight still learns
@@ -80,3 +83,36 @@ def test_bad_shapes_raise(model):
 def test_config_validation(field, value):
     with pytest.raises(ValueError, match=field if field != "n_heads" else "n_heads"):
         ModelConfig(**{field: value})
+
+
+def test_default_model_predicts_raw_targets(model):
+    x, y, _ = _data()
+    cache = model.encode_context(x, y)
+    assert torch.equal(cache.target_loc, torch.zeros(2, 1)) and torch.equal(cache.target_scale, torch.ones(2, 1))
+    assert cache.conditioning is None and model.stats_encoder is None
+
+
+def test_standardized_targets_reach_the_model_only_through_their_statistics():
+    torch.manual_seed(0)
+    model = PFNTransformer(dataclasses.replace(CONFIG, standardize_targets=True)).eval()
+    x, y, q = _data()
+    cache = model.encode_context(x, y)
+    torch.testing.assert_close(cache.target_loc, y.mean(-1, keepdim=True))
+    torch.testing.assert_close(cache.target_scale, y.std(-1, unbiased=False, keepdim=True))
+    a, b = 3.0, -2.0
+    moved = model.encode_context(x, a * y + b)
+    torch.testing.assert_close(moved.target_loc, a * cache.target_loc + b)
+    torch.testing.assert_close(moved.target_scale, a * cache.target_scale)
+    # the statistics enter through their embedding; an affine map of y changes the logits only through it
+    assert not torch.allclose(model(x, a * y + b, q), model(x, y, q), atol=1e-3)
+    with torch.no_grad():
+        model.stats_encoder.weight.zero_()
+    torch.testing.assert_close(model(x, a * y + b, q), model(x, y, q), atol=1e-5, rtol=1e-5)
+
+
+def test_a_constant_context_is_divided_by_the_smallest_scale():
+    model = PFNTransformer(dataclasses.replace(CONFIG, standardize_targets=True)).eval()
+    x, _, q = _data()
+    cache = model.encode_context(x, torch.full((2, 7), 4.0))
+    assert torch.equal(cache.target_scale, torch.full((2, 1), MIN_TARGET_SCALE))
+    assert torch.isfinite(model.predict_logits(cache, q)).all()

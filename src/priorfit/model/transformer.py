@@ -38,6 +38,11 @@ class ModelConfig:
             Dot products of such features are stationary functions of ``x - x'``, so attention can measure
             closeness of inputs from the first layer on.
         max_frequency: the highest of those frequencies.
+        standardize_targets: shift and scale each context's targets to mean 0 and standard deviation 1 before
+            the model sees them (per-dataset normalisation). The context's mean and log standard deviation
+            enter every token through an embedding of their own, so the model still knows the data's scale; its
+            logits then describe the standardised query targets, which :meth:`PFNTransformer.target_affine` and
+            :attr:`ContextCache.target_loc` / :attr:`ContextCache.target_scale` map back.
     """
 
     d_model: int = 256
@@ -48,6 +53,7 @@ class ModelConfig:
     n_bars: int = 1000
     n_frequencies: int = 0
     max_frequency: float = 16.0
+    standardize_targets: bool = False
 
     def __post_init__(self) -> None:
         for name in ("d_model", "n_layers", "n_heads", "d_ff", "max_features"):
@@ -62,14 +68,35 @@ class ModelConfig:
             raise ValueError(f"max_frequency must exceed 0.5, got {self.max_frequency!r}")
         if not isinstance(self.n_bars, int) or self.n_bars < 3:
             raise ValueError(f"n_bars must be an integer >= 3, got {self.n_bars!r}")
+        if not isinstance(self.standardize_targets, bool):
+            raise ValueError(f"standardize_targets must be a bool, got {self.standardize_targets!r}")
+
+
+#: The smallest standard deviation a context's targets are divided by (a constant context has none).
+MIN_TARGET_SCALE = 1e-2
+
+
+def context_standardization(y_ctx: Tensor) -> tuple[Tensor, Tensor]:
+    """Mean and standard deviation (at least ``MIN_TARGET_SCALE``), each `batch x 1`, of contexts' targets
+    `y_ctx` (`batch x n`): what a model with ``standardize_targets`` divides them by."""
+    loc = y_ctx.mean(-1, keepdim=True)
+    return loc, (y_ctx - loc).square().mean(-1, keepdim=True).sqrt().clamp_min(MIN_TARGET_SCALE)
 
 
 @dataclass(frozen=True)
 class ContextCache:
-    """Per-layer attention keys and values of an encoded context: each `batch x heads x n x d_head`."""
+    """An encoded context: per-layer attention keys and values, each `batch x heads x n x d_head`.
+
+    The query logits describe ``(y - target_loc) / target_scale`` (each `batch x 1`; 0 and 1 unless the model
+    standardises targets); `conditioning` (`batch x 1 x d_model`) is the embedding of the context's target
+    statistics that queries also receive.
+    """
 
     keys: tuple[Tensor, ...]
     values: tuple[Tensor, ...]
+    target_loc: Tensor
+    target_scale: Tensor
+    conditioning: Tensor | None = None
 
     @property
     def n_context(self) -> int:
@@ -145,6 +172,7 @@ class PFNTransformer(nn.Module):
         d = config.d_model
         self.x_encoder = InputEncoder(config)
         self.y_encoder = nn.Linear(1, d)
+        self.stats_encoder = nn.Linear(2, d) if config.standardize_targets else None
         self.layers = nn.ModuleList(PFNLayer(d, config.n_heads, config.d_ff) for _ in range(config.n_layers))
         self.norm_out = nn.LayerNorm(d)
         self.head = nn.Linear(d, config.n_bars)
@@ -158,13 +186,28 @@ class PFNTransformer(nn.Module):
             x = F.pad(x, (0, self.config.max_features - d))
         return x
 
+    def target_affine(self, y_ctx: Tensor) -> tuple[Tensor, Tensor]:
+        """`(loc, scale)`, each `batch x 1`, of contexts' targets `y_ctx` (`batch x n`): the logits describe
+        ``(y - loc) / scale``. The mean and the standard deviation (at least ``MIN_TARGET_SCALE``) when the model
+        standardises targets, else 0 and 1."""
+        y = y_ctx.to(self.head.weight.dtype)
+        if not self.config.standardize_targets:
+            return torch.zeros_like(y[:, :1]), torch.ones_like(y[:, :1])
+        return context_standardization(y)
+
     def encode_context(self, x_ctx: Tensor, y_ctx: Tensor) -> ContextCache:
         """Run the context through every layer and keep each layer's keys and values."""
         if x_ctx.shape[:2] != y_ctx.shape:
             raise ValueError(f"x_ctx {tuple(x_ctx.shape)} and y_ctx {tuple(y_ctx.shape)} disagree on batch x n")
         if x_ctx.shape[1] < 1:
             raise ValueError("the context must hold at least one point")
-        h = self.x_encoder(self._pad(x_ctx)) + self.y_encoder(y_ctx.to(self.head.weight.dtype).unsqueeze(-1))
+        loc, scale = self.target_affine(y_ctx)
+        y = (y_ctx.to(self.head.weight.dtype) - loc) / scale
+        h = self.x_encoder(self._pad(x_ctx)) + self.y_encoder(y.unsqueeze(-1))
+        conditioning = None
+        if self.stats_encoder is not None:
+            conditioning = self.stats_encoder(torch.cat([loc, scale.log()], dim=-1)).unsqueeze(1)
+            h = h + conditioning
         keys, values = [], []
         last = len(self.layers) - 1
         for i, layer in enumerate(self.layers):
@@ -174,17 +217,20 @@ class PFNTransformer(nn.Module):
             values.append(v)
             if i < last:  # the last layer's context outputs are never read
                 h = layer.attend(h, normed, k, v)
-        return ContextCache(tuple(keys), tuple(values))
+        return ContextCache(tuple(keys), tuple(values), loc, scale, conditioning)
 
     def predict_logits(self, cache: ContextCache, x_qry: Tensor) -> Tensor:
         """Logits `batch x m x n_bars` for queries `batch x m x d`, from an encoded context."""
         if x_qry.shape[0] != cache.batch_size:
             raise ValueError(f"x_qry has batch size {x_qry.shape[0]}, the context {cache.batch_size}")
         h = self.x_encoder(self._pad(x_qry))
+        if cache.conditioning is not None:
+            h = h + cache.conditioning
         for layer, k, v in zip(self.layers, cache.keys, cache.values):
             h = layer.attend(h, layer.norm_attn(h), k, v)
         return self.head(self.norm_out(h))
 
     def forward(self, x_ctx: Tensor, y_ctx: Tensor, x_qry: Tensor) -> Tensor:
+        """Logits over the bars of ``(y - loc) / scale`` with ``loc, scale = self.target_affine(y_ctx)``."""
         return self.predict_logits(self.encode_context(x_ctx, y_ctx), x_qry)
 
