@@ -13,6 +13,8 @@ median wall time per dataset of
   would take hours here, so it is NOT run: the row gives the measured seconds of one gradient of the NUTS
   potential at n = 1000 times the leapfrog steps the n = 100 run took, labelled as an estimate.
 The gp_default model was trained on n <= 128: at n = 1000 only its cost is meaningful, not its predictions.
+With --ensemble 2,4 the PFN is also timed averaged over that many symmetry transforms of the data
+(priorfit.model.ensemble; d = 1 has 4), each with its ratios to ML-II and NUTS.
 Writes benchmarks/results/speed.json.
 """
 
@@ -33,6 +35,7 @@ import torch
 from priorfit.estimators import load_model
 from priorfit.exact.gp import fit_ml2, gp_predictive
 from priorfit.exact.marginal import marginal_predictive
+from priorfit.model.ensemble import SymmetryEnsemble
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -71,6 +74,7 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=3, help="datasets timed per n (PFN, exact GP, ML-II)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads of the PFN and the exact GP")
+    parser.add_argument("--ensemble", default="", help="symmetry-ensemble sizes to time too, e.g. 2,4")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     ckpt = load_model("gp_default")
@@ -86,6 +90,12 @@ def main() -> None:
                 logits = model(x[i:i + 1, :n].float(), y[i:i + 1, :n].float(), x[i:i + 1, n:].float())[0].double()
                 bar.mean(logits), bar.quantile(logits, levels)
 
+        def pfn_ensemble(i: int, ensemble: SymmetryEnsemble) -> None:
+            with torch.inference_mode():
+                context = ensemble.encode(model, x[i:i + 1, :n].float(), y[i:i + 1, :n].float())
+                logits = ensemble.logits(model, context, x[i:i + 1, n:].float())[0]
+                bar.mean(logits), bar.quantile(logits, levels)
+
         def exact(i: int) -> None:
             params = {k: v[i:i + 1] for k, v in batch.params.items()}
             gp_predictive(prior, params, x[i:i + 1, :n], y[i:i + 1, :n], x[i:i + 1, n:])
@@ -94,6 +104,12 @@ def main() -> None:
             fit_ml2(prior, x[i, :n], y[i, :n], x[i, n:], restarts=3, generator=torch.Generator().manual_seed(i))
 
         pfn(args.repeats)  # warm-up
+        ensembles = {}
+        for size in (int(v) for v in args.ensemble.split(",") if v):
+            ensemble = SymmetryEnsemble.create(prior.symmetries, bar, 1, size)
+            pfn_ensemble(args.repeats, ensemble)
+            ensembles[len(ensemble)] = statistics.median(
+                _timed(lambda: pfn_ensemble(i, ensemble)) for i in range(args.repeats))
         times = {"PFN": statistics.median(_timed(lambda: pfn(i)) for i in range(args.repeats)),
                  "exact GP (true hyperparameters)": statistics.median(
                      _timed(lambda: exact(i)) for i in range(args.repeats))}
@@ -123,10 +139,14 @@ def main() -> None:
         torch.set_num_threads(threads)
         row = dict(n_context=n, n_queries=args.queries, seconds=times,
                    speedup_of_pfn={k: v / times["PFN"] for k, v in times.items() if k != "PFN"},
-                   nuts=nuts_note, nuts_max_r_hat=diag.get("max_r_hat") if n <= 100 else None)
+                   nuts=nuts_note, nuts_max_r_hat=diag.get("max_r_hat") if n <= 100 else None,
+                   pfn_ensemble={k: dict(seconds=v, speedup_vs_ml2=times["ML-II fit + predict"] / v,
+                                         speedup_vs_nuts=times["NUTS marginal"] / v) for k, v in ensembles.items()})
         rows.append(row)
         print(f"n={n}: " + ", ".join(f"{k} {v * 1000:.1f} ms" for k, v in times.items()) + f" (NUTS: {nuts_note})"
-              + " | PFN speed-up: " + ", ".join(f"{k} {v:.0f}x" for k, v in row["speedup_of_pfn"].items()),
+              + " | PFN speed-up: " + ", ".join(f"{k} {v:.0f}x" for k, v in row["speedup_of_pfn"].items())
+              + "".join(f" | ensemble of {k}: {e['seconds'] * 1000:.1f} ms, {e['speedup_vs_ml2']:.1f}x ML-II, "
+                        f"{e['speedup_vs_nuts']:.0f}x NUTS" for k, e in row["pfn_ensemble"].items()),
               flush=True)
     out = ROOT / "benchmarks" / "results" / "speed.json"
     out.write_text(json.dumps(dict(

@@ -61,6 +61,11 @@ def test_predict_csv(tmp_path, tiny_checkpoint):
     expected = PFNRegressor(model=str(tiny_checkpoint)).fit(X, y).predict(X[:3])
     np.testing.assert_allclose([float(r["mean"]) for r in rows], expected, rtol=1e-5)
     assert all(float(r["q0.1"]) < float(r["mean"]) < float(r["q0.9"]) for r in rows)
+    code = main(["predict", "--train", str(tmp_path / "train.csv"), "--query", str(tmp_path / "query.csv"),
+                 "--target", "target", "--model", str(tiny_checkpoint), "--ensemble", "3", "--out", str(out)])
+    ensemble = PFNRegressor(model=str(tiny_checkpoint), ensemble_size=3).fit(X, y).predict(X[:3])
+    assert code == 0 and not np.allclose(ensemble, expected, rtol=1e-3)
+    np.testing.assert_allclose([float(r["mean"]) for r in csv.DictReader(open(out))], ensemble, rtol=1e-5)
 
 
 def test_predict_errors(tmp_path, tiny_checkpoint, capsys):

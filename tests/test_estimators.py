@@ -49,6 +49,32 @@ def test_density_is_in_user_units(fitted):
     assert slope == pytest.approx(pdf(t), rel=1e-3)
 
 
+def test_an_ensemble_averages_the_predictions_for_transformed_data(tiny_checkpoint):
+    """ensemble_size=k is the average of the plain model's predictive distributions for the k transformed copies
+    of the user's data (features reflected about their range's midpoint and reordered, y negated), mapped back;
+    its density still integrates to 1 in the user's units."""
+    X, y = _data()
+    reg = PFNRegressor(model=str(tiny_checkpoint), ensemble_size=6).fit(X, y)
+    assert len(reg.ensemble_) == 6
+    grid = np.linspace(y.min() - 5, y.max() + 5, 4001)
+    query = np.repeat(X[:1], len(grid), axis=0)
+    members = []
+    for t in reg.ensemble_.transforms:
+        Xt = X[:, list(t.permutation)]
+        Xt = np.where(t.reflect, Xt.min(0) + Xt.max(0) - Xt, Xt)
+        qt = np.where(t.reflect, Xt.min(0) + Xt.max(0) - query[:, list(t.permutation)], query[:, list(t.permutation)])
+        sign = -1.0 if t.negate else 1.0
+        plain = PFNRegressor(model=str(tiny_checkpoint)).fit(Xt, sign * y).predict_distribution(qt)
+        members.append(1 - plain.cdf(-grid) if t.negate else plain.cdf(grid))
+    ensemble = reg.predict_distribution(query)
+    # bar masses are exact; a negated member's shape inside each bar is flattened, hence the tolerance
+    np.testing.assert_allclose(ensemble.cdf(grid), np.mean(members, axis=0), atol=3e-3)
+    lo, hi = ensemble.quantile([1e-7, 1 - 1e-7])[0]
+    fine = np.linspace(lo, hi, 200_001)
+    density = np.exp(reg.predict_distribution(np.repeat(X[:1], len(fine), axis=0)).log_prob(fine))
+    assert np.trapezoid(density, fine) == pytest.approx(1.0, abs=1e-3)
+
+
 def test_affine_equivariance_of_targets(fitted, tiny_checkpoint):
     """With normalize=True, y -> a y + b moves the mean to a mean + b and the log density by -log a."""
     reg, X, y = fitted
@@ -111,6 +137,9 @@ def test_bad_queries_and_parameters(fitted, tiny_checkpoint):
         reg.predict(np.array([[np.nan, 0.0]]))
     with pytest.raises(InputDataError, match="query_batch_size"):
         PFNRegressor(model=str(tiny_checkpoint), query_batch_size=0).fit(X, y)
+    for bad in (0, 2.0, True):
+        with pytest.raises(InputDataError, match="ensemble_size"):
+            PFNRegressor(model=str(tiny_checkpoint), ensemble_size=bad).fit(X, y)
     with pytest.raises(ValueError, match="y"):
         reg.predict_distribution(X[:3]).log_prob(y[:2])
 

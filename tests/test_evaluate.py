@@ -3,6 +3,7 @@ import json
 import math
 
 import pytest
+import torch
 
 from priorfit.checkpoint import load_checkpoint
 from priorfit.cli import main
@@ -13,7 +14,10 @@ from priorfit.evaluate import (
     evaluate,
     fidelity_report,
     format_table,
+    pfn_nll,
+    pfn_predict,
 )
+from priorfit.model.ensemble import DatasetTransform, SymmetryEnsemble
 
 
 def test_quick_evaluate_writes_table_json_and_plots(tmp_path, tiny_checkpoint, capsys):
@@ -53,6 +57,29 @@ def test_report_round_trips_through_json_and_merges(tiny_checkpoint):
     for name, curve in both.calibration.items():
         assert merged.calibration[name] == pytest.approx(curve)
     assert merged.calibration_points == both.calibration_points
+
+
+def test_an_ensemble_report_scores_the_average_of_its_members(tiny_checkpoint):
+    """With ensemble_size=k the PFN column is the members' mixture: its NLL is below the members' mean NLL
+    (Jensen) and the cell records the member count; the oracle column does not change."""
+    ckpt = load_checkpoint(tiny_checkpoint)
+    base = EvaluateConfig(n_context=(8,), n_features=(2,), n_datasets=16, n_queries=16, marginal_datasets=0,
+                          ml2_datasets=0, timing_datasets=1)
+    (plain,) = evaluate(ckpt, base, progress=False, examples=False).cells
+    ensemble = SymmetryEnsemble.create(ckpt.prior.symmetries, ckpt.bar_distribution, 2, 3)
+    members = []
+    for t in ensemble.transforms:  # each member alone: the plain model on transformed data
+        one = SymmetryEnsemble((DatasetTransform((0, 1), (False, False)),), ckpt.bar_distribution)
+        batch = ckpt.prior.sample(16, 24, torch.Generator().manual_seed(base.seed * 100_003 + 2_000 + 8),
+                                  n_features=2)
+        x, y = t.inputs(batch.x), t.targets(batch.y)
+        members.append(float(pfn_nll(ckpt.bar_distribution, *pfn_predict(ckpt.model, x, y, 8, ensemble=one),
+                                     y[:, 8:]).mean()))
+    assert members[0] == pytest.approx(plain.pfn_nll, abs=1e-5)
+    (mixed,) = evaluate(ckpt, dataclasses.replace(base, ensemble_size=3), progress=False, examples=False).cells
+    assert mixed.pfn_ensemble_members == 3 and plain.pfn_ensemble_members == 1
+    assert mixed.pfn_nll < sum(members) / 3
+    assert mixed.oracle_nll == plain.oracle_nll
 
 
 def test_gaps_are_paired_differences(tiny_checkpoint):

@@ -68,7 +68,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         quantiles = [float(q) for q in args.quantiles.split(",")]
     except ValueError:
         raise PriorfitError(f"--quantiles must be comma-separated numbers, got {args.quantiles!r}") from None
-    reg = PFNRegressor(model=args.model).fit(X, y)
+    reg = PFNRegressor(model=args.model, ensemble_size=args.ensemble).fit(X, y)
     dist = reg.predict_distribution(Xq)
     columns = [dist.mean, dist.stddev] + list(dist.quantile(quantiles).T)
     names = ["mean", "std"] + [f"q{q:g}" for q in quantiles]
@@ -126,7 +126,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     overrides = dict(
         n_context=_int_tuple("context", args.context), n_features=_int_tuple("features", args.features),
         n_datasets=args.datasets, marginal_datasets=args.marginal_datasets, ml2_datasets=args.ml2_datasets,
-        nuts_warmup=args.nuts_warmup, nuts_samples=args.nuts_samples, seed=args.seed,
+        nuts_warmup=args.nuts_warmup, nuts_samples=args.nuts_samples, seed=args.seed, ensemble_size=args.ensemble,
     )
     try:
         config = dataclasses.replace(config, **{k: v for k, v in overrides.items() if v is not None})
@@ -196,6 +196,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", default=None, help="name of the target column (default: the last one)")
     p.add_argument("--model", default=None, help="checkpoint path or shipped model name (default: gp_default)")
     p.add_argument("--quantiles", default="0.05,0.5,0.95", help="comma-separated (default: 0.05,0.5,0.95)")
+    p.add_argument("--ensemble", type=int, default=1, metavar="K",
+                   help="average over up to K transforms of the data under which the model's prior is invariant "
+                        "(default 1: the plain model)")
     p.add_argument("--out", default="-", help="output CSV (default: standard output)")
     p.set_defaults(func=_cmd_predict)
 
@@ -228,6 +231,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--nuts-warmup", type=int, default=None, help="NUTS warm-up iterations per chain (default 200)")
     p.add_argument("--nuts-samples", type=int, default=None, help="NUTS draws per chain (default 200)")
     p.add_argument("--seed", type=int, default=None, help="seed of the datasets (default 0)")
+    p.add_argument("--ensemble", type=int, default=None, metavar="K",
+                   help="average the PFN over up to K transforms of each dataset under which its prior is "
+                        "invariant (feature reflections and orderings, y -> -y); default 1: the plain PFN")
     p.add_argument("--references", nargs="+", default=None, metavar="JSON",
                    help="references.json files of earlier runs on the same protocol (any model): their NUTS and "
                         "ML-II results are reused, not recomputed. OUT/references.json holds them and the new ones")

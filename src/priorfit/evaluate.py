@@ -41,8 +41,10 @@ from priorfit.exact.normal import normal_crps, normal_nll, normal_pit
 from priorfit.exact.store import ReferenceStore, dataset_fingerprint, pit_list
 from priorfit.exceptions import InputDataError
 from priorfit.model.bar_distribution import BarDistribution
+from priorfit.model.ensemble import SymmetryEnsemble
 from priorfit.model.predictive import PredictiveDistribution
 from priorfit.model.transformer import PFNTransformer
+from priorfit.priors.base import Symmetries
 from priorfit.priors.gp import GPPrior
 
 __all__ = [
@@ -78,6 +80,8 @@ class EvaluateConfig:
         timing_datasets: datasets per cell on which the PFN's time per dataset is measured one at a time.
         example_context: context sizes of the example plot's 1-D datasets.
         seed: seeds the datasets, NUTS and the ML-II restarts.
+        ensemble_size: the PFN's predictions are averaged over this many transforms of each dataset under which
+            the prior is invariant (:mod:`priorfit.model.ensemble`); 1 is the plain PFN.
     """
 
     n_context: tuple[int, ...] = (2, 4, 8, 16, 32, 64, 128)
@@ -93,9 +97,11 @@ class EvaluateConfig:
     timing_datasets: int = 8
     example_context: tuple[int, ...] = (4, 16, 64)
     seed: int = 0
+    ensemble_size: int = 1
 
     def __post_init__(self) -> None:
-        for name in ("n_datasets", "n_queries", "nuts_samples", "nuts_chains", "ml2_restarts", "timing_datasets"):
+        for name in ("n_datasets", "n_queries", "nuts_samples", "nuts_chains", "ml2_restarts", "timing_datasets",
+                     "ensemble_size"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
@@ -141,6 +147,7 @@ class FidelityCell:
     coverage_90: float
     pfn_ms_per_dataset: float
     oracle_ms_per_dataset: float
+    pfn_ensemble_members: int = 1
     marginal_datasets: int = 0
     marginal_nll: float | None = None
     gap_to_marginal: float | None = None
@@ -218,19 +225,33 @@ def _mean_se(values: Tensor) -> tuple[float, float]:
 
 
 @torch.inference_mode()
-def pfn_predict(model: PFNTransformer, x: Tensor, y: Tensor, n_ctx: int,
-                chunk: int = 64) -> tuple[Tensor, Tensor, Tensor]:
+def pfn_predict(model: PFNTransformer, x: Tensor, y: Tensor, n_ctx: int, chunk: int = 64,
+                ensemble: SymmetryEnsemble | None = None) -> tuple[Tensor, Tensor, Tensor]:
     """The PFN's predictions at the points after the first `n_ctx` of each dataset (x `B x N x d`, y `B x N`),
-    `chunk` datasets per forward pass: logits `B x (N - n_ctx) x K` (float32) over the bars of
-    ``(y - loc) / scale``, and `loc`, `scale` (`B x 1`; 0 and 1 unless the model standardises targets)."""
+    `chunk` datasets per forward pass: logits `B x (N - n_ctx) x K` over the bars of ``(y - loc) / scale``, and
+    `loc`, `scale` (`B x 1`; 0 and 1 unless the model standardises targets). With an `ensemble`, the logits
+    (float64) are those of its members' average; without, the model's own (float32)."""
     xf, yf = x.float(), y.float()
     logits, locs, scales = [], [], []
     for i in range(0, x.shape[0], chunk):
-        cache = model.encode_context(xf[i:i + chunk, :n_ctx], yf[i:i + chunk, :n_ctx])
-        logits.append(model.predict_logits(cache, xf[i:i + chunk, n_ctx:]))
+        xc, yc, xq = xf[i:i + chunk, :n_ctx], yf[i:i + chunk, :n_ctx], xf[i:i + chunk, n_ctx:]
+        if ensemble is None:
+            cache = model.encode_context(xc, yc)
+            logits.append(model.predict_logits(cache, xq))
+        else:
+            cache = ensemble.encode(model, xc, yc)
+            logits.append(ensemble.logits(model, cache, xq))
         locs.append(cache.target_loc)
         scales.append(cache.target_scale)
     return torch.cat(logits), torch.cat(locs), torch.cat(scales)
+
+
+def pfn_ensemble(ckpt: Checkpoint, n_features: int, size: int) -> SymmetryEnsemble | None:
+    """The symmetry ensemble of `size` members for datasets with `n_features` features (None for size 1)."""
+    if size == 1:
+        return None
+    return SymmetryEnsemble.create(getattr(ckpt.prior, "symmetries", Symmetries()), ckpt.bar_distribution,
+                                   n_features, size)
 
 
 def pfn_nll(bar: BarDistribution, logits: Tensor, loc: Tensor, scale: Tensor, y: Tensor) -> Tensor:
@@ -240,15 +261,15 @@ def pfn_nll(bar: BarDistribution, logits: Tensor, loc: Tensor, scale: Tensor, y:
     return bar.nll(logits, (y.to(logits.dtype) - loc) / scale) + scale.log()
 
 
-@torch.inference_mode()
-def _pfn_ms_per_dataset(model: torch.nn.Module, x: Tensor, y: Tensor, n_ctx: int, count: int) -> float:
-    """Milliseconds of one forward pass on one dataset (the median over the first `count` datasets)."""
+def _pfn_ms_per_dataset(model: PFNTransformer, x: Tensor, y: Tensor, n_ctx: int, count: int,
+                        ensemble: SymmetryEnsemble | None = None) -> float:
+    """Milliseconds of the PFN's logits for one dataset (the median over the first `count` datasets)."""
     xf, yf = x.float(), y.float()
-    model(xf[:1, :n_ctx], yf[:1, :n_ctx], xf[:1, n_ctx:])  # warm-up
+    pfn_predict(model, xf[:1], yf[:1], n_ctx, ensemble=ensemble)  # warm-up
     times = []
     for i in range(min(count, x.shape[0])):
         t = time.perf_counter()
-        model(xf[i:i + 1, :n_ctx], yf[i:i + 1, :n_ctx], xf[i:i + 1, n_ctx:])
+        pfn_predict(model, xf[i:i + 1], yf[i:i + 1], n_ctx, ensemble=ensemble)
         times.append(time.perf_counter() - t)
     return 1000 * float(np.median(times))
 
@@ -344,13 +365,14 @@ def _cell(ckpt: Checkpoint, prior: GPPrior, d: int, n: int, config: EvaluateConf
     x, y = batch.x, batch.y
     x_ctx, y_ctx, x_qry, y_qry = x[:, :n], y[:, :n], x[:, n:], y[:, n:]
 
-    logits, loc, scale = (t.double() for t in pfn_predict(model, x, y, n))
+    ensemble = pfn_ensemble(ckpt, d, config.ensemble_size)
+    logits, loc, scale = (t.double() for t in pfn_predict(model, x, y, n, ensemble=ensemble))
     pfn_nll_points = pfn_nll(bar, logits, loc, scale, y_qry)  # B x m
     nll_per_dataset = pfn_nll_points.mean(-1)
     z_qry = (y_qry - loc) / scale
     pfn_pit = bar.cdf(logits, z_qry)
     pfn_crps = (scale * bar.crps(logits, z_qry)).mean()
-    pfn_ms = _pfn_ms_per_dataset(model, x, y, n, config.timing_datasets)
+    pfn_ms = _pfn_ms_per_dataset(model, x, y, n, config.timing_datasets, ensemble)
 
     t = time.perf_counter()
     mean, var = gp_predictive(prior, batch.params, x_ctx, y_ctx, x_qry)
@@ -365,6 +387,7 @@ def _cell(ckpt: Checkpoint, prior: GPPrior, d: int, n: int, config: EvaluateConf
         oracle_nll=float(oracle_nll.mean()), gap_to_oracle=gap, gap_to_oracle_se=gap_se,
         pfn_crps=float(pfn_crps), oracle_crps=float(normal_crps(mean, var, y_qry).mean()),
         coverage_50=_coverage(pfn_pit, 0.5), coverage_90=_coverage(pfn_pit, 0.9),
+        pfn_ensemble_members=1 if ensemble is None else len(ensemble),
         pfn_ms_per_dataset=pfn_ms, oracle_ms_per_dataset=oracle_ms,
     )
 
@@ -415,7 +438,8 @@ def _examples(ckpt: Checkpoint, prior: GPPrior, config: EvaluateConfig) -> list[
         x_ctx, y_ctx = batch.x[0], batch.y[0]
         example: dict[str, Any] = dict(n_context=n, x=x_ctx[:, 0].tolist(), y=y_ctx.tolist(),
                                        grid=grid[:, 0].tolist())
-        logits, loc, scale = pfn_predict(ckpt.model, torch.cat([x_ctx, grid])[None], y_ctx[None], n)
+        logits, loc, scale = pfn_predict(ckpt.model, torch.cat([x_ctx, grid])[None], y_ctx[None], n,
+                                         ensemble=pfn_ensemble(ckpt, 1, config.ensemble_size))
         pfn = PredictiveDistribution(ckpt.bar_distribution, logits[0], loc=float(loc), scale=float(scale))
         q = pfn.quantile([0.05, 0.95])
         example["PFN"] = dict(mean=pfn.mean.tolist(), lo=q[:, 0].tolist(), hi=q[:, 1].tolist())

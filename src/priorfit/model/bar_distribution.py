@@ -44,6 +44,15 @@ _HALF_LOG_2_OVER_PI = 0.5 * math.log(2.0 / math.pi)  # log of the half-normal de
 _HALF_NORMAL_ENTROPY = 0.5 * math.log(math.pi / 2.0) + 0.5  # entropy of |Z| (add log sigma)
 
 
+class Transfer(NamedTuple):
+    """A sparse transfer matrix (see :meth:`BarDistribution.transfer_matrix`): `mass` of source bar `source`
+    lands in bar `target` (three 1-D tensors of the nonzero entries)."""
+
+    source: Tensor
+    target: Tensor
+    mass: Tensor
+
+
 class _Bars(NamedTuple):
     """Per-bar constants derived from the borders, all in one dtype and on one device.
 
@@ -520,6 +529,56 @@ class BarDistribution(torch.nn.Module):
         p = log_p.exp()
         plogp = torch.where(p > 0, p * log_p, torch.zeros_like(p))
         return (p * self._bars(logits).entropy - plogp).sum(-1)
+
+    # -- other borders -----------------------------------------------------------------------------------------
+
+    def transfer_matrix(self, borders: Tensor) -> Tensor:
+        """``K' x K`` float64 matrix ``T``: a bar distribution on `borders` (K' + 1 of them, tails included) with
+        bar probabilities ``p`` puts probability ``p @ T`` in each of these K bars.
+
+        Row k is where the source's piece k (uniform on its bar, or a half-normal tail) falls, in closed form, so
+        ``p @ T`` is exact for the bar masses; only the shape within each of these bars then becomes this
+        distribution's (uniform, or its own tails'). Rows sum to 1 and hold no negative entries.
+        """
+        source = BarDistribution(torch.as_tensor(borders, dtype=torch.float64))
+        src = _make_bars(source.borders, torch.float64, torch.device("cpu"))
+        t = self.borders.detach().to(device="cpu", dtype=torch.float64)[1:-1]  # this distribution's inner borders
+        lo, w = src.borders[1:-2, None], src.width[1:-1, None]
+        # F_k(t) for every source piece k at every inner border t, and the complement where it is more precise
+        cdf_inner = ((t - lo) / w).clamp(0.0, 1.0)  # K'-2 x K-1
+        left = torch.where(t >= src.borders[1], torch.ones_like(t),
+                           torch.erfc((src.borders[1] - t) / (src.sigma_left * _SQRT2)))
+        right_sf = torch.where(t < src.borders[-2], torch.ones_like(t),
+                               torch.erfc((t - src.borders[-2]) / (src.sigma_right * _SQRT2)))
+        cdf = torch.cat([left[None], cdf_inner, (1.0 - right_sf)[None]])  # K' x K-1
+        zeros, ones = torch.zeros(cdf.shape[0], 1, dtype=torch.float64), torch.ones(cdf.shape[0], 1, dtype=torch.float64)
+        cdf = torch.cat([zeros, cdf, ones], dim=1)  # F at b_0 = -inf ... b_K = +inf
+        masses = cdf[:, 1:] - cdf[:, :-1]
+        sf = torch.cat([ones[0], right_sf, zeros[0]])  # the right tail's survival function, exactly
+        masses[-1] = sf[:-1] - sf[1:]  # its far-right masses are differences of small numbers, not of numbers near 1
+        return masses.clamp_min(0.0)
+
+    def reflection(self) -> Transfer:
+        """The nonzero entries of the :meth:`transfer_matrix` of the negated, reversed borders (where -Y's bars
+        lie): a few per row, since the borders of a prior's targets are nearly symmetric."""
+        matrix = self.transfer_matrix(-self.borders.detach().flip(0))
+        source, target = torch.nonzero(matrix, as_tuple=True)
+        return Transfer(source, target, matrix[source, target])
+
+    def reflected_probs(self, probs: Tensor, reflection: Transfer | None = None) -> Tensor:
+        """Bar probabilities over these bars of -Y, Y having bar probabilities `probs` (``... x K``, float64):
+        -Y is a bar distribution on the negated, reversed borders, moved onto these bars with exact masses
+        (pass ``reflection = self.reflection()`` to reuse it). Exact when the borders are symmetric."""
+        r = self.reflection() if reflection is None else reflection
+        flat = probs.flip(-1).reshape(-1, self.n_bars)
+        moved = flat[:, r.source.to(flat.device)] * r.mass.to(flat)
+        return torch.zeros_like(flat).index_add_(1, r.target.to(flat.device), moved).reshape(probs.shape)
+
+    def reflected_logits(self, logits: Tensor, reflection: Transfer | None = None) -> Tensor:
+        """Logits (log bar probabilities, float64) over these bars of -Y, Y having `logits` (``... x K``); see
+        :meth:`reflected_probs`."""
+        logits = self._check_logits(logits)
+        return self.reflected_probs(torch.softmax(logits.to(torch.float64), dim=-1), reflection).log()
 
     # -- Bayesian-optimisation acquisitions -------------------------------------------------------------------
 

@@ -1,6 +1,6 @@
 """Priors over datasets: GP priors with kernels and hyperpriors, input samplers, and the Batch they produce."""
 
-from priorfit.priors.base import Batch, Prior
+from priorfit.priors.base import Batch, Prior, Symmetries
 from priorfit.priors.gp import GPPrior, cholesky_with_jitter
 from priorfit.priors.hyperpriors import Fixed, Gamma, Hyperprior, InverseGamma, LogNormal, Normal, Uniform
 from priorfit.priors.inputs import ClusteredInputs, InputSampler, UniformInputs
@@ -9,6 +9,7 @@ from priorfit.priors.kernels import RBF, Kernel, Linear, Matern, Periodic, Produ
 __all__ = [
     "Batch",
     "Prior",
+    "Symmetries",
     "GPPrior",
     "cholesky_with_jitter",
     "Hyperprior",

@@ -38,6 +38,23 @@ class Batch:
         return self.x.shape[2]
 
 
+@dataclass(frozen=True)
+class Symmetries:
+    """Transforms of a dataset that leave a prior's distribution over datasets unchanged, and with it the exact
+    posterior predictive (mapped along). A PFN only approximates that invariance; averaging its predictions over
+    such transforms (:mod:`priorfit.model.ensemble`) removes part of its error at no cost in exactness.
+
+    Attributes:
+        reflect_inputs: x_j -> 1 - x_j for any subset of the features.
+        permute_inputs: any reordering of the features.
+        negate_targets: y -> -y.
+    """
+
+    reflect_inputs: bool = False
+    permute_inputs: bool = False
+    negate_targets: bool = False
+
+
 @runtime_checkable
 class Prior(Protocol):
     """A prior over datasets: a frozen, registered dataclass with a seeded ``sample``."""

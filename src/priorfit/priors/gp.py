@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from priorfit.config import register
-from priorfit.priors.base import Batch
+from priorfit.priors.base import Batch, Symmetries
 from priorfit.priors.hyperpriors import Fixed, Hyperprior, LogNormal
 from priorfit.priors.inputs import InputSampler, UniformInputs
 from priorfit.priors.kernels import RBF, Kernel, Scale
@@ -127,6 +127,14 @@ class GPPrior:
             inputs=UniformInputs(),
             max_features=1,
         )
+
+    @property
+    def symmetries(self) -> Symmetries:
+        """Reflecting and reordering input features leave this prior unchanged when its kernel is stationary and
+        its inputs symmetric; negating the targets does when the mean's hyperprior is symmetric about 0."""
+        reflect = self.kernel.stationary and self.inputs.symmetric
+        return Symmetries(reflect_inputs=reflect, permute_inputs=self.inputs.symmetric,
+                          negate_targets=self.mean.symmetric_about_zero)
 
     # ---- hyperparameters ----------------------------------------------------------------------------------------
 

@@ -30,6 +30,11 @@ class Hyperprior:
     def log_prob(self, value: Tensor) -> Tensor:
         return self.distribution().log_prob(value)
 
+    @property
+    def symmetric_about_zero(self) -> bool:
+        """Whether the distribution of -X is that of X (so a GP mean drawn from it keeps y -> -y a symmetry)."""
+        return False
+
 
 def _positive(name: str, value: float) -> None:
     if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
@@ -60,6 +65,10 @@ class Fixed(Hyperprior):
     def log_prob(self, value: Tensor) -> Tensor:
         return torch.where(value == self.value, 0.0, -math.inf).to(value.dtype)
 
+    @property
+    def symmetric_about_zero(self) -> bool:
+        return self.value == 0
+
 
 @register
 @dataclass(frozen=True)
@@ -73,6 +82,10 @@ class Normal(Hyperprior):
 
     def sample(self, shape: tuple[int, ...], generator: torch.Generator) -> Tensor:
         return self.loc + self.scale * torch.randn(shape, generator=generator, dtype=torch.float64)
+
+    @property
+    def symmetric_about_zero(self) -> bool:
+        return self.loc == 0
 
     def distribution(self) -> distributions.Distribution:
         return distributions.Normal(torch.tensor(float(self.loc), dtype=torch.float64), float(self.scale))
@@ -112,6 +125,10 @@ class Uniform(Hyperprior):
     def sample(self, shape: tuple[int, ...], generator: torch.Generator) -> Tensor:
         u = torch.rand(shape, generator=generator, dtype=torch.float64)
         return self.low + (self.high - self.low) * u
+
+    @property
+    def symmetric_about_zero(self) -> bool:
+        return self.low == -self.high
 
     def distribution(self) -> distributions.Distribution:
         return distributions.Uniform(

@@ -23,6 +23,9 @@ def _check_count(name: str, value: object, minimum: int) -> None:
 class InputSampler:
     """Base class: ``sample(batch_size, n_points, n_features, generator)`` -> `batch x n x d` in [0, 1]^d."""
 
+    #: The distribution is unchanged by reflecting any feature (x -> 1 - x) and by reordering the features.
+    symmetric = False
+
     def sample(self, batch_size: int, n_points: int, n_features: int, generator: torch.Generator) -> Tensor:
         raise NotImplementedError
 
@@ -39,6 +42,8 @@ class InputSampler:
 @dataclass(frozen=True)
 class UniformInputs(InputSampler):
     r"""Independent uniform inputs: :math:`x_{bij} \sim U[0, 1]`."""
+
+    symmetric = True
 
     def sample(self, batch_size: int, n_points: int, n_features: int, generator: torch.Generator) -> Tensor:
         """`batch_size x n_points x n_features` float64 uniform draws."""
@@ -62,6 +67,8 @@ class ClusteredInputs(InputSampler):
     folded into the cube by reflection at the faces, :math:`x = 1 - |(z \bmod 2) - 1|` elementwise (a continuous
     density that keeps each cluster's shape near a face instead of piling mass on it, as clipping would).
     """
+
+    symmetric = True  # uniform centres, isotropic clusters, and the fold commutes with x -> 1 - x
 
     max_clusters: int = 3
     min_width: float = 0.02

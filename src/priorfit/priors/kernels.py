@@ -105,6 +105,10 @@ class Kernel:
     inputs, then call the private methods (which composite kernels call on their children without re-checking).
     """
 
+    #: k(x, x') depends on x - x' only, through an even function, so reflecting inputs (x -> 1 - x) leaves the
+    #: GP unchanged. Every kernel here is also exchangeable in the input features (iid per-feature hyperpriors).
+    stationary = True
+
     # ---- hyperparameters ---------------------------------------------------------------------------------------
 
     def param_shapes(self, n_features: int) -> dict[str, tuple[int, ...]]:
@@ -429,6 +433,8 @@ class Linear(Kernel):
     Parameters: ``variance`` of shape `()`. Not stationary: inputs are used as they are (no centring).
     """
 
+    stationary = False
+
     variance: Hyperprior = field(default_factory=lambda: LogNormal(loc=0.0, scale=0.5))
 
     def __post_init__(self) -> None:
@@ -562,6 +568,10 @@ class Scale(Kernel):
                 f"base must not have its own 'outputscale' (a Scale of a Scale is redundant), got {self.base!r}"
             )
 
+    @property
+    def stationary(self) -> bool:  # type: ignore[override]
+        return self.base.stationary
+
     def param_shapes(self, n_features: int) -> dict[str, tuple[int, ...]]:
         return {"outputscale": (), **self.base.param_shapes(n_features)}
 
@@ -612,6 +622,10 @@ class _Composite(Kernel):
         for i, k in enumerate(self.kernels):
             if not isinstance(k, Kernel):
                 raise TypeError(f"kernels[{i}] must be a Kernel, got {type(k).__name__}: {k!r}")
+
+    @property
+    def stationary(self) -> bool:  # type: ignore[override]
+        return all(k.stationary for k in self.kernels)
 
     def param_shapes(self, n_features: int) -> dict[str, tuple[int, ...]]:
         out: dict[str, tuple[int, ...]] = {}
