@@ -35,7 +35,7 @@ import torch
 from priorfit.estimators import load_model
 from priorfit.exact.gp import fit_ml2, gp_predictive
 from priorfit.exact.marginal import marginal_predictive
-from priorfit.model.ensemble import SymmetryEnsemble
+from priorfit.model.ensemble import SymmetryEnsemble, encode, predict
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -85,15 +85,10 @@ def main() -> None:
         batch = prior.sample(args.repeats + 1, n + args.queries, torch.Generator().manual_seed(n), n_features=1)
         x, y = batch.x, batch.y
 
-        def pfn(i: int) -> None:
+        def pfn(i: int, ensemble: SymmetryEnsemble | None = None) -> None:
             with torch.inference_mode():
-                logits = model(x[i:i + 1, :n].float(), y[i:i + 1, :n].float(), x[i:i + 1, n:].float())[0].double()
-                bar.mean(logits), bar.quantile(logits, levels)
-
-        def pfn_ensemble(i: int, ensemble: SymmetryEnsemble) -> None:
-            with torch.inference_mode():
-                context = ensemble.encode(model, x[i:i + 1, :n].float(), y[i:i + 1, :n].float())
-                logits = ensemble.logits(model, context, x[i:i + 1, n:].float())[0]
+                context = encode(model, x[i:i + 1, :n].float(), y[i:i + 1, :n].float(), ensemble)
+                logits = predict(model, context, x[i:i + 1, n:].float(), ensemble)[0].double()
                 bar.mean(logits), bar.quantile(logits, levels)
 
         def exact(i: int) -> None:
@@ -107,9 +102,9 @@ def main() -> None:
         ensembles = {}
         for size in (int(v) for v in args.ensemble.split(",") if v):
             ensemble = SymmetryEnsemble.create(prior.symmetries, bar, 1, size)
-            pfn_ensemble(args.repeats, ensemble)
+            pfn(args.repeats, ensemble)
             ensembles[len(ensemble)] = statistics.median(
-                _timed(lambda: pfn_ensemble(i, ensemble)) for i in range(args.repeats))
+                _timed(lambda: pfn(i, ensemble)) for i in range(args.repeats))
         times = {"PFN": statistics.median(_timed(lambda: pfn(i)) for i in range(args.repeats)),
                  "exact GP (true hyperparameters)": statistics.median(
                      _timed(lambda: exact(i)) for i in range(args.repeats))}

@@ -17,9 +17,8 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from priorfit.checkpoint import Checkpoint, load_checkpoint
 from priorfit.exceptions import CheckpointError, InputDataError, OutOfDomainWarning
-from priorfit.model.ensemble import SymmetryEnsemble
+from priorfit.model.ensemble import encode, predict, symmetry_ensemble
 from priorfit.model.predictive import PredictiveDistribution
-from priorfit.priors.base import Symmetries
 
 MODELS_DIR = Path(__file__).parent / "models"
 DEFAULT_MODEL = "gp_default"
@@ -147,16 +146,9 @@ class PFNRegressor(RegressorMixin, BaseEstimator):
         self.checkpoint_ = checkpoint
         x_ctx = self._to_model_inputs(X)
         y_ctx = torch.as_tensor((y - self.y_mean_) / self.y_scale_, dtype=torch.float32)[None]
-        self.ensemble_ = None
-        if self.ensemble_size > 1:
-            symmetries = getattr(checkpoint.prior, "symmetries", Symmetries())
-            self.ensemble_ = SymmetryEnsemble.create(symmetries, checkpoint.bar_distribution, d,
-                                                     int(self.ensemble_size))
+        self.ensemble_ = symmetry_ensemble(checkpoint.prior, checkpoint.bar_distribution, d, int(self.ensemble_size))
         with torch.inference_mode():
-            if self.ensemble_ is None:
-                self.context_ = checkpoint.model.encode_context(x_ctx, y_ctx)
-            else:
-                self.context_ = self.ensemble_.encode(checkpoint.model, x_ctx, y_ctx)
+            self.context_ = encode(checkpoint.model, x_ctx, y_ctx, self.ensemble_)
         return self
 
     def _to_model_inputs(self, X: np.ndarray) -> torch.Tensor:
@@ -180,10 +172,7 @@ class PFNRegressor(RegressorMixin, BaseEstimator):
         with torch.inference_mode():
             for start in range(0, xq.shape[1], self.query_batch_size):
                 queries = xq[:, start:start + self.query_batch_size]
-                if self.ensemble_ is None:
-                    chunks.append(model.predict_logits(self.context_, queries)[0])
-                else:
-                    chunks.append(self.ensemble_.logits(model, self.context_, queries)[0])
+                chunks.append(predict(model, self.context_, queries, self.ensemble_)[0])
         if not chunks:
             return torch.zeros(0, self.checkpoint_.model_config.n_bars)
         return torch.cat(chunks)

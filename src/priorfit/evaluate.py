@@ -41,10 +41,9 @@ from priorfit.exact.normal import normal_crps, normal_nll, normal_pit
 from priorfit.exact.store import ReferenceStore, dataset_fingerprint, pit_list
 from priorfit.exceptions import InputDataError
 from priorfit.model.bar_distribution import BarDistribution
-from priorfit.model.ensemble import SymmetryEnsemble
+from priorfit.model.ensemble import SymmetryEnsemble, encode, predict, symmetry_ensemble
 from priorfit.model.predictive import PredictiveDistribution
 from priorfit.model.transformer import PFNTransformer
-from priorfit.priors.base import Symmetries
 from priorfit.priors.gp import GPPrior
 
 __all__ = [
@@ -234,24 +233,11 @@ def pfn_predict(model: PFNTransformer, x: Tensor, y: Tensor, n_ctx: int, chunk: 
     xf, yf = x.float(), y.float()
     logits, locs, scales = [], [], []
     for i in range(0, x.shape[0], chunk):
-        xc, yc, xq = xf[i:i + chunk, :n_ctx], yf[i:i + chunk, :n_ctx], xf[i:i + chunk, n_ctx:]
-        if ensemble is None:
-            cache = model.encode_context(xc, yc)
-            logits.append(model.predict_logits(cache, xq))
-        else:
-            cache = ensemble.encode(model, xc, yc)
-            logits.append(ensemble.logits(model, cache, xq))
+        cache = encode(model, xf[i:i + chunk, :n_ctx], yf[i:i + chunk, :n_ctx], ensemble)
+        logits.append(predict(model, cache, xf[i:i + chunk, n_ctx:], ensemble))
         locs.append(cache.target_loc)
         scales.append(cache.target_scale)
     return torch.cat(logits), torch.cat(locs), torch.cat(scales)
-
-
-def pfn_ensemble(ckpt: Checkpoint, n_features: int, size: int) -> SymmetryEnsemble | None:
-    """The symmetry ensemble of `size` members for datasets with `n_features` features (None for size 1)."""
-    if size == 1:
-        return None
-    return SymmetryEnsemble.create(getattr(ckpt.prior, "symmetries", Symmetries()), ckpt.bar_distribution,
-                                   n_features, size)
 
 
 def pfn_nll(bar: BarDistribution, logits: Tensor, loc: Tensor, scale: Tensor, y: Tensor) -> Tensor:
@@ -365,7 +351,7 @@ def _cell(ckpt: Checkpoint, prior: GPPrior, d: int, n: int, config: EvaluateConf
     x, y = batch.x, batch.y
     x_ctx, y_ctx, x_qry, y_qry = x[:, :n], y[:, :n], x[:, n:], y[:, n:]
 
-    ensemble = pfn_ensemble(ckpt, d, config.ensemble_size)
+    ensemble = symmetry_ensemble(prior, bar, d, config.ensemble_size)
     logits, loc, scale = (t.double() for t in pfn_predict(model, x, y, n, ensemble=ensemble))
     pfn_nll_points = pfn_nll(bar, logits, loc, scale, y_qry)  # B x m
     nll_per_dataset = pfn_nll_points.mean(-1)
@@ -439,7 +425,7 @@ def _examples(ckpt: Checkpoint, prior: GPPrior, config: EvaluateConfig) -> list[
         example: dict[str, Any] = dict(n_context=n, x=x_ctx[:, 0].tolist(), y=y_ctx.tolist(),
                                        grid=grid[:, 0].tolist())
         logits, loc, scale = pfn_predict(ckpt.model, torch.cat([x_ctx, grid])[None], y_ctx[None], n,
-                                         ensemble=pfn_ensemble(ckpt, 1, config.ensemble_size))
+                                         ensemble=symmetry_ensemble(prior, ckpt.bar_distribution, 1, config.ensemble_size))
         pfn = PredictiveDistribution(ckpt.bar_distribution, logits[0], loc=float(loc), scale=float(scale))
         q = pfn.quantile([0.05, 0.95])
         example["PFN"] = dict(mean=pfn.mean.tolist(), lo=q[:, 0].tolist(), hi=q[:, 1].tolist())

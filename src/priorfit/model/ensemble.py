@@ -26,7 +26,7 @@ from priorfit.model.bar_distribution import BarDistribution
 from priorfit.model.transformer import ContextCache, PFNTransformer
 from priorfit.priors.base import Symmetries
 
-__all__ = ["DatasetTransform", "SymmetryEnsemble", "EnsembleContext"]
+__all__ = ["DatasetTransform", "SymmetryEnsemble", "EnsembleContext", "symmetry_ensemble", "encode", "predict"]
 
 
 @dataclass(frozen=True)
@@ -124,3 +124,25 @@ class SymmetryEnsemble:
                 probs = self.bar_distribution.reflected_probs(probs, self._reflection)
             total = probs if total is None else total.add_(probs)
         return (total / len(self.transforms)).log()
+
+
+def symmetry_ensemble(prior: object, bar_distribution: BarDistribution, n_features: int,
+                      size: int) -> SymmetryEnsemble | None:
+    """The ensemble of up to `size` members over the symmetries `prior` declares (none if it declares none), for
+    datasets with `n_features` features; None for `size` 1, the plain model."""
+    if size == 1:
+        return None
+    return SymmetryEnsemble.create(getattr(prior, "symmetries", Symmetries()), bar_distribution, n_features, size)
+
+
+def encode(model: PFNTransformer, x_ctx: Tensor, y_ctx: Tensor,
+           ensemble: SymmetryEnsemble | None) -> ContextCache | EnsembleContext:
+    """The context encoded for the plain model (`ensemble` None) or once per ensemble member."""
+    return model.encode_context(x_ctx, y_ctx) if ensemble is None else ensemble.encode(model, x_ctx, y_ctx)
+
+
+def predict(model: PFNTransformer, context: ContextCache | EnsembleContext, x_qry: Tensor,
+            ensemble: SymmetryEnsemble | None) -> Tensor:
+    """Query logits `batch x m x K` from a context :func:`encode` made with the same `ensemble`: the model's own
+    (float32) or the members' average (float64)."""
+    return model.predict_logits(context, x_qry) if ensemble is None else ensemble.logits(model, context, x_qry)
