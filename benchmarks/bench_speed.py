@@ -3,15 +3,15 @@
   python benchmarks/bench_speed.py
 
 For n in {10, 100, 1000} context points and m = 1000 queries (d = 1, datasets from the gp_default prior), the
-median wall time per dataset of
+median wall time per dataset (PFN and exact GP: over --rounds passes through --repeats datasets) of
 - PFN: one forward pass (context encoding + 1000 queries) and the predictive mean and 5%/95% quantiles;
 - exact GP with the true hyperparameters (closed form, one Cholesky);
 - ML-II: GPyTorch fit (L-BFGS, 3 restarts) + predict, as priorfit.evaluate runs it;
 - NUTS: hyperparameters marginalised by NumPyro NUTS (priorfit.exact.marginal_predictive, its defaults: 2 chains
-  x (500 warm-up + 500 draws)) + the mixture's predictive at the queries, on one dataset, XLA compilation
-  included; at n = 10 a second call on another dataset gives the time without compilation. At n = 1000 a run
+  x (500 warm-up + 500 draws)) + the mixture's predictive at the queries: the median over --nuts-repeats datasets
+  after a first call has compiled it (that call's time, compilation included, is in the note). At n = 1000 a run
   would take hours here, so it is NOT run: the row gives the measured seconds of one gradient of the NUTS
-  potential at n = 1000 times the leapfrog steps the n = 100 run took, labelled as an estimate.
+  potential at n = 1000 times the leapfrog steps of the median n = 100 run, labelled as an estimate.
 The gp_default model was trained on n <= 128: at n = 1000 only its cost is meaningful, not its predictions.
 With --ensemble 2,4 the PFN is also timed averaged over that many symmetry transforms of the data
 (priorfit.model.ensemble; d = 1 has 4), each with its ratios to ML-II and NUTS.
@@ -46,6 +46,12 @@ def _timed(fn) -> float:
     return time.perf_counter() - t
 
 
+def _median_time(fn, datasets: int, rounds: int) -> float:
+    """The median seconds of ``fn(i)`` over `rounds` passes through datasets 0 .. `datasets` - 1 (a short call's
+    time moves with the machine's other load, so it is taken many times)."""
+    return statistics.median(_timed(lambda: fn(i)) for _ in range(rounds) for i in range(datasets))
+
+
 def _seconds_per_gradient(prior, x, y, repeats: int = 3) -> float:
     """Seconds of one value-and-gradient of the NUTS potential (what each leapfrog step costs) on one dataset."""
     import jax
@@ -74,6 +80,10 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=3, help="datasets timed per n (PFN, exact GP, ML-II)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads of the PFN and the exact GP")
+    parser.add_argument("--rounds", type=int, default=7, help="passes through the datasets when timing the fast "
+                        "methods (PFN, exact GP), whose median is reported")
+    parser.add_argument("--nuts-repeats", type=int, default=3, help="datasets NUTS is timed on per n <= 100 "
+                        "(its time varies with each dataset's leapfrog steps)")
     parser.add_argument("--ensemble", default="", help="symmetry-ensemble sizes to time too, e.g. 2,4")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -82,7 +92,8 @@ def main() -> None:
     levels = torch.tensor([0.05, 0.95], dtype=torch.float64)
     rows, steps = [], {}
     for n in (int(v) for v in args.context.split(",")):
-        batch = prior.sample(args.repeats + 1, n + args.queries, torch.Generator().manual_seed(n), n_features=1)
+        batch = prior.sample(max(args.repeats, args.nuts_repeats) + 1, n + args.queries,
+                             torch.Generator().manual_seed(n), n_features=1)
         x, y = batch.x, batch.y
 
         def pfn(i: int, ensemble: SymmetryEnsemble | None = None) -> None:
@@ -103,11 +114,9 @@ def main() -> None:
         for size in (int(v) for v in args.ensemble.split(",") if v):
             ensemble = SymmetryEnsemble.create(prior.symmetries, bar, 1, size)
             pfn(args.repeats, ensemble)
-            ensembles[len(ensemble)] = statistics.median(
-                _timed(lambda: pfn(i, ensemble)) for i in range(args.repeats))
-        times = {"PFN": statistics.median(_timed(lambda: pfn(i)) for i in range(args.repeats)),
-                 "exact GP (true hyperparameters)": statistics.median(
-                     _timed(lambda: exact(i)) for i in range(args.repeats))}
+            ensembles[len(ensemble)] = _median_time(lambda i: pfn(i, ensemble), args.repeats, args.rounds)
+        times = {"PFN": _median_time(pfn, args.repeats, args.rounds),
+                 "exact GP (true hyperparameters)": _median_time(exact, args.repeats, args.rounds)}
         threads = torch.get_num_threads()
         torch.set_num_threads(1)  # GPyTorch's small fits and the mixture's predictive run faster on one thread
         times["ML-II fit + predict"] = statistics.median(_timed(lambda: ml2(i)) for i in range(args.repeats))
@@ -120,11 +129,15 @@ def main() -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             if n <= 100:
-                times["NUTS marginal"] = _timed(lambda: nuts(0))
-                steps[n] = diag.get("total_leapfrog_steps")
-                if n <= 10:
-                    times["NUTS marginal"] = _timed(lambda: nuts(1))
-                    nuts_note = "measured, compiled before"
+                first = _timed(lambda: nuts(0))
+                runs = []
+                for i in range(1, args.nuts_repeats + 1):
+                    runs.append((_timed(lambda: nuts(i)), diag.get("total_leapfrog_steps")))
+                seconds, steps[n] = sorted(runs)[len(runs) // 2]  # the median run, and its leapfrog steps
+                times["NUTS marginal"] = seconds
+                nuts_note = (f"measured, compiled before: the median of {len(runs)} datasets "
+                             f"({', '.join(f'{t:.1f}' for t, _ in runs)} s; the first, compilation included, "
+                             f"{first:.1f} s)")
             else:
                 per_grad = _seconds_per_gradient(prior, x[0, :n], y[0, :n])
                 known = max((k for k in steps if steps[k]), default=None)

@@ -208,5 +208,5 @@ def test_the_shipped_fidelity_is_reproducible_and_is_what_the_results_file_says(
                                  timing_datasets=1)
     cell = evaluate(ckpt, config, progress=False, examples=False).cells[0]
     recorded = next(c for c in shipped["cells"] if (c["n_features"], c["n_context"]) == (2, 16))
-    for key in ("pfn_nll", "oracle_nll", "gap_to_oracle", "coverage_90", "pfn_crps"):
+    for key in ("pfn_nll", "oracle_nll", "gap_to_oracle", "bar_floor", "coverage_90", "pfn_crps"):
         assert abs(getattr(cell, key) - recorded[key]) < 1e-4, key

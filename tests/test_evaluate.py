@@ -104,6 +104,9 @@ def test_oracle_is_the_best_on_average(tiny_checkpoint):
     cells = fidelity_report(ckpt, n_context=(2, 16), n_features=(1,), n_datasets=64, n_queries=16,
                             marginal_datasets=0, ml2_datasets=0, progress=False)
     assert all(c.gap_to_oracle > 0 for c in cells)
+    # the oracle moved onto the bars loses a little (a KL projection: >= 0 up to sampling noise), far less than
+    # the barely trained PFN
+    assert all(-0.01 < c.bar_floor < 0.5 * c.gap_to_oracle for c in cells)
     assert cells[1].oracle_nll < cells[0].oracle_nll
     assert cells[0].ml2_nll is None and cells[0].marginal_nll is None
     assert "-oracle" in format_table(cells) and len(cells_to_json(cells)) == 2

@@ -130,7 +130,10 @@ class EvaluateConfig:
 class FidelityCell:
     """One (d, n) cell of the fidelity table. NLL in nats per query point, CRPS in y's units; ``*_se`` are
     standard errors over datasets; gaps are PFN minus method, paired on the datasets both were scored on.
-    ``ml2_failures`` counts datasets on which every ML-II restart failed (left out of ML-II's columns)."""
+    ``ml2_failures`` counts datasets on which every ML-II restart failed (left out of ML-II's columns).
+    ``bar_floor`` is the oracle's NLL after its normal predictive is moved onto the model's bars
+    (:meth:`~priorfit.model.bar_distribution.BarDistribution.project_normal`) minus its NLL: the part of the gap to
+    the oracle that the bars' resolution alone sets, which no training removes."""
 
     n_features: int
     n_context: int
@@ -147,6 +150,7 @@ class FidelityCell:
     pfn_ms_per_dataset: float
     oracle_ms_per_dataset: float
     pfn_ensemble_members: int = 1
+    bar_floor: float | None = None
     marginal_datasets: int = 0
     marginal_nll: float | None = None
     gap_to_marginal: float | None = None
@@ -364,13 +368,16 @@ def _cell(ckpt: Checkpoint, prior: GPPrior, d: int, n: int, config: EvaluateConf
     mean, var = gp_predictive(prior, batch.params, x_ctx, y_ctx, x_qry)
     oracle_ms = 1000 * (time.perf_counter() - t) / config.n_datasets
     oracle_nll = normal_nll(mean, var, y_qry).mean(-1)
+    # the oracle's normal moved onto the model's bars (in the model's frame): what the bars alone cost
+    on_bars = bar.project_normal((mean - loc) / scale, var.sqrt() / scale)
+    bar_floor = float((pfn_nll(bar, on_bars, loc, scale, y_qry).mean(-1) - oracle_nll).mean())
     pits["PFN"].append(pfn_pit.flatten())
     pits["oracle GP"].append(normal_pit(mean, var, y_qry).flatten())
     gap, gap_se = _mean_se(nll_per_dataset - oracle_nll)
     pfn_mean, pfn_se = _mean_se(nll_per_dataset)
     values: dict[str, Any] = dict(
         n_features=d, n_context=n, n_datasets=config.n_datasets, pfn_nll=pfn_mean, pfn_nll_se=pfn_se,
-        oracle_nll=float(oracle_nll.mean()), gap_to_oracle=gap, gap_to_oracle_se=gap_se,
+        oracle_nll=float(oracle_nll.mean()), gap_to_oracle=gap, gap_to_oracle_se=gap_se, bar_floor=bar_floor,
         pfn_crps=float(pfn_crps), oracle_crps=float(normal_crps(mean, var, y_qry).mean()),
         coverage_50=_coverage(pfn_pit, 0.5), coverage_90=_coverage(pfn_pit, 0.9),
         pfn_ensemble_members=1 if ensemble is None else len(ensemble),
@@ -519,14 +526,15 @@ def format_table(cells: list[FidelityCell]) -> str:
         return "-".rjust(len(format(0.0, spec))) if v is None else format(v, spec)
 
     head = (f"{'d':>2} {'n':>4} | {'PFN':>7} {'oracle':>7} {'marginal':>8} {'ML-II':>7} | "
-            f"{'-oracle':>7} {'-marginal':>14} {'-ML-II':>7} | {'cov50':>5} {'cov90':>5} | "
+            f"{'-oracle':>7} {'floor':>6} {'-marginal':>14} {'-ML-II':>7} | {'cov50':>5} {'cov90':>5} | "
             f"{'CRPS PFN':>8} {'marg':>6} | {'ms PFN':>6} {'NUTS':>7} {'ML-II':>6} | {'R-hat':>5}")
     lines = [head, "-" * len(head)]
     for c in cells:
         marg_gap = "-" if c.gap_to_marginal is None else f"{c.gap_to_marginal:+.3f}±{c.gap_to_marginal_se:.3f}"
         lines.append(
             f"{c.n_features:>2} {c.n_context:>4} | {c.pfn_nll:7.3f} {c.oracle_nll:7.3f} {fmt(c.marginal_nll, '8.3f')} "
-            f"{fmt(c.ml2_nll, '7.3f')} | {c.gap_to_oracle:+7.3f} {marg_gap:>14} {fmt(c.gap_to_ml2, '+7.3f')} | "
+            f"{fmt(c.ml2_nll, '7.3f')} | {c.gap_to_oracle:+7.3f} {fmt(c.bar_floor, '+6.3f')} {marg_gap:>14} "
+            f"{fmt(c.gap_to_ml2, '+7.3f')} | "
             f"{c.coverage_50:5.2f} {c.coverage_90:5.2f} | {c.pfn_crps:8.4f} {fmt(c.marginal_crps, '6.4f')} | "
             f"{c.pfn_ms_per_dataset:6.2f} {fmt(c.marginal_ms_per_dataset, '7.0f')} "
             f"{fmt(c.ml2_ms_per_dataset, '6.0f')} | {fmt(c.marginal_max_r_hat, '5.3f')}"
@@ -591,6 +599,9 @@ def plot_report(report: FidelityReport, out_dir: str | Path) -> list[Path]:
                 ax.errorbar(n, gap, yerr=se, fmt="o-", ms=3, capsize=2, color=_COLORS[name], label=f"PFN - {name}")
                 if name != "ML-II GP":
                     shown += [g + e for g, e in zip(gap, se) if math.isfinite(e)] + list(gap)
+        floor = [(c.n_context, c.bar_floor) for c in cells if c.bar_floor is not None]
+        if floor:  # the part of the gap to the oracle that the model's bars alone set
+            ax.plot(*zip(*floor), "--", color=_COLORS["oracle GP"], lw=1, label="bars' floor (oracle on the bars)")
         hi = max(shown)
         ax.set_ylim(min(-0.05, -0.25 * hi), 1.15 * hi + 0.02)
         ax.axhline(0, color="k", lw=0.8, ls=":")

@@ -426,3 +426,50 @@ def test_thousand_equal_mass_bars_cost_under_5_millinats_on_a_standard_normal():
     nll_tails += integrate.quad(normal_times_nll, b[-2], math.inf, epsabs=1e-13)[0]
     gap = nll_inner + nll_tails - 0.5 * math.log(2 * math.pi * math.e)
     assert 0.0 < gap < 0.001  # measured: 3.0e-4 nats (100 such bars: 2.4e-3), most of it from the two tails
+
+
+# -- a normal moved onto the bars -----------------------------------------------------------------------------------
+
+
+def test_project_normal_gives_the_normals_mass_on_every_bar():
+    bd = BarDistribution(UNEVEN)
+    mean = torch.tensor([0.3, -2.5, 3.7, 0.95], dtype=F64)
+    std = torch.tensor([0.7, 0.2, 1.5, 0.01], dtype=F64)
+    p = torch.softmax(bd.project_normal(mean, std), -1).numpy()
+    edges = np.concatenate([[-np.inf], UNEVEN[1:-1].numpy(), [np.inf]])
+    for row, (m, s) in enumerate(zip(mean.tolist(), std.tolist())):
+        expected = np.diff(stats.norm.cdf(edges, loc=m, scale=s))
+        np.testing.assert_allclose(p[row], expected, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(p.sum(-1), 1.0, rtol=1e-12)
+
+
+def test_project_normal_keeps_precision_far_above_the_mean():
+    """Bars 8-9 standard deviations above the mean: a difference of CDFs would round their mass to 0."""
+    bd = BarDistribution(torch.tensor([-20.0, 7.0, 8.0, 8.5, 9.0, 20.0], dtype=F64))
+    p = torch.softmax(bd.project_normal(torch.tensor(0.0, dtype=F64), torch.tensor(1.0, dtype=F64)), -1).numpy()
+    expected = -np.diff(stats.norm.sf([8.0, 8.5, 9.0]))
+    np.testing.assert_allclose(p[2:4], expected, rtol=1e-10)
+
+
+def test_project_normal_is_the_bars_closest_distribution_to_the_normal():
+    """Expected NLL under N(m, s^2), by quadrature: the projection's is at least the normal's entropy (the floor is
+    >= 0) and no perturbation of its masses does better (it is the KL projection)."""
+    bd = BarDistribution(UNEVEN)
+    m, s = 0.4, 0.6
+    logits = bd.project_normal(torch.tensor(m, dtype=F64), torch.tensor(s, dtype=F64))
+    g = torch.Generator().manual_seed(3)
+    candidates = torch.stack([logits] + [logits + 0.05 * torch.randn(logits.shape, generator=g, dtype=F64)
+                                         for _ in range(5)])
+
+    def expected_nll(y):
+        return stats.norm.pdf(y, m, s) * bd.nll(candidates, torch.full((6,), y, dtype=F64)).numpy()
+
+    nll = quad_pieces(expected_nll, UNEVEN, m - 12 * s, m + 12 * s)
+    entropy = 0.5 * math.log(2 * math.pi * math.e * s * s)
+    assert nll[0] >= entropy
+    assert (nll[1:] > nll[0]).all()
+
+
+def test_project_normal_rejects_a_non_positive_std():
+    with pytest.raises(ValueError, match="std must be positive"):
+        BarDistribution(UNEVEN).project_normal(torch.zeros(2, dtype=F64), torch.tensor([1.0, 0.0], dtype=F64))

@@ -192,19 +192,24 @@ def _lower_cdf2(bars: _Bars, logits: Tensor, y: Tensor) -> Tensor:
 
 
 def _quantiles(bars: _Bars, logits: Tensor, q: Tensor) -> Tensor:
-    """Exact inverse of ``_cdf``: logits ``... x K``, q ``...' x Q`` (leading dims broadcast) -> ``... x Q``."""
+    """Exact inverse of ``_cdf``: logits ``... x K``, q ``...' x Q`` (leading dims broadcast) -> ``... x Q``.
+
+    Only the ``... x Q`` bar values at each quantile's bar are gathered; no other ``... x K`` tensor is made beyond
+    the probabilities and their cumulative sums (the large temporaries dominate the cost for many distributions).
+    """
     k = logits.shape[-1]
     p = torch.softmax(logits, dim=-1)
     upto = torch.cumsum(p, dim=-1)  # inclusive, ... x K
-    below = upto - p
     batch = _broadcast(logits.shape[:-1], q.shape[:-1])
     n_q = q.shape[-1]
-    seq = upto[..., :-1].expand(*batch, k - 1).contiguous()
+    if tuple(batch) != tuple(logits.shape[:-1]):
+        p, upto = p.expand(*batch, k).contiguous(), upto.expand(*batch, k).contiguous()
     q = q.expand(*batch, n_q).contiguous()
-    idx = torch.searchsorted(seq, q)  # smallest k with cumsum_k >= q, in 0 .. K-1
-    p_k = p.expand(*batch, k).gather(-1, idx)
+    # smallest k with cumsum_k >= q; the last bar also takes q above a sum that round-off left below 1
+    idx = torch.searchsorted(upto, q).clamp_max(k - 1)
+    p_k = p.gather(-1, idx)
     p_safe = torch.where(p_k > 0, p_k, torch.ones_like(p_k))
-    frac = ((q - below.expand(*batch, k).gather(-1, idx)) / p_safe).clamp(0.0, 1.0)
+    frac = ((q - (upto.gather(-1, idx) - p_k)) / p_safe).clamp(0.0, 1.0)
     inner = bars.borders[idx] + bars.width[idx] * frac
     # left tail: F(y) = p_0 * 2 Phi((y - b_1) / sigma_L)
     left = bars.borders[1] + bars.sigma_left * torch.special.ndtri((0.5 * q / p_safe).clamp(max=0.5))
@@ -501,7 +506,7 @@ class BarDistribution(torch.nn.Module):
         logits ``... x K`` -> ``...``.
         """
         logits = self._check_logits(logits)
-        return (torch.softmax(logits, dim=-1) * self._bars(logits).mean).sum(-1)
+        return torch.softmax(logits, dim=-1) @ self._bars(logits).mean
 
     def variance(self, logits: Tensor) -> Tensor:
         """Var[Y] = sum_k p_k (v_k + (m_k - E[Y])^2), v_k = w_k^2 / 12 or sigma^2 (1 - 2/pi) in a tail.
@@ -529,6 +534,32 @@ class BarDistribution(torch.nn.Module):
         p = log_p.exp()
         plogp = torch.where(p > 0, p * log_p, torch.zeros_like(p))
         return (p * self._bars(logits).entropy - plogp).sum(-1)
+
+    # -- other distributions on these bars ----------------------------------------------------------------------
+
+    def project_normal(self, mean: Tensor, std: Tensor) -> Tensor:
+        """Logits whose bar masses are the masses N(mean, std^2) puts on each bar: mean, std ``...`` -> ``... x K``.
+
+        Of all distributions on these bars (inner bars uniform, tails half-normal), this one is closest to the
+        normal in KL(normal || bars): that KL is ``-sum_k P_k log q_k`` plus terms free of ``q``, least at ``q = P``.
+        So its expected NLL under the normal, minus the normal's own, is the least excess any model with these bars
+        can have when the exact predictive is that normal: the floor the bars' resolution sets. Each mass is a
+        difference of normal CDFs below the mean and of survival functions above it, so it keeps its precision.
+        """
+        mean = torch.as_tensor(mean, dtype=self.borders.dtype, device=self.borders.device)
+        std = torch.as_tensor(std, dtype=mean.dtype, device=mean.device)
+        if not (std > 0).all():
+            raise ValueError("std must be positive")
+        inner = self.borders[1:-1].to(mean.dtype)
+        z = (inner - mean.unsqueeze(-1)) / std.unsqueeze(-1)  # ... x (K-1), the inner borders standardised
+        zero, one = torch.zeros_like(z[..., :1]), torch.ones_like(z[..., :1])
+        # erfc keeps relative precision deep in either tail (torch's ndtr rounds Phi(-8.5) to 0)
+        cdf, sf = 0.5 * torch.special.erfc(-z / _SQRT2), 0.5 * torch.special.erfc(z / _SQRT2)
+        by_cdf = torch.cat([cdf, one], -1) - torch.cat([zero, cdf], -1)
+        by_sf = torch.cat([one, sf], -1) - torch.cat([sf, zero], -1)
+        above = torch.cat([torch.zeros_like(z[..., :1], dtype=torch.bool), z > 0], -1)  # lower border above mean
+        mass = torch.where(above, by_sf, by_cdf)
+        return mass.clamp_min(torch.finfo(mass.dtype).tiny).log()
 
     # -- other borders -----------------------------------------------------------------------------------------
 
