@@ -14,7 +14,8 @@ median wall time per dataset (PFN and exact GP: over --rounds passes through --r
   potential at n = 1000 times the leapfrog steps of the median n = 100 run, labelled as an estimate.
 The gp_default model was trained on n <= 128: at n = 1000 only its cost is meaningful, not its predictions.
 With --ensemble 2,4 the PFN is also timed averaged over that many symmetry transforms of the data
-(priorfit.model.ensemble; d = 1 has 4), each with its ratios to ML-II and NUTS.
+(priorfit.model.ensemble; d = 1 has 4), and with --bfloat16 in bfloat16 (priorfit.model.precision), each with its
+ratios to ML-II and NUTS.
 Writes benchmarks/results/speed.json.
 """
 
@@ -36,6 +37,7 @@ from priorfit.estimators import load_model
 from priorfit.exact.gp import fit_ml2, gp_predictive
 from priorfit.exact.marginal import marginal_predictive
 from priorfit.model.ensemble import SymmetryEnsemble, encode, predict
+from priorfit.model.precision import native_bfloat16
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -44,6 +46,20 @@ def _timed(fn) -> float:
     t = time.perf_counter()
     fn()
     return time.perf_counter() - t
+
+
+def _variant(key) -> str:
+    return "PFN in bfloat16" if key == "bfloat16" else f"ensemble of {key}"
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
 
 
 def _median_time(fn, datasets: int, rounds: int) -> float:
@@ -85,6 +101,8 @@ def main() -> None:
     parser.add_argument("--nuts-repeats", type=int, default=3, help="datasets NUTS is timed on per n <= 100 "
                         "(its time varies with each dataset's leapfrog steps)")
     parser.add_argument("--ensemble", default="", help="symmetry-ensemble sizes to time too, e.g. 2,4")
+    parser.add_argument("--bfloat16", action="store_true", help="time the plain PFN in bfloat16 too "
+                        "(priorfit.model.precision; its entry is 'bfloat16' in pfn_variants)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     ckpt = load_model("gp_default")
@@ -96,10 +114,10 @@ def main() -> None:
                              torch.Generator().manual_seed(n), n_features=1)
         x, y = batch.x, batch.y
 
-        def pfn(i: int, ensemble: SymmetryEnsemble | None = None) -> None:
+        def pfn(i: int, ensemble: SymmetryEnsemble | None = None, precision: str = "float32") -> None:
             with torch.inference_mode():
-                context = encode(model, x[i:i + 1, :n].float(), y[i:i + 1, :n].float(), ensemble)
-                logits = predict(model, context, x[i:i + 1, n:].float(), ensemble)[0].double()
+                context = encode(model, x[i:i + 1, :n].float(), y[i:i + 1, :n].float(), ensemble, precision)
+                logits = predict(model, context, x[i:i + 1, n:].float(), ensemble, precision)[0].double()
                 bar.mean(logits), bar.quantile(logits, levels)
 
         def exact(i: int) -> None:
@@ -110,11 +128,14 @@ def main() -> None:
             fit_ml2(prior, x[i, :n], y[i, :n], x[i, n:], restarts=3, generator=torch.Generator().manual_seed(i))
 
         pfn(args.repeats)  # warm-up
-        ensembles = {}
+        variants: dict = {}
         for size in (int(v) for v in args.ensemble.split(",") if v):
             ensemble = SymmetryEnsemble.create(prior.symmetries, bar, 1, size)
             pfn(args.repeats, ensemble)
-            ensembles[len(ensemble)] = _median_time(lambda i: pfn(i, ensemble), args.repeats, args.rounds)
+            variants[len(ensemble)] = _median_time(lambda i: pfn(i, ensemble), args.repeats, args.rounds)
+        if args.bfloat16:
+            pfn(args.repeats, precision="bfloat16")
+            variants["bfloat16"] = _median_time(lambda i: pfn(i, precision="bfloat16"), args.repeats, args.rounds)
         times = {"PFN": _median_time(pfn, args.repeats, args.rounds),
                  "exact GP (true hyperparameters)": _median_time(exact, args.repeats, args.rounds)}
         threads = torch.get_num_threads()
@@ -148,18 +169,18 @@ def main() -> None:
         row = dict(n_context=n, n_queries=args.queries, seconds=times,
                    speedup_of_pfn={k: v / times["PFN"] for k, v in times.items() if k != "PFN"},
                    nuts=nuts_note, nuts_max_r_hat=diag.get("max_r_hat") if n <= 100 else None,
-                   pfn_ensemble={k: dict(seconds=v, speedup_vs_ml2=times["ML-II fit + predict"] / v,
-                                         speedup_vs_nuts=times["NUTS marginal"] / v) for k, v in ensembles.items()})
+                   pfn_variants={k: dict(seconds=v, speedup_vs_ml2=times["ML-II fit + predict"] / v,
+                                         speedup_vs_nuts=times["NUTS marginal"] / v) for k, v in variants.items()})
         rows.append(row)
         print(f"n={n}: " + ", ".join(f"{k} {v * 1000:.1f} ms" for k, v in times.items()) + f" (NUTS: {nuts_note})"
               + " | PFN speed-up: " + ", ".join(f"{k} {v:.0f}x" for k, v in row["speedup_of_pfn"].items())
-              + "".join(f" | ensemble of {k}: {e['seconds'] * 1000:.1f} ms, {e['speedup_vs_ml2']:.1f}x ML-II, "
-                        f"{e['speedup_vs_nuts']:.0f}x NUTS" for k, e in row["pfn_ensemble"].items()),
+              + "".join(f" | {_variant(k)}: {e['seconds'] * 1000:.1f} ms, {e['speedup_vs_ml2']:.1f}x ML-II, "
+                        f"{e['speedup_vs_nuts']:.0f}x NUTS" for k, e in row["pfn_variants"].items()),
               flush=True)
     out = ROOT / "benchmarks" / "results" / "speed.json"
     out.write_text(json.dumps(dict(
         command="python " + " ".join(shlex.quote(a) for a in sys.argv),
-        machine=platform.processor() or platform.machine(),
+        machine=platform.processor() or platform.machine(), cpu=_cpu_name(), native_bfloat16=native_bfloat16(),
         torch_threads=args.threads, rows=rows), indent=2) + "\n")
     print(f"wrote {out}")
 

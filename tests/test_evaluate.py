@@ -80,6 +80,10 @@ def test_an_ensemble_report_scores_the_average_of_its_members(tiny_checkpoint):
     assert mixed.pfn_ensemble_members == 3 and plain.pfn_ensemble_members == 1
     assert mixed.pfn_nll < sum(members) / 3
     assert mixed.oracle_nll == plain.oracle_nll
+    # bfloat16 forward passes: another PFN column, close to float32's; the oracle and the bars' floor unchanged
+    (fast,) = evaluate(ckpt, dataclasses.replace(base, precision="bfloat16"), progress=False, examples=False).cells
+    assert fast.pfn_nll != plain.pfn_nll and fast.pfn_nll == pytest.approx(plain.pfn_nll, abs=0.01)
+    assert (fast.oracle_nll, fast.bar_floor) == (plain.oracle_nll, plain.bar_floor)
 
 
 def test_gaps_are_paired_differences(tiny_checkpoint):
@@ -128,6 +132,8 @@ def test_bad_settings_raise(tiny_checkpoint, tmp_path, capsys):
     ckpt = load_checkpoint(tiny_checkpoint)
     with pytest.raises(ValueError, match="n_datasets"):
         EvaluateConfig(n_datasets=0)
+    with pytest.raises(ValueError, match="precision must be one of"):
+        EvaluateConfig(precision="half")
     with pytest.raises(ValueError, match="max_features"):
         evaluate(ckpt, EvaluateConfig(n_features=(5,)), progress=False)
     with pytest.raises(ValueError, match="trained on"):

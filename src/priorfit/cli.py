@@ -14,6 +14,7 @@ import numpy as np
 
 from priorfit.config import load_json
 from priorfit.exceptions import InputDataError, PriorfitError
+from priorfit.model.precision import PRECISIONS
 from priorfit.training import TrainJob
 
 
@@ -68,7 +69,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         quantiles = [float(q) for q in args.quantiles.split(",")]
     except ValueError:
         raise PriorfitError(f"--quantiles must be comma-separated numbers, got {args.quantiles!r}") from None
-    reg = PFNRegressor(model=args.model, ensemble_size=args.ensemble).fit(X, y)
+    reg = PFNRegressor(model=args.model, ensemble_size=args.ensemble, precision=args.precision).fit(X, y)
     dist = reg.predict_distribution(Xq)
     columns = [dist.mean, dist.stddev] + list(dist.quantile(quantiles).T)
     names = ["mean", "std"] + [f"q{q:g}" for q in quantiles]
@@ -127,6 +128,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         n_context=_int_tuple("context", args.context), n_features=_int_tuple("features", args.features),
         n_datasets=args.datasets, marginal_datasets=args.marginal_datasets, ml2_datasets=args.ml2_datasets,
         nuts_warmup=args.nuts_warmup, nuts_samples=args.nuts_samples, seed=args.seed, ensemble_size=args.ensemble,
+        precision=args.precision,
     )
     try:
         config = dataclasses.replace(config, **{k: v for k, v in overrides.items() if v is not None})
@@ -199,6 +201,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ensemble", type=int, default=1, metavar="K",
                    help="average over up to K transforms of the data under which the model's prior is invariant "
                         "(default 1: the plain model)")
+    p.add_argument("--precision", choices=PRECISIONS, default="float32",
+                   help="arithmetic of the forward pass: bfloat16 is faster on CPUs with bfloat16 instructions, "
+                        "within 0.0005 nats KL on the shipped model (default float32)")
     p.add_argument("--out", default="-", help="output CSV (default: standard output)")
     p.set_defaults(func=_cmd_predict)
 
@@ -234,6 +239,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ensemble", type=int, default=None, metavar="K",
                    help="average the PFN over up to K transforms of each dataset under which its prior is "
                         "invariant (feature reflections and orderings, y -> -y); default 1: the plain PFN")
+    p.add_argument("--precision", choices=PRECISIONS, default=None,
+                   help="arithmetic of the PFN's forward passes (default float32; bfloat16 is faster on CPUs "
+                        "with bfloat16 instructions)")
     p.add_argument("--references", nargs="+", default=None, metavar="JSON",
                    help="references.json files of earlier runs on the same protocol (any model): their NUTS and "
                         "ML-II results are reused, not recomputed. OUT/references.json holds them and the new ones")

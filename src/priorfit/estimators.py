@@ -18,6 +18,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from priorfit.checkpoint import Checkpoint, load_checkpoint
 from priorfit.exceptions import CheckpointError, InputDataError, OutOfDomainWarning
 from priorfit.model.ensemble import encode, predict, symmetry_ensemble
+from priorfit.model.precision import PRECISIONS, native_bfloat16
 from priorfit.model.predictive import PredictiveDistribution
 
 MODELS_DIR = Path(__file__).parent / "models"
@@ -77,6 +78,10 @@ class PFNRegressor(RegressorMixin, BaseEstimator):
         model's prior is invariant (reflecting and reordering input features, negating the targets; see
         ``priorfit.model.ensemble``). The exact posterior is unchanged by them, so averaging removes part of the
         PFN's own error; each member costs one more forward pass. 1: the plain PFN.
+    precision : {"float32", "bfloat16"}, default="float32"
+        Arithmetic of the forward pass (``priorfit.model.precision``). "bfloat16" runs the matrix products in
+        bfloat16: about 40% faster on a CPU with bfloat16 instructions, at a measured KL of at most 0.0005 nats
+        per query on the shipped model; slower than float32 on a CPU without them (a warning says so).
 
     Attributes
     ----------
@@ -87,6 +92,8 @@ class PFNRegressor(RegressorMixin, BaseEstimator):
     y_mean_, y_scale_ : float
     ensemble_ : SymmetryEnsemble or None
         The transforms predictions are averaged over (None when ``ensemble_size=1``).
+    precision_ : str
+        The precision the context was encoded in; predictions use it too.
 
     Examples
     --------
@@ -99,11 +106,12 @@ class PFNRegressor(RegressorMixin, BaseEstimator):
     """
 
     def __init__(self, model=None, *, normalize: bool = True, query_batch_size: int = 4096,
-                 ensemble_size: int = 1) -> None:
+                 ensemble_size: int = 1, precision: str = "float32") -> None:
         self.model = model
         self.normalize = normalize
         self.query_batch_size = query_batch_size
         self.ensemble_size = ensemble_size
+        self.precision = precision
 
     # -- fitting -------------------------------------------------------------------------------------------
     def fit(self, X, y):
@@ -120,6 +128,13 @@ class PFNRegressor(RegressorMixin, BaseEstimator):
             raise InputDataError(
                 f"The 'ensemble_size' parameter of PFNRegressor must be a positive int. Got {self.ensemble_size!r} instead."
             )
+        if self.precision not in PRECISIONS:
+            raise InputDataError(
+                f"The 'precision' parameter of PFNRegressor must be one of {PRECISIONS}. Got {self.precision!r} instead."
+            )
+        if self.precision == "bfloat16" and not native_bfloat16():
+            warnings.warn("this CPU has no bfloat16 instructions: precision='bfloat16' is emulated here and runs "
+                          "slower than 'float32'", UserWarning, stacklevel=2)
         X, y = validate_data(self, X, y, y_numeric=True, dtype=np.float64, reset=True)
         n, d = X.shape
         if n < 2:
@@ -147,8 +162,9 @@ class PFNRegressor(RegressorMixin, BaseEstimator):
         x_ctx = self._to_model_inputs(X)
         y_ctx = torch.as_tensor((y - self.y_mean_) / self.y_scale_, dtype=torch.float32)[None]
         self.ensemble_ = symmetry_ensemble(checkpoint.prior, checkpoint.bar_distribution, d, int(self.ensemble_size))
+        self.precision_ = self.precision
         with torch.inference_mode():
-            self.context_ = encode(checkpoint.model, x_ctx, y_ctx, self.ensemble_)
+            self.context_ = encode(checkpoint.model, x_ctx, y_ctx, self.ensemble_, self.precision_)
         return self
 
     def _to_model_inputs(self, X: np.ndarray) -> torch.Tensor:
@@ -172,7 +188,7 @@ class PFNRegressor(RegressorMixin, BaseEstimator):
         with torch.inference_mode():
             for start in range(0, xq.shape[1], self.query_batch_size):
                 queries = xq[:, start:start + self.query_batch_size]
-                chunks.append(predict(model, self.context_, queries, self.ensemble_)[0])
+                chunks.append(predict(model, self.context_, queries, self.ensemble_, self.precision_)[0])
         if not chunks:
             return torch.zeros(0, self.checkpoint_.model_config.n_bars)
         return torch.cat(chunks)

@@ -42,6 +42,7 @@ from priorfit.exact.store import ReferenceStore, dataset_fingerprint, pit_list
 from priorfit.exceptions import InputDataError
 from priorfit.model.bar_distribution import BarDistribution
 from priorfit.model.ensemble import SymmetryEnsemble, encode, predict, symmetry_ensemble
+from priorfit.model.precision import check_precision
 from priorfit.model.predictive import PredictiveDistribution
 from priorfit.model.transformer import PFNTransformer
 from priorfit.priors.gp import GPPrior
@@ -81,6 +82,8 @@ class EvaluateConfig:
         seed: seeds the datasets, NUTS and the ML-II restarts.
         ensemble_size: the PFN's predictions are averaged over this many transforms of each dataset under which
             the prior is invariant (:mod:`priorfit.model.ensemble`); 1 is the plain PFN.
+        precision: the arithmetic of the PFN's forward passes, "float32" or "bfloat16"
+            (:mod:`priorfit.model.precision`).
     """
 
     n_context: tuple[int, ...] = (2, 4, 8, 16, 32, 64, 128)
@@ -97,8 +100,10 @@ class EvaluateConfig:
     example_context: tuple[int, ...] = (4, 16, 64)
     seed: int = 0
     ensemble_size: int = 1
+    precision: str = "float32"
 
     def __post_init__(self) -> None:
+        check_precision("precision", self.precision)
         for name in ("n_datasets", "n_queries", "nuts_samples", "nuts_chains", "ml2_restarts", "timing_datasets",
                      "ensemble_size"):
             value = getattr(self, name)
@@ -229,16 +234,18 @@ def _mean_se(values: Tensor) -> tuple[float, float]:
 
 @torch.inference_mode()
 def pfn_predict(model: PFNTransformer, x: Tensor, y: Tensor, n_ctx: int, chunk: int = 64,
-                ensemble: SymmetryEnsemble | None = None) -> tuple[Tensor, Tensor, Tensor]:
+                ensemble: SymmetryEnsemble | None = None,
+                precision: str = "float32") -> tuple[Tensor, Tensor, Tensor]:
     """The PFN's predictions at the points after the first `n_ctx` of each dataset (x `B x N x d`, y `B x N`),
     `chunk` datasets per forward pass: logits `B x (N - n_ctx) x K` over the bars of ``(y - loc) / scale``, and
     `loc`, `scale` (`B x 1`; 0 and 1 unless the model standardises targets). With an `ensemble`, the logits
-    (float64) are those of its members' average; without, the model's own (float32)."""
+    (float64) are those of its members' average; without, the model's own (float32). The forward passes run at
+    `precision` (:mod:`priorfit.model.precision`)."""
     xf, yf = x.float(), y.float()
     logits, locs, scales = [], [], []
     for i in range(0, x.shape[0], chunk):
-        cache = encode(model, xf[i:i + chunk, :n_ctx], yf[i:i + chunk, :n_ctx], ensemble)
-        logits.append(predict(model, cache, xf[i:i + chunk, n_ctx:], ensemble))
+        cache = encode(model, xf[i:i + chunk, :n_ctx], yf[i:i + chunk, :n_ctx], ensemble, precision)
+        logits.append(predict(model, cache, xf[i:i + chunk, n_ctx:], ensemble, precision))
         locs.append(cache.target_loc)
         scales.append(cache.target_scale)
     return torch.cat(logits), torch.cat(locs), torch.cat(scales)
@@ -252,14 +259,14 @@ def pfn_nll(bar: BarDistribution, logits: Tensor, loc: Tensor, scale: Tensor, y:
 
 
 def _pfn_ms_per_dataset(model: PFNTransformer, x: Tensor, y: Tensor, n_ctx: int, count: int,
-                        ensemble: SymmetryEnsemble | None = None) -> float:
+                        ensemble: SymmetryEnsemble | None = None, precision: str = "float32") -> float:
     """Milliseconds of the PFN's logits for one dataset (the median over the first `count` datasets)."""
     xf, yf = x.float(), y.float()
-    pfn_predict(model, xf[:1], yf[:1], n_ctx, ensemble=ensemble)  # warm-up
+    pfn_predict(model, xf[:1], yf[:1], n_ctx, ensemble=ensemble, precision=precision)  # warm-up
     times = []
     for i in range(min(count, x.shape[0])):
         t = time.perf_counter()
-        pfn_predict(model, xf[i:i + 1], yf[i:i + 1], n_ctx, ensemble=ensemble)
+        pfn_predict(model, xf[i:i + 1], yf[i:i + 1], n_ctx, ensemble=ensemble, precision=precision)
         times.append(time.perf_counter() - t)
     return 1000 * float(np.median(times))
 
@@ -356,13 +363,14 @@ def _cell(ckpt: Checkpoint, prior: GPPrior, d: int, n: int, config: EvaluateConf
     x_ctx, y_ctx, x_qry, y_qry = x[:, :n], y[:, :n], x[:, n:], y[:, n:]
 
     ensemble = symmetry_ensemble(prior, bar, d, config.ensemble_size)
-    logits, loc, scale = (t.double() for t in pfn_predict(model, x, y, n, ensemble=ensemble))
+    logits, loc, scale = (t.double() for t in pfn_predict(model, x, y, n, ensemble=ensemble,
+                                                          precision=config.precision))
     pfn_nll_points = pfn_nll(bar, logits, loc, scale, y_qry)  # B x m
     nll_per_dataset = pfn_nll_points.mean(-1)
     z_qry = (y_qry - loc) / scale
     pfn_pit = bar.cdf(logits, z_qry)
     pfn_crps = (scale * bar.crps(logits, z_qry)).mean()
-    pfn_ms = _pfn_ms_per_dataset(model, x, y, n, config.timing_datasets, ensemble)
+    pfn_ms = _pfn_ms_per_dataset(model, x, y, n, config.timing_datasets, ensemble, config.precision)
 
     t = time.perf_counter()
     mean, var = gp_predictive(prior, batch.params, x_ctx, y_ctx, x_qry)
@@ -432,7 +440,8 @@ def _examples(ckpt: Checkpoint, prior: GPPrior, config: EvaluateConfig) -> list[
         example: dict[str, Any] = dict(n_context=n, x=x_ctx[:, 0].tolist(), y=y_ctx.tolist(),
                                        grid=grid[:, 0].tolist())
         logits, loc, scale = pfn_predict(ckpt.model, torch.cat([x_ctx, grid])[None], y_ctx[None], n,
-                                         ensemble=symmetry_ensemble(prior, ckpt.bar_distribution, 1, config.ensemble_size))
+                                         ensemble=symmetry_ensemble(prior, ckpt.bar_distribution, 1, config.ensemble_size),
+                                         precision=config.precision)
         pfn = PredictiveDistribution(ckpt.bar_distribution, logits[0], loc=float(loc), scale=float(scale))
         q = pfn.quantile([0.05, 0.95])
         example["PFN"] = dict(mean=pfn.mean.tolist(), lo=q[:, 0].tolist(), hi=q[:, 1].tolist())

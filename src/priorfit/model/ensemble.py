@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 
 from priorfit.model.bar_distribution import BarDistribution
+from priorfit.model.precision import inference_precision
 from priorfit.model.transformer import ContextCache, PFNTransformer
 from priorfit.priors.base import Symmetries
 
@@ -106,20 +107,23 @@ class SymmetryEnsemble:
     def __len__(self) -> int:
         return len(self.transforms)
 
-    def encode(self, model: PFNTransformer, x_ctx: Tensor, y_ctx: Tensor) -> EnsembleContext:
+    def encode(self, model: PFNTransformer, x_ctx: Tensor, y_ctx: Tensor,
+               precision: str = "float32") -> EnsembleContext:
         """Encode the context once per member: x_ctx `batch x n x d`, y_ctx `batch x n`."""
-        return EnsembleContext(tuple(model.encode_context(t.inputs(x_ctx), t.targets(y_ctx))
+        return EnsembleContext(tuple(_encode(model, t.inputs(x_ctx), t.targets(y_ctx), precision)
                                      for t in self.transforms))
 
-    def logits(self, model: PFNTransformer, context: EnsembleContext, x_qry: Tensor) -> Tensor:
+    def logits(self, model: PFNTransformer, context: EnsembleContext, x_qry: Tensor,
+               precision: str = "float32") -> Tensor:
         """Logits `batch x m x K` (float64; log bar masses) of the members' average predictive distribution, over
-        the bars of ``(y - context.target_loc) / context.target_scale``."""
+        the bars of ``(y - context.target_loc) / context.target_scale``. Only the members' forward passes run at
+        `precision`; the mixing is float64."""
         if len(context.caches) != len(self.transforms):
             raise ValueError(f"the context was encoded for {len(context.caches)} members, the ensemble has "
                              f"{len(self.transforms)}")
         total = None
         for t, cache in zip(self.transforms, context.caches):
-            probs = torch.softmax(model.predict_logits(cache, t.inputs(x_qry)).double(), dim=-1)
+            probs = torch.softmax(_logits(model, cache, t.inputs(x_qry), precision).double(), dim=-1)
             if t.negate:  # (standardising or not) it predicts minus the identity member's standardised target
                 probs = self.bar_distribution.reflected_probs(probs, self._reflection)
             total = probs if total is None else total.add_(probs)
@@ -135,14 +139,30 @@ def symmetry_ensemble(prior: object, bar_distribution: BarDistribution, n_featur
     return SymmetryEnsemble.create(getattr(prior, "symmetries", Symmetries()), bar_distribution, n_features, size)
 
 
-def encode(model: PFNTransformer, x_ctx: Tensor, y_ctx: Tensor,
-           ensemble: SymmetryEnsemble | None) -> ContextCache | EnsembleContext:
-    """The context encoded for the plain model (`ensemble` None) or once per ensemble member."""
-    return model.encode_context(x_ctx, y_ctx) if ensemble is None else ensemble.encode(model, x_ctx, y_ctx)
+def _encode(model: PFNTransformer, x_ctx: Tensor, y_ctx: Tensor, precision: str) -> ContextCache:
+    with inference_precision(precision, x_ctx.device):
+        return model.encode_context(x_ctx, y_ctx)
+
+
+def _logits(model: PFNTransformer, cache: ContextCache, x_qry: Tensor, precision: str) -> Tensor:
+    with inference_precision(precision, x_qry.device):
+        logits = model.predict_logits(cache, x_qry)
+    return logits.float()
+
+
+def encode(model: PFNTransformer, x_ctx: Tensor, y_ctx: Tensor, ensemble: SymmetryEnsemble | None,
+           precision: str = "float32") -> ContextCache | EnsembleContext:
+    """The context encoded for the plain model (`ensemble` None) or once per ensemble member, the forward passes
+    at `precision` (:mod:`priorfit.model.precision`)."""
+    if ensemble is None:
+        return _encode(model, x_ctx, y_ctx, precision)
+    return ensemble.encode(model, x_ctx, y_ctx, precision)
 
 
 def predict(model: PFNTransformer, context: ContextCache | EnsembleContext, x_qry: Tensor,
-            ensemble: SymmetryEnsemble | None) -> Tensor:
-    """Query logits `batch x m x K` from a context :func:`encode` made with the same `ensemble`: the model's own
-    (float32) or the members' average (float64)."""
-    return model.predict_logits(context, x_qry) if ensemble is None else ensemble.logits(model, context, x_qry)
+            ensemble: SymmetryEnsemble | None, precision: str = "float32") -> Tensor:
+    """Query logits `batch x m x K` from a context :func:`encode` made with the same `ensemble` and `precision`:
+    the model's own (float32) or the members' average (float64)."""
+    if ensemble is None:
+        return _logits(model, context, x_qry, precision)
+    return ensemble.logits(model, context, x_qry, precision)

@@ -35,7 +35,8 @@ def _to_tensor(name: str, value) -> Tensor:
     try:
         if isinstance(value, Tensor):
             return value.detach().to(device="cpu", dtype=_F64)
-        return torch.as_tensor(np.asarray(value, dtype=np.float64))
+        array = np.asarray(value, dtype=np.float64)
+        return torch.as_tensor(array if array.flags.writeable else array.copy())  # e.g. np.broadcast_to's views
     except (TypeError, ValueError) as err:
         raise ValueError(f"{name} must be a number or an array of numbers, got {type(value).__name__}") from err
 
