@@ -15,29 +15,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-PROTOCOL = ("seed", "n_datasets", "n_queries", "marginal_datasets", "ml2_datasets", "nuts_warmup", "nuts_samples",
-            "nuts_chains", "ml2_restarts")
-
-
-def target(d: int) -> float:
-    return 0.05 if d <= 2 else 0.10
+from report_common import check_protocol, shipped_report, target, write_results
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("reports", nargs="+", help="evaluate.json files of `priorfit evaluate --ensemble K`")
     args = parser.parse_args()
-    plain = json.loads((ROOT / "benchmarks" / "results" / "gp_default_fidelity.json").read_text())
+    plain = shipped_report()
     reports = [plain] + [json.loads(Path(p).read_text()) for p in args.reports]
     for r, name in zip(reports[1:], args.reports):
-        differs = [k for k in PROTOCOL if r["config"][k] != plain["config"][k]]
-        if differs:
-            raise SystemExit(f"{name} was measured under another protocol: {differs}")
+        check_protocol(r, name, plain)
     sizes = [r["config"].get("ensemble_size", 1) for r in reports]
     cells = {}
     for size, r in zip(sizes, reports):
@@ -63,13 +53,8 @@ def main() -> None:
         rows.append(row)
     lines.append("* misses issue 3's target (gap to the marginal <= 0.05 for d <= 2, <= 0.10 for d = 3, 4)")
     lines.append("cells meeting it: " + ", ".join(f"K={k}: {met[k]} of {len(cells)}" for k in sizes))
-    table = "\n".join(lines)
-    print(table)
-    out = ROOT / "benchmarks" / "results" / "gp_default_ensemble"
-    out.with_suffix(".txt").write_text(table + "\n")
-    out.with_suffix(".json").write_text(json.dumps(dict(
-        command="python " + " ".join(shlex.quote(a) for a in sys.argv), ensemble_sizes=sizes,
-        cells_meeting_target=met, cells=rows), indent=2) + "\n")
+    write_results("gp_default_ensemble", "\n".join(lines),
+                  dict(ensemble_sizes=sizes, cells_meeting_target=met, cells=rows))
 
 
 if __name__ == "__main__":

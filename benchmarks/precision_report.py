@@ -15,30 +15,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-PROTOCOL = ("seed", "n_datasets", "n_queries", "marginal_datasets", "ml2_datasets", "nuts_warmup", "nuts_samples",
-            "nuts_chains", "ml2_restarts", "ensemble_size")
-
-
-def target(d: int) -> float:
-    return 0.05 if d <= 2 else 0.10
+from report_common import PROTOCOL, check_protocol, shipped_report, target, write_results
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("report", help="evaluate.json of `priorfit evaluate gp_default --precision bfloat16`")
     args = parser.parse_args()
-    plain = json.loads((ROOT / "benchmarks" / "results" / "gp_default_fidelity.json").read_text())
+    plain = shipped_report()
     fast = json.loads(Path(args.report).read_text())
     if fast["config"].get("precision") != "bfloat16":
         raise SystemExit(f"{args.report} is not a bfloat16 report (precision {fast['config'].get('precision')!r})")
-    differs = [k for k in PROTOCOL if fast["config"].get(k, 1) != plain["config"].get(k, 1)]
-    if differs:
-        raise SystemExit(f"{args.report} was measured under another protocol: {differs}")
+    check_protocol(fast, args.report, plain, PROTOCOL + ("ensemble_size",))
     by_cell = {(c["n_features"], c["n_context"]): c for c in fast["cells"]}
     head = (f"{'d':>2} {'n':>4} | {'NLL f32':>8} {'bf16':>8} {'diff':>8} | {'-marginal f32':>13} {'bf16':>7} | "
             f"{'cov50 f32':>9} {'bf16':>5} | {'cov90 f32':>9} {'bf16':>5}")
@@ -62,13 +52,8 @@ def main() -> None:
                  f"(mean {sum(diffs) / len(diffs):+.5f}) nats per held-out point")
     lines.append("cells whose target (gap to the marginal <= 0.05 for d <= 2, <= 0.10 for d = 3, 4) changes: "
                  + (", ".join(f"d={d} n={n}" for d, n in flipped) or "none"))
-    table = "\n".join(lines)
-    print(table)
-    out = ROOT / "benchmarks" / "results" / "gp_default_precision"
-    out.with_suffix(".txt").write_text(table + "\n")
-    out.with_suffix(".json").write_text(json.dumps(dict(
-        command="python " + " ".join(shlex.quote(a) for a in sys.argv), cells=rows,
-        target_changes=[dict(n_features=d, n_context=n) for d, n in flipped]), indent=2) + "\n")
+    write_results("gp_default_precision", "\n".join(lines),
+                  dict(cells=rows, target_changes=[dict(n_features=d, n_context=n) for d, n in flipped]))
 
 
 if __name__ == "__main__":
