@@ -1,6 +1,6 @@
 """The shipped model's fidelity with and without symmetry ensembles, side by side.
 
-  priorfit evaluate gp_default --out runs/eval_ens4 --ensemble 4 --threads 1 --marginal-datasets 32 \\
+  priorfit evaluate gp_default --out runs/eval_ens4 --ensemble 4 --threads 1 --marginal-datasets 256 \\
       --ml2-datasets 64 --references benchmarks/results/gp_default_references.json --no-new-references --no-plots
   (the same with --ensemble 8 and --out runs/eval_ens8, the two runs side by side)
   python benchmarks/ensemble_report.py runs/eval_ens4/evaluate.json runs/eval_ens8/evaluate.json
