@@ -26,8 +26,10 @@ def shipped_report() -> dict:
 
 
 def check_protocol(report: dict, name: str, reference: dict, keys: tuple[str, ...] = PROTOCOL) -> None:
-    """Exit with a message if `report` (read from `name`) was measured under other settings than `reference`."""
-    differs = [k for k in keys if report["config"].get(k) != reference["config"].get(k)]
+    """Exit with a message if `report` (read from `name`) was measured under other settings than `reference`, or
+    either does not record one of them."""
+    mine, theirs = report["config"], reference["config"]
+    differs = [k for k in keys if k not in mine or k not in theirs or mine[k] != theirs[k]]
     if differs:
         raise SystemExit(f"{name} was measured under another protocol: {differs}")
 
