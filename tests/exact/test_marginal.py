@@ -1,9 +1,11 @@
-"""Hyperprior-marginalised GP predictive: JAX twins against the torch code, NUTS against importance sampling, and
-the mixture's methods against quadrature, Monte Carlo and scipy."""
+"""Hyperprior-marginalised GP predictive: the one kernel body on JAX arrays against torch, the NUTS potential
+against the torch log posterior, NUTS against importance sampling, and the mixture's methods against quadrature,
+Monte Carlo and scipy."""
 
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,9 +18,7 @@ from priorfit.exact import (
     gp_log_marginal_likelihood,
     gp_predictive,
     importance_predictive,
-    jax_kernel_matrix,
     marginal_predictive,
-    numpyro_distribution,
 )
 from priorfit.exact.marginal import _log_likelihood, _param_table, _potential_fn_gen, _x64
 from priorfit.exceptions import InputDataError
@@ -105,7 +105,9 @@ KERNELS = [
 
 
 @pytest.mark.parametrize("kernel", KERNELS, ids=lambda k: type(k).__name__)
-def test_jax_kernels_equal_torch_kernels(kernel) -> None:
+def test_the_kernel_body_gives_the_same_matrix_on_jax_arrays(kernel) -> None:
+    """Kernel.matrix is written against the array API: on JAX arrays (as the NUTS potential runs it) it gives
+    torch's matrix."""
     import jax.numpy as jnp
 
     g = gen(3)
@@ -114,9 +116,9 @@ def test_jax_kernels_equal_torch_kernels(kernel) -> None:
     x1 = torch.rand(1, 6, d, generator=g, dtype=F64)
     x2 = torch.rand(1, 4, d, generator=g, dtype=F64)
     with _x64():  # arrays made outside would be float32
-        p_jax = {k: jnp.asarray(v[0].numpy()) for k, v in params.items()}
+        p_jax = {k: jnp.asarray(v.numpy()) for k, v in params.items()}
         for a, b in ((x1, x2), (x1, x1)):  # (x1, x1) includes r = 0 on the diagonal
-            got = np.asarray(jax_kernel_matrix(kernel, p_jax, jnp.asarray(a[0].numpy()), jnp.asarray(b[0].numpy())))
+            got = np.asarray(kernel.matrix(p_jax, jnp.asarray(a.numpy()), jnp.asarray(b.numpy())))[0]
             assert got.dtype == np.float64
             np.testing.assert_allclose(got, kernel.forward(params, a, b)[0].numpy(), rtol=0, atol=1e-10)
 
@@ -139,15 +141,22 @@ def test_jax_log_likelihood_equals_torch() -> None:
 HYPERPRIORS = [LogNormal(-1.0, 0.5), Normal(0.3, 2.0), Gamma(2.0, 3.0), InverseGamma(3.0, 2.0), Uniform(0.1, 2.0)]
 
 
-@pytest.mark.parametrize("hp", HYPERPRIORS, ids=lambda h: type(h).__name__)
-def test_numpyro_hyperpriors_have_the_torch_density(hp) -> None:
+SCIPY_TWINS = [stats.lognorm(s=0.5, scale=math.exp(-1.0)), stats.norm(0.3, 2.0), stats.gamma(2.0, scale=1 / 3.0),
+               stats.invgamma(3.0, scale=2.0), stats.uniform(0.1, 1.9)]
+
+
+@pytest.mark.parametrize("hp, twin", list(zip(HYPERPRIORS, SCIPY_TWINS)), ids=lambda h: type(h).__name__)
+def test_hyperprior_densities_are_scipys_on_torch_and_jax(hp, twin) -> None:
+    """One log_prob body per hyperprior, scored on torch tensors and on JAX arrays (the NUTS potential's)."""
     import jax.numpy as jnp
 
     values = hp.sample((7,), gen(5))
+    expected = twin.logpdf(values.numpy())
+    np.testing.assert_allclose(hp.log_prob(values).numpy(), expected, rtol=1e-12, atol=1e-12)
     with _x64():
-        got = np.asarray(numpyro_distribution(hp).log_prob(jnp.asarray(values.numpy())))
-    np.testing.assert_allclose(got, hp.log_prob(values).numpy(), rtol=1e-12, atol=1e-12)
-    assert numpyro_distribution(Fixed(0.5)) is None
+        got = np.asarray(hp.log_prob(jnp.asarray(values.numpy())))
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+    assert twin.cdf(hp.support.high) - twin.cdf(hp.support.low) == pytest.approx(1.0)
 
 
 def test_nuts_potential_is_the_log_posterior_in_unconstrained_coordinates() -> None:
@@ -371,8 +380,39 @@ def test_no_context_gives_the_prior_predictive() -> None:
 
 
 @dataclass(frozen=True)
-class MyRBF(RBF):
-    """A user's kernel class: not in SUPPORTED_KERNELS, even though it subclasses one that is."""
+class Cauchy(RBF):
+    """A user's kernel, written once in ``matrix`` (array API): k = 1 / (1 + r^2), r^2 scaled by the lengthscale.
+    NUTS marginalises it with no other code."""
+
+    def matrix(self, params, x1, x2):
+        from array_api_compat import array_namespace
+
+        xp = array_namespace(x1, x2)
+        ls = params["lengthscale"][:, None, :]
+        diff = (x1 / ls)[:, :, None, :] - (x2 / ls)[:, None, :, :]
+        return 1.0 / (1.0 + xp.sum(diff * diff, axis=-1))
+
+
+def test_a_users_kernel_is_marginalised_by_nuts_with_no_other_code(dataset) -> None:
+    """The NUTS potential of a kernel defined only by its ``matrix`` is the torch log posterior, and NUTS runs."""
+    import jax.numpy as jnp
+
+    prior = GPPrior(kernel=Scale(Cauchy(ard=False)), noise_std=LogNormal(-2.0, 0.5), max_features=1)
+    batch = prior.sample(1, 8, gen(9))
+    table = _param_table(prior, 1)
+    z = {name: np.log(batch.params[name][0].numpy()) for name, _, hp in table if not isinstance(hp, Fixed)}
+    log_jac = sum(float(np.sum(v)) for v in z.values())
+    expected = -(float(prior.log_prior(batch.params)[0])
+                 + float(gp_log_marginal_likelihood(prior, batch.params, batch.x, batch.y)[0]) + log_jac)
+    with _x64():
+        potential = _potential_fn_gen(prior.kernel, table, prior.jitter)(
+            jnp.asarray(batch.x[0].numpy()), jnp.asarray(batch.y[0].numpy()))
+        assert float(potential({k: jnp.asarray(v) for k, v in z.items()})) == pytest.approx(expected, abs=1e-9)
+    with warnings.catch_warnings():  # a 30-step chain, only to show that it runs
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mix = marginal_predictive(prior, batch.x[0, :6], batch.y[0, :6], batch.x[0, 6:], num_warmup=20,
+                                  num_samples=10, num_chains=1)
+    assert mix.num_components == 10 and torch.isfinite(mix.log_prob(batch.y[0, 6:])).all()
 
 
 def test_bad_inputs_name_the_argument(dataset) -> None:
@@ -400,14 +440,8 @@ def test_bad_inputs_name_the_argument(dataset) -> None:
         importance_predictive(prior, x_c, y_c, x_q, num_samples=-1)
     with pytest.raises(TypeError, match="prior"):
         marginal_predictive("rbf", x_c, y_c, x_q)
-    with pytest.raises(NotImplementedError, match="MyRBF"):
-        marginal_predictive(GPPrior(kernel=Scale(MyRBF())), x_c, y_c, x_q)
     with pytest.raises(ValueError, match="'lengthscale'"):
         marginal_predictive(GPPrior(kernel=Scale(RBF(lengthscale=Normal(0.3, 0.1)))), x_c, y_c, x_q)
-    with pytest.raises(NotImplementedError, match="MyRBF"):
-        import jax.numpy as jnp
-
-        jax_kernel_matrix(MyRBF(), {"lengthscale": jnp.ones(1)}, jnp.zeros((2, 1)), jnp.zeros((2, 1)))
 
 
 def test_mixture_bad_arguments() -> None:

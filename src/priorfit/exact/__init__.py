@@ -2,12 +2,9 @@
 
 from priorfit.exact.gp import MLIIFit, fit_ml2, gp_log_marginal_likelihood, gp_predictive, ml2_fit
 from priorfit.exact.marginal import (
-    SUPPORTED_KERNELS,
     MarginalPredictive,
     importance_predictive,
-    jax_kernel_matrix,
     marginal_predictive,
-    numpyro_distribution,
 )
 
 __all__ = [
@@ -19,7 +16,4 @@ __all__ = [
     "MarginalPredictive",
     "marginal_predictive",
     "importance_predictive",
-    "jax_kernel_matrix",
-    "numpyro_distribution",
-    "SUPPORTED_KERNELS",
 ]

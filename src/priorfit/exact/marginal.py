@@ -21,11 +21,11 @@ K, step-size and mass-matrix adaptation) compiles with XLA into one program; a l
 costs microseconds, where Pyro's NUTS goes through Python and torch autograd for every step and is dominated by
 that overhead on problems of n <= a few hundred points. We use NumPyro's functional ``hmc(potential_fn_gen=...,
 algo="NUTS")`` and jit one chain as a function of the data, cached per (kernel, hyperpriors, settings): compiling
-costs seconds, and later datasets of the same size reuse it (see ``_chain_fn``). NUTS needs the log density in
-JAX: :func:`jax_kernel_matrix` mirrors priorfit's torch kernels (:mod:`priorfit.priors.kernels`) in ``jax.numpy``
-for the kernels in ``SUPPORTED_KERNELS``, with the same ``params`` names, and the tests check that both give the
-same matrices to 1e-10. The predictive of each posterior sample is then computed by the torch closed form, so the
-JAX code only decides which :math:`\theta_s` are drawn.
+costs seconds, and later datasets of the same size reuse it (see ``_chain_fn``). The potential has no formula of
+its own: it runs the prior's kernel (:meth:`~priorfit.priors.kernels.Kernel.matrix`) and hyperpriors
+(``Hyperprior.log_prob``), written once against the array API, on JAX arrays. So any kernel the prior can sample
+from, NUTS can marginalise. The predictive of each posterior sample is then computed by the torch closed form, so
+the JAX code only decides which :math:`\theta_s` are drawn.
 
 JAX runs in float64 inside ``jax.enable_x64(True)`` blocks only: priorfit does not change JAX's process-wide
 configuration. JAX and NumPyro are imported when first needed, not when :mod:`priorfit.exact` is imported.
@@ -54,23 +54,15 @@ from priorfit.exact.gp import gp_log_marginal_likelihood, gp_predictive
 from priorfit.exact.normal import abs_normal_mean
 from priorfit.exceptions import InputDataError
 from priorfit.priors.gp import GPPrior
-from priorfit.priors.hyperpriors import Fixed, Gamma, Hyperprior, InverseGamma, LogNormal, Normal, Uniform
-from priorfit.priors.kernels import RBF, Kernel, Linear, Matern, Periodic, Product, Scale, SpectralMixture, Sum
+from priorfit.priors.hyperpriors import Fixed, Hyperprior
+from priorfit.priors.kernels import Kernel
 
 __all__ = [
     "MarginalPredictive",
     "marginal_predictive",
     "importance_predictive",
-    "jax_kernel_matrix",
-    "numpyro_distribution",
-    "SUPPORTED_KERNELS",
 ]
 
-#: Kernel classes that :func:`jax_kernel_matrix` (hence NUTS) implements. Exact classes: subclasses may change
-#: the covariance, so they are not assumed supported.
-SUPPORTED_KERNELS: tuple[type[Kernel], ...] = (RBF, Matern, Periodic, Linear, SpectralMixture, Scale, Sum, Product)
-
-_TINY_SQ = 1e-36  # as priorfit.priors.kernels: r = sqrt(max(r^2, tiny)) keeps gradients finite at r = 0
 _LOG_2PI = math.log(2.0 * math.pi)
 # Elements of the S x n x (n + m) kernel blocks that one chunk of gp_predictive may hold (~64 MB of float64).
 _CHUNK_ELEMENTS = 8_000_000
@@ -249,137 +241,37 @@ class MarginalPredictive:
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# JAX mirror of the torch kernels
+# the hyperparameters NUTS samples
 
 
-def _sub(params: dict[str, Any], prefix: str) -> dict[str, Any]:
-    return {k[len(prefix) :]: v for k, v in params.items() if k.startswith(prefix)}
+def _constraint(hp: Hyperprior) -> Any:
+    """NumPyro's constraint for a hyperprior's support; ``biject_to`` of it maps unconstrained reals onto it."""
+    from numpyro.distributions import constraints
 
-
-def _check_supported(kernel: Kernel) -> None:
-    if type(kernel) not in SUPPORTED_KERNELS:
-        names = ", ".join(k.__name__ for k in SUPPORTED_KERNELS)
-        raise NotImplementedError(
-            f"kernel {type(kernel).__name__} has no JAX implementation for NUTS; supported kernels: {names}"
-        )
-
-
-def jax_kernel_matrix(kernel: Kernel, params: dict[str, Any], x1: Any, x2: Any) -> Any:
-    r"""The covariance matrix `n x m` of ``kernel`` between x1 (`n x d`) and x2 (`m x d`), in ``jax.numpy``.
-
-    ONE dataset: ``params`` maps the names of ``kernel.param_shapes(d)`` (``"lengthscale"``, ``"k0.outputscale"``,
-    ...) to arrays of exactly those shapes, no batch dimension. The formulas are those of the torch kernels in
-    :mod:`priorfit.priors.kernels`, operation for operation. Call it inside ``jax.enable_x64(True)`` for float64.
-    Raises ``NotImplementedError`` naming the kernel for classes not in ``SUPPORTED_KERNELS``.
-    """
-    import jax.numpy as jnp
-
-    _check_supported(kernel)
-    kind = type(kernel)
-    if kind is Scale:
-        return params["outputscale"] * jax_kernel_matrix(kernel.base, params, x1, x2)
-    if kind is Sum or kind is Product:
-        parts = [jax_kernel_matrix(k, _sub(params, f"k{i}."), x1, x2) for i, k in enumerate(kernel.kernels)]
-        out = parts[0]
-        for part in parts[1:]:
-            out = out + part if kind is Sum else out * part
-        return out
-    if kind is Linear:
-        return params["variance"] * (x1 @ x2.T)
-    diff = x1[:, None, :] - x2[None, :, :]  # n x m x d
-    if kind is RBF:
-        ls = params["lengthscale"]  # (d,) or (1,)
-        r2 = jnp.square(x1[:, None, :] / ls - x2[None, :, :] / ls).sum(-1)
-        return jnp.exp(-0.5 * r2)
-    if kind is Matern:
-        ls = params["lengthscale"]
-        r2 = jnp.square(x1[:, None, :] / ls - x2[None, :, :] / ls).sum(-1)
-        r = jnp.sqrt(jnp.maximum(r2, _TINY_SQ))
-        nu = float(kernel.nu)
-        if nu == 0.5:
-            return jnp.exp(-r)
-        if nu == 1.5:
-            s = math.sqrt(3.0) * r
-            return (1.0 + s) * jnp.exp(-s)
-        s = math.sqrt(5.0) * r
-        return (1.0 + s + jnp.square(s) / 3.0) * jnp.exp(-s)
-    if kind is Periodic:
-        s2 = jnp.square(jnp.sin(math.pi * diff / params["period"]))
-        return jnp.exp(-2.0 * (s2 / params["lengthscale"]).sum(-1))
-    # SpectralMixture: weights (Q,), means and scales (Q, d)
-    tau = diff[None]  # 1 x n x m x d
-    mu = params["means"][:, None, None, :]  # Q x 1 x 1 x d
-    sc = params["scales"][:, None, None, :]
-    comp = jnp.exp(-2.0 * math.pi**2 * jnp.square(tau * sc)) * jnp.cos(2.0 * math.pi * tau * mu)
-    return (params["weights"][:, None, None, None] * comp).sum(0).prod(-1)
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# hyperpriors
-
-
-def numpyro_distribution(hyperprior: Hyperprior) -> Any:
-    """The NumPyro distribution of a hyperprior, with the same density as ``hyperprior.distribution()``; None for
-    ``Fixed`` (a constant, not sampled). Raises ``NotImplementedError`` naming other hyperprior classes."""
-    import numpyro.distributions as dist
-
-    kind = type(hyperprior)
-    if kind is Fixed:
-        return None
-    if kind is LogNormal:
-        return dist.LogNormal(float(hyperprior.loc), float(hyperprior.scale))
-    if kind is Normal:
-        return dist.Normal(float(hyperprior.loc), float(hyperprior.scale))
-    if kind is Gamma:
-        return dist.Gamma(float(hyperprior.concentration), float(hyperprior.rate))
-    if kind is InverseGamma:  # priorfit's scale is the rate of the Gamma it inverts, NumPyro's `rate`
-        return dist.InverseGamma(float(hyperprior.concentration), float(hyperprior.scale))
-    if kind is Uniform:
-        return dist.Uniform(float(hyperprior.low), float(hyperprior.high))
-    raise NotImplementedError(
-        f"hyperprior {kind.__name__} ({hyperprior!r}) has no NumPyro counterpart; "
-        "supported: Fixed, LogNormal, Normal, Gamma, InverseGamma, Uniform"
-    )
-
-
-def _positive_support(hp: Hyperprior) -> bool:
-    if isinstance(hp, Fixed):
-        return hp.value > 0
-    if isinstance(hp, Uniform):
-        return hp.low >= 0
-    return isinstance(hp, (LogNormal, Gamma, InverseGamma))
-
-
-def _kernel_hyperpriors(kernel: Kernel) -> dict[str, Hyperprior]:
-    """name -> hyperprior of every kernel hyperparameter, names as in ``kernel.param_shapes``."""
-    _check_supported(kernel)
-    if isinstance(kernel, Scale):
-        return {"outputscale": kernel.outputscale, **_kernel_hyperpriors(kernel.base)}
-    if isinstance(kernel, (Sum, Product)):
-        out: dict[str, Hyperprior] = {}
-        for i, k in enumerate(kernel.kernels):
-            out.update({f"k{i}.{n}": hp for n, hp in _kernel_hyperpriors(k).items()})
-        return out
-    return dict(kernel._hyperpriors())
+    low, high = hp.support.low, hp.support.high
+    if math.isinf(low) and math.isinf(high):
+        return constraints.real
+    if math.isinf(high):
+        return constraints.positive if low == 0 else constraints.greater_than(low)
+    if math.isinf(low):
+        return constraints.less_than(high)
+    return constraints.interval(low, high)
 
 
 def _param_table(prior: GPPrior, d: int) -> tuple[tuple[str, tuple[int, ...], Hyperprior], ...]:
     """(name, per-dataset shape, hyperprior) of every hyperparameter of ``prior`` with d features."""
-    hps = _kernel_hyperpriors(prior.kernel)
+    hps = prior.kernel.hyperpriors()
     table = []
     for name, shape in prior.kernel.param_shapes(d).items():
         hp = hps[name]
-        if not _positive_support(hp):
+        if hp.support.low < 0:
             raise ValueError(
                 f"the hyperprior of kernel hyperparameter {name!r} must have positive support for NUTS "
                 f"(LogNormal, Gamma, InverseGamma, Uniform with low >= 0, positive Fixed), got {hp!r}"
             )
-        numpyro_distribution(hp)  # raises for hyperpriors without a NumPyro counterpart
         table.append((name, tuple(shape), hp))
     for name in ("noise_std", "mean"):
-        hp = getattr(prior, name)
-        numpyro_distribution(hp)
-        table.append((name, (), hp))
+        table.append((name, (), getattr(prior, name)))
     return tuple(table)
 
 
@@ -499,7 +391,8 @@ def _log_likelihood(kernel: Kernel, params: dict[str, Any], x: Any, y: Any, jitt
 
     n = x.shape[0]
     s2 = jnp.square(params["noise_std"]) + jitter
-    k = jax_kernel_matrix(kernel, params, x, x) + s2 * jnp.eye(n)
+    batched = {name: value[None] for name, value in params.items()}  # the kernel's body takes a batch of one
+    k = kernel.matrix(batched, x[None], x[None])[0] + s2 * jnp.eye(n)
     chol = jnp.linalg.cholesky(k)
     a = jsl.solve_triangular(chol, y - params["mean"], lower=True)
     return -0.5 * jnp.dot(a, a) - jnp.log(jnp.diagonal(chol)).sum() - 0.5 * n * _LOG_2PI
@@ -508,7 +401,8 @@ def _log_likelihood(kernel: Kernel, params: dict[str, Any], x: Any, y: Any, jitt
 def _potential_fn_gen(kernel: Kernel, table: tuple, jitter: float) -> Any:
     r"""``gen(x, y)`` -> the NUTS potential :math:`U(z) = -\log p(\theta(z)) - \log|\det \partial\theta/\partial z|
     - \log p(y \mid \theta(z))` of unconstrained :math:`z` (a dict over the sampled hyperparameters), each
-    hyperparameter mapped onto its hyperprior's support by NumPyro's ``biject_to`` (log for positive ones)."""
+    hyperparameter mapped onto its hyperprior's support by NumPyro's ``biject_to`` (log for positive ones). The
+    densities are the hyperpriors' own ``log_prob`` and the kernel's own ``matrix``, run on JAX arrays."""
     import jax.numpy as jnp
     from numpyro.distributions.transforms import biject_to
 
@@ -517,13 +411,12 @@ def _potential_fn_gen(kernel: Kernel, table: tuple, jitter: float) -> Any:
             params: dict[str, Any] = {}
             log_density = 0.0
             for name, shape, hp in table:
-                dist = numpyro_distribution(hp)
-                if dist is None:
+                if isinstance(hp, Fixed):
                     params[name] = jnp.full(shape, float(hp.value))
                     continue
-                transform = biject_to(dist.support)
+                transform = biject_to(_constraint(hp))
                 value = transform(z[name])
-                log_density = log_density + dist.log_prob(value).sum()
+                log_density = log_density + hp.log_prob(value).sum()
                 log_density = log_density + transform.log_abs_det_jacobian(z[name], value).sum()
                 params[name] = value
             return -(log_density + _log_likelihood(kernel, params, x, y, jitter))
@@ -540,8 +433,10 @@ _NUM_INIT_CANDIDATES = 16
 def _chain_fn(
     kernel: Kernel, table: tuple, jitter: float, num_warmup: int, num_samples: int, target_accept_prob: float
 ) -> Any:
-    """A jitted ``chain(rng_key, x, y) -> (draws, diverging, num_steps)`` running one NUTS chain (NumPyro's
-    ``hmc`` kernel, step size and diagonal mass matrix adapted during the first ``num_warmup`` iterations).
+    """A jitted ``chain(rng_key, candidates, x, y) -> (draws, diverging, num_steps)`` running one NUTS chain
+    (NumPyro's ``hmc`` kernel, step size and diagonal mass matrix adapted during the first ``num_warmup``
+    iterations), started from the first of ``candidates`` (hyperprior draws, each sampled hyperparameter
+    `_NUM_INIT_CANDIDATES x *shape`, constrained) whose potential is finite, as NumPyro's ``init_to_sample``.
     ``draws`` maps each sampled hyperparameter to `num_samples x *shape` constrained values, ``diverging`` is
     `num_samples`, ``num_steps`` (`num_warmup + num_samples`) counts each iteration's leapfrog steps. Cached, so
     datasets of the same size reuse one XLA compilation (compiling costs seconds, sampling a small GP less)."""
@@ -551,22 +446,16 @@ def _chain_fn(
     from numpyro.infer.hmc import hmc
 
     gen = _potential_fn_gen(kernel, table, jitter)
-    sites = [(name, shape, numpyro_distribution(hp)) for name, shape, hp in table if not isinstance(hp, Fixed)]
+    transforms = {name: biject_to(_constraint(hp)) for name, _, hp in table if not isinstance(hp, Fixed)}
     init_kernel, sample_kernel = hmc(potential_fn_gen=gen, algo="NUTS")
 
-    def chain(rng_key: Any, x: Any, y: Any) -> Any:
-        key_init, key_nuts = jax.random.split(rng_key)
-        # initial point: the first of a few hyperprior draws whose potential is finite (as init_to_sample)
-        keys = jax.random.split(key_init, len(sites))
-        candidates = {
-            name: biject_to(dist.support).inv(dist.expand((_NUM_INIT_CANDIDATES, *shape)).sample(k))
-            for (name, shape, dist), k in zip(sites, keys, strict=True)
-        }
-        energies = jax.vmap(gen(x, y))(candidates)
+    def chain(rng_key: Any, candidates: dict[str, Any], x: Any, y: Any) -> Any:
+        unconstrained = {name: transforms[name].inv(value) for name, value in candidates.items()}
+        energies = jax.vmap(gen(x, y))(unconstrained)
         best = jnp.argmax(jnp.isfinite(energies))
-        z0 = {name: value[best] for name, value in candidates.items()}
+        z0 = {name: value[best] for name, value in unconstrained.items()}
         state = init_kernel(
-            z0, num_warmup, target_accept_prob=target_accept_prob, model_args=(x, y), rng_key=key_nuts
+            z0, num_warmup, target_accept_prob=target_accept_prob, model_args=(x, y), rng_key=rng_key
         )
 
         def step(state: Any, _: Any) -> Any:
@@ -574,7 +463,7 @@ def _chain_fn(
             return state, (state.z, state.diverging, state.num_steps)
 
         _, (zs, diverging, num_steps) = jax.lax.scan(step, state, None, length=num_warmup + num_samples)
-        draws = {name: biject_to(dist.support)(zs[name][num_warmup:]) for name, _, dist in sites}
+        draws = {name: transform(zs[name][num_warmup:]) for name, transform in transforms.items()}
         return draws, diverging[num_warmup:], num_steps
 
     return jax.jit(chain)
@@ -621,9 +510,7 @@ def marginal_predictive(
     chain with XLA (seconds); later calls with the same ones reuse it.
 
     Args:
-        prior: the GP prior; its kernel must be one of ``SUPPORTED_KERNELS`` (nested in Scale/Sum/Product as
-            needed), its hyperpriors Fixed, LogNormal, Normal, Gamma, InverseGamma or Uniform (kernel
-            hyperparameters need positive support).
+        prior: the GP prior, any kernel; its kernel hyperparameters' hyperpriors need positive support.
         x_ctx: `n x d` context inputs (torch or numpy); n may be 0.
         y_ctx: `n` context targets.
         x_qry: `m x d` query inputs.
@@ -679,7 +566,13 @@ def marginal_predictive(
             prior.kernel, table, float(prior.jitter), num_warmup, num_samples, float(target_accept_prob)
         )
         x_j, y_j = jnp.asarray(x_ctx.numpy()), jnp.asarray(y_ctx.numpy())
-        outputs = [chain(key, x_j, y_j) for key in jax.random.split(jax.random.PRNGKey(seed), num_chains)]
+        # each chain's initial candidates: hyperprior draws by the prior's own sampler
+        inits = prior.sample_params(num_chains * _NUM_INIT_CANDIDATES, d, torch.Generator().manual_seed(seed))
+        outputs = []
+        for c, key in enumerate(jax.random.split(jax.random.PRNGKey(seed), num_chains)):
+            rows = slice(c * _NUM_INIT_CANDIDATES, (c + 1) * _NUM_INIT_CANDIDATES)
+            candidates = {name: jnp.asarray(inits[name][rows].numpy()) for name in sampled}
+            outputs.append(chain(key, candidates, x_j, y_j))
         grouped = {name: np.stack([np.array(out[0][name], dtype=np.float64) for out in outputs]) for name in sampled}
         diverging = np.stack([np.asarray(out[1]) for out in outputs])  # chains x samples
         num_steps = np.stack([np.asarray(out[2]) for out in outputs])  # chains x (warmup + samples)

@@ -1,9 +1,10 @@
-"""Hyperpriors: small frozen dataclasses that sample with a ``torch.Generator`` and expose a
-``torch.distributions`` object for densities.
+"""Hyperpriors: small frozen dataclasses that sample with a ``torch.Generator`` and state their density once.
 
 ``torch.distributions`` cannot draw from a given generator, so each class samples by a reparameterisation or the
-inverse CDF of a uniform drawn from the generator; ``distribution()`` gives the matching torch distribution for
-``log_prob`` (used by MAP and NUTS references).
+inverse CDF of a uniform drawn from the generator. ``log_prob`` is written against the array API
+(``array_api_compat``), so the same formula scores torch tensors (``GPPrior.log_prior``) and JAX arrays (the NUTS
+potential of :mod:`priorfit.exact.marginal`); its constants (``math.lgamma`` of the fixed shape parameters) are
+Python floats. ``support`` says where the density lives, from which NUTS builds its unconstraining bijection.
 """
 
 from __future__ import annotations
@@ -12,23 +13,34 @@ import math
 from dataclasses import dataclass
 
 import torch
+from array_api_compat import array_namespace
 from scipy import special
-from torch import Tensor, distributions
+from torch import Tensor
 
 from priorfit.config import register
 
+_HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
+
+
+@dataclass(frozen=True)
+class Support:
+    """The interval ``[low, high]`` (either end may be infinite) on which a hyperprior has its density."""
+
+    low: float = -math.inf
+    high: float = math.inf
+
 
 class Hyperprior:
-    """Base class. Subclasses are frozen dataclasses with ``sample`` and ``distribution``."""
+    """Base class. Subclasses are frozen dataclasses with ``sample``, ``log_prob`` and ``support``."""
+
+    support = Support()
 
     def sample(self, shape: tuple[int, ...], generator: torch.Generator) -> Tensor:
         raise NotImplementedError
 
-    def distribution(self) -> distributions.Distribution:
+    def log_prob(self, value):
+        """Elementwise log density of ``value`` (any array-API array: torch tensor, JAX array)."""
         raise NotImplementedError
-
-    def log_prob(self, value: Tensor) -> Tensor:
-        return self.distribution().log_prob(value)
 
     @property
     def symmetric_about_zero(self) -> bool:
@@ -59,11 +71,14 @@ class Fixed(Hyperprior):
     def sample(self, shape: tuple[int, ...], generator: torch.Generator) -> Tensor:
         return torch.full(shape, float(self.value), dtype=torch.float64)
 
-    def distribution(self) -> distributions.Distribution:
-        raise NotImplementedError("a Fixed hyperparameter has no density")
+    @property
+    def support(self) -> Support:  # type: ignore[override]
+        return Support(float(self.value), float(self.value))
 
-    def log_prob(self, value: Tensor) -> Tensor:
-        return torch.where(value == self.value, 0.0, -math.inf).to(value.dtype)
+    def log_prob(self, value):
+        """0 at ``value``, -inf elsewhere (a point mass has no density: it only says which values are allowed)."""
+        xp = array_namespace(value)
+        return xp.where(value == self.value, xp.zeros_like(value), xp.full_like(value, -math.inf))
 
     @property
     def symmetric_about_zero(self) -> bool:
@@ -87,8 +102,9 @@ class Normal(Hyperprior):
     def symmetric_about_zero(self) -> bool:
         return self.loc == 0
 
-    def distribution(self) -> distributions.Distribution:
-        return distributions.Normal(torch.tensor(float(self.loc), dtype=torch.float64), float(self.scale))
+    def log_prob(self, value):
+        z = (value - self.loc) / self.scale
+        return -0.5 * z * z - (math.log(self.scale) + _HALF_LOG_2PI)
 
 
 @register
@@ -106,8 +122,12 @@ class LogNormal(Hyperprior):
     def sample(self, shape: tuple[int, ...], generator: torch.Generator) -> Tensor:
         return torch.exp(self.loc + self.scale * torch.randn(shape, generator=generator, dtype=torch.float64))
 
-    def distribution(self) -> distributions.Distribution:
-        return distributions.LogNormal(torch.tensor(float(self.loc), dtype=torch.float64), float(self.scale))
+    support = Support(0.0, math.inf)
+
+    def log_prob(self, value):
+        log_value = array_namespace(value).log(value)
+        z = (log_value - self.loc) / self.scale
+        return -0.5 * z * z - (math.log(self.scale) + _HALF_LOG_2PI) - log_value
 
 
 @register
@@ -130,10 +150,14 @@ class Uniform(Hyperprior):
     def symmetric_about_zero(self) -> bool:
         return self.low == -self.high
 
-    def distribution(self) -> distributions.Distribution:
-        return distributions.Uniform(
-            torch.tensor(float(self.low), dtype=torch.float64), torch.tensor(float(self.high), dtype=torch.float64)
-        )
+    @property
+    def support(self) -> Support:  # type: ignore[override]
+        return Support(float(self.low), float(self.high))
+
+    def log_prob(self, value):
+        xp = array_namespace(value)
+        inside = (value >= self.low) & (value <= self.high)
+        return xp.where(inside, xp.full_like(value, -math.log(self.high - self.low)), xp.full_like(value, -math.inf))
 
 
 @register
@@ -152,10 +176,12 @@ class Gamma(Hyperprior):
         u = torch.rand(shape, generator=generator, dtype=torch.float64).clamp(1e-300, 1 - 1e-16)
         return torch.from_numpy(special.gammaincinv(self.concentration, u.numpy())) / self.rate
 
-    def distribution(self) -> distributions.Distribution:
-        return distributions.Gamma(
-            torch.tensor(float(self.concentration), dtype=torch.float64), float(self.rate)
-        )
+    support = Support(0.0, math.inf)
+
+    def log_prob(self, value):
+        a, b = self.concentration, self.rate
+        log_value = array_namespace(value).log(value)
+        return (a * math.log(b) - math.lgamma(a)) + (a - 1.0) * log_value - b * value
 
 
 @register
@@ -173,7 +199,9 @@ class InverseGamma(Hyperprior):
     def sample(self, shape: tuple[int, ...], generator: torch.Generator) -> Tensor:
         return 1.0 / Gamma(self.concentration, self.scale).sample(shape, generator)
 
-    def distribution(self) -> distributions.Distribution:
-        return distributions.InverseGamma(
-            torch.tensor(float(self.concentration), dtype=torch.float64), float(self.scale)
-        )
+    support = Support(0.0, math.inf)
+
+    def log_prob(self, value):
+        a, b = self.concentration, self.scale
+        log_value = array_namespace(value).log(value)
+        return (a * math.log(b) - math.lgamma(a)) - (a + 1.0) * log_value - b / value

@@ -12,6 +12,11 @@ object serves a whole batch of datasets with different hyperparameters:
 >>> k.forward(params, x, x).shape
 torch.Size([4, 10, 10])
 
+Each covariance formula is written once, in :meth:`Kernel.matrix`, against the Python array API
+(``array_api_compat``): the same body runs on torch tensors (sampling, the exact GP) and on JAX arrays (the NUTS
+model of :mod:`priorfit.exact.marginal`, traced and compiled by XLA), so the exact references use the very formula
+the prior samples with.
+
 Every kernel uses the same parameterisation as its GPyTorch twin (``to_gpytorch``), so the matrices agree to
 rounding error; :meth:`Kernel.set_gpytorch_params` and :meth:`Kernel.get_gpytorch_params` copy one dataset's
 hyperparameters into and out of that twin. Names of child parameters in sums and products are prefixed with the
@@ -32,6 +37,8 @@ import math
 from dataclasses import dataclass, field
 
 import torch
+from array_api_compat import array_namespace
+from array_api_compat import device as array_device
 from torch import Tensor
 
 from priorfit.config import register
@@ -100,9 +107,10 @@ def _check_x(name: str, x: object) -> Tensor:
 class Kernel:
     """Base class of the kernels: hyperpriors in the dataclass fields, hyperparameter values in ``params``.
 
-    Subclasses implement ``param_shapes``, ``_hyperpriors`` (leaves), ``_forward``, ``_diag``, ``to_gpytorch``,
-    ``set_gpytorch_params`` and ``get_gpytorch_params``; the public ``forward``/``diag`` validate and cast the
-    inputs, then call the private methods (which composite kernels call on their children without re-checking).
+    Subclasses implement ``param_shapes``, ``_hyperpriors`` (leaves), ``matrix``, ``_diag``, ``to_gpytorch``,
+    ``set_gpytorch_params`` and ``get_gpytorch_params``. ``matrix`` is the covariance formula, written once
+    against the array API so that torch and JAX run the same body; the public ``forward``/``diag`` validate and
+    cast torch inputs, then call it (composite kernels call their children's without re-checking).
     """
 
     #: k(x, x') depends on x - x' only, through an even function, so reflecting inputs (x -> 1 - x) leaves the
@@ -162,7 +170,7 @@ class Kernel:
                 f"x1 and x2 must share batch and feature sizes, got x1 {tuple(x1.shape)} and x2 {tuple(x2.shape)}"
             )
         p = self._check_params(params, x1.shape[0], x1.shape[2])
-        return self._forward(p, x1, x2)
+        return self.matrix(p, x1, x2)
 
     def diag(self, params: dict[str, Tensor], x: Tensor) -> Tensor:
         """Diagonal `batch x n` of ``forward(params, x, x)``, computed without the full matrix."""
@@ -192,8 +200,15 @@ class Kernel:
             out[name] = value
         return out
 
-    def _forward(self, params: dict[str, Tensor], x1: Tensor, x2: Tensor) -> Tensor:
+    def matrix(self, params: dict, x1, x2):
+        """The covariance formula, `batch x n x m`, with no validation: x1 `batch x n x d`, x2 `batch x m x d` and
+        each ``params[name]`` `batch x *param_shapes(d)[name]`, all arrays of one array-API namespace (torch
+        tensors, JAX arrays). Callers check their inputs (``forward`` does, for torch)."""
         raise NotImplementedError
+
+    def hyperpriors(self) -> dict[str, Hyperprior]:
+        """The hyperprior of each hyperparameter, under the names of :meth:`param_shapes`."""
+        return dict(self._hyperpriors())
 
     def _diag(self, params: dict[str, Tensor], x: Tensor) -> Tensor:
         raise NotImplementedError
@@ -248,18 +263,24 @@ def _as_param(value: Tensor, shape: tuple[int, ...]) -> Tensor:
     return torch.as_tensor(value, dtype=torch.float64).detach().reshape(shape).clone()
 
 
-def _sq_diff(x1: Tensor, x2: Tensor) -> Tensor:
+def _sq_diff(x1, x2):
     """Per-dimension squared differences `batch x n x m x d`, computed directly (exact and symmetric)."""
-    return (x1.unsqueeze(-2) - x2.unsqueeze(-3)).square()
+    diff = x1[:, :, None, :] - x2[:, None, :, :]
+    return diff * diff
 
 
 def _lengthscale_shape(ard: bool, n_features: int) -> tuple[int, ...]:
     return (n_features,) if ard else (1,)
 
 
-def _batch_view(value: Tensor, n_trailing: int) -> Tensor:
-    """`batch` (or `batch x 1`) tensor viewed as `batch x 1 x ... x 1` to scale `batch x ...` matrices."""
-    return value.reshape(value.shape[0], *([1] * n_trailing))
+def _batch_view(value, n_trailing: int):
+    """`batch` (or `batch x 1`) array viewed as `batch x 1 x ... x 1` to scale `batch x ...` matrices."""
+    return array_namespace(value).reshape(value, (value.shape[0], *([1] * n_trailing)))
+
+
+def _ones(x):
+    """`batch x n` ones for inputs x `batch x n x d` (any array namespace)."""
+    return array_namespace(x).ones(x.shape[:2], dtype=x.dtype, device=array_device(x))
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -289,13 +310,14 @@ class RBF(Kernel):
     def _hyperpriors(self) -> dict[str, Hyperprior]:
         return {"lengthscale": self.lengthscale}
 
-    def _forward(self, params: dict[str, Tensor], x1: Tensor, x2: Tensor) -> Tensor:
+    def matrix(self, params: dict, x1, x2):
+        xp = array_namespace(x1, x2)
         ls = params["lengthscale"][:, None, :]  # batch x 1 x d'
-        r2 = _sq_diff(x1 / ls, x2 / ls).sum(-1)  # batch x n x m
-        return torch.exp(-0.5 * r2)
+        r2 = xp.sum(_sq_diff(x1 / ls, x2 / ls), axis=-1)  # batch x n x m
+        return xp.exp(-0.5 * r2)
 
     def _diag(self, params: dict[str, Tensor], x: Tensor) -> Tensor:
-        return torch.ones(x.shape[:2], dtype=torch.float64, device=x.device)
+        return _ones(x)
 
     def to_gpytorch(self, n_features: int):
         import gpytorch
@@ -339,20 +361,21 @@ class Matern(Kernel):
     def _hyperpriors(self) -> dict[str, Hyperprior]:
         return {"lengthscale": self.lengthscale}
 
-    def _forward(self, params: dict[str, Tensor], x1: Tensor, x2: Tensor) -> Tensor:
+    def matrix(self, params: dict, x1, x2):
+        xp = array_namespace(x1, x2)
         ls = params["lengthscale"][:, None, :]
-        r = _sq_diff(x1 / ls, x2 / ls).sum(-1).clamp_min(_TINY_SQ).sqrt()  # batch x n x m
+        r = xp.sqrt(xp.clip(xp.sum(_sq_diff(x1 / ls, x2 / ls), axis=-1), min=_TINY_SQ))  # batch x n x m
         nu = float(self.nu)
         if nu == 0.5:
-            return torch.exp(-r)
+            return xp.exp(-r)
         if nu == 1.5:
             s = math.sqrt(3.0) * r
-            return (1.0 + s) * torch.exp(-s)
+            return (1.0 + s) * xp.exp(-s)
         s = math.sqrt(5.0) * r
-        return (1.0 + s + s.square() / 3.0) * torch.exp(-s)
+        return (1.0 + s + s * s / 3.0) * xp.exp(-s)
 
     def _diag(self, params: dict[str, Tensor], x: Tensor) -> Tensor:
-        return torch.ones(x.shape[:2], dtype=torch.float64, device=x.device)
+        return _ones(x)
 
     def to_gpytorch(self, n_features: int):
         import gpytorch
@@ -394,15 +417,16 @@ class Periodic(Kernel):
     def _hyperpriors(self) -> dict[str, Hyperprior]:
         return {"lengthscale": self.lengthscale, "period": self.period}
 
-    def _forward(self, params: dict[str, Tensor], x1: Tensor, x2: Tensor) -> Tensor:
+    def matrix(self, params: dict, x1, x2):
+        xp = array_namespace(x1, x2)
         ls = params["lengthscale"][:, None, None, :]  # batch x 1 x 1 x d'
         period = params["period"][:, None, None, :]
-        diff = x1.unsqueeze(-2) - x2.unsqueeze(-3)  # batch x n x m x d
-        s2 = torch.sin(math.pi * diff / period).square()
-        return torch.exp(-2.0 * (s2 / ls).sum(-1))
+        diff = x1[:, :, None, :] - x2[:, None, :, :]  # batch x n x m x d
+        sin = xp.sin(math.pi * diff / period)
+        return xp.exp(-2.0 * xp.sum(sin * sin / ls, axis=-1))
 
     def _diag(self, params: dict[str, Tensor], x: Tensor) -> Tensor:
-        return torch.ones(x.shape[:2], dtype=torch.float64, device=x.device)
+        return _ones(x)
 
     def to_gpytorch(self, n_features: int):
         import gpytorch
@@ -447,8 +471,8 @@ class Linear(Kernel):
     def _hyperpriors(self) -> dict[str, Hyperprior]:
         return {"variance": self.variance}
 
-    def _forward(self, params: dict[str, Tensor], x1: Tensor, x2: Tensor) -> Tensor:
-        return _batch_view(params["variance"], 2) * (x1 @ x2.transpose(-1, -2))
+    def matrix(self, params: dict, x1, x2):
+        return _batch_view(params["variance"], 2) * (x1 @ x2.mT)
 
     def _diag(self, params: dict[str, Tensor], x: Tensor) -> Tensor:
         return _batch_view(params["variance"], 1) * x.square().sum(-1)
@@ -502,21 +526,16 @@ class SpectralMixture(Kernel):
     def _hyperpriors(self) -> dict[str, Hyperprior]:
         return {"weights": self.weights, "means": self.means, "scales": self.scales}
 
-    @staticmethod
-    def _components(params: dict[str, Tensor], tau: Tensor) -> Tensor:
-        """tau `batch x ... x d` -> `batch x ... x d` (mixture summed, before the product over dims)."""
-        extra = tau.dim() - 2  # number of point dims (1 for diag, 2 for full)
-        w = params["weights"].reshape(params["weights"].shape[0], -1, *([1] * (extra + 1)))  # b x Q x 1.. x 1
-        shape = (params["means"].shape[0], params["means"].shape[1], *([1] * extra), params["means"].shape[2])
-        mu = params["means"].reshape(shape)  # b x Q x 1.. x d
-        s = params["scales"].reshape(shape)
-        t = tau.unsqueeze(1)  # b x 1 x ... x d
-        comp = torch.exp(-2.0 * math.pi**2 * (t * s).square()) * torch.cos(2.0 * math.pi * t * mu)
-        return (w * comp).sum(1)
-
-    def _forward(self, params: dict[str, Tensor], x1: Tensor, x2: Tensor) -> Tensor:
-        tau = x1.unsqueeze(-2) - x2.unsqueeze(-3)  # batch x n x m x d
-        return self._components(params, tau).prod(-1)
+    def matrix(self, params: dict, x1, x2):
+        xp = array_namespace(x1, x2)
+        b, q, d = params["means"].shape
+        w = xp.reshape(params["weights"], (b, q, 1, 1, 1))  # b x Q x 1 x 1 x 1
+        mu = xp.reshape(params["means"], (b, q, 1, 1, d))  # b x Q x 1 x 1 x d
+        sc = xp.reshape(params["scales"], (b, q, 1, 1, d))
+        tau = (x1[:, :, None, :] - x2[:, None, :, :])[:, None]  # b x 1 x n x m x d
+        ts = tau * sc
+        comp = xp.exp(-2.0 * math.pi**2 * (ts * ts)) * xp.cos(2.0 * math.pi * tau * mu)
+        return xp.prod(xp.sum(w * comp, axis=1), axis=-1)  # mixture summed, then the product over dims
 
     def _diag(self, params: dict[str, Tensor], x: Tensor) -> Tensor:
         total_w = params["weights"].sum(-1)  # batch
@@ -587,8 +606,11 @@ class Scale(Kernel):
         value = _get_param(params, "outputscale").to(torch.float64)
         return self.outputscale.log_prob(value) + self.base.log_prior(params)
 
-    def _forward(self, params: dict[str, Tensor], x1: Tensor, x2: Tensor) -> Tensor:
-        return _batch_view(params["outputscale"], 2) * self.base._forward(params, x1, x2)
+    def matrix(self, params: dict, x1, x2):
+        return _batch_view(params["outputscale"], 2) * self.base.matrix(params, x1, x2)
+
+    def hyperpriors(self) -> dict[str, Hyperprior]:
+        return {"outputscale": self.outputscale, **self.base.hyperpriors()}
 
     def _diag(self, params: dict[str, Tensor], x: Tensor) -> Tensor:
         return _batch_view(params["outputscale"], 1) * self.base._diag(params, x)
@@ -646,11 +668,17 @@ class _Composite(Kernel):
     def _children(self, params: dict[str, Tensor]):
         return [(k, _sub_params(params, f"k{i}.")) for i, k in enumerate(self.kernels)]
 
-    def _forward(self, params: dict[str, Tensor], x1: Tensor, x2: Tensor) -> Tensor:
-        return self._combine(torch.stack([k._forward(p, x1, x2) for k, p in self._children(params)]))
+    def matrix(self, params: dict, x1, x2):
+        return self._combine([k.matrix(p, x1, x2) for k, p in self._children(params)])
 
     def _diag(self, params: dict[str, Tensor], x: Tensor) -> Tensor:
-        return self._combine(torch.stack([k._diag(p, x) for k, p in self._children(params)]))
+        return self._combine([k._diag(p, x) for k, p in self._children(params)])
+
+    def hyperpriors(self) -> dict[str, Hyperprior]:
+        out: dict[str, Hyperprior] = {}
+        for i, k in enumerate(self.kernels):
+            out.update({f"k{i}.{n}": hp for n, hp in k.hyperpriors().items()})
+        return out
 
     def to_gpytorch(self, n_features: int):
         import gpytorch
@@ -681,8 +709,11 @@ class Sum(_Composite):
         self._validate()
 
     @staticmethod
-    def _combine(stacked: Tensor) -> Tensor:
-        return stacked.sum(0)
+    def _combine(parts: list):
+        out = parts[0]
+        for part in parts[1:]:
+            out = out + part
+        return out
 
 
 @register
@@ -697,5 +728,8 @@ class Product(_Composite):
         self._validate()
 
     @staticmethod
-    def _combine(stacked: Tensor) -> Tensor:
-        return stacked.prod(0)
+    def _combine(parts: list):
+        out = parts[0]
+        for part in parts[1:]:
+            out = out * part
+        return out
