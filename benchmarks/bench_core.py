@@ -183,7 +183,7 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default="runs/bench_rbf")
+    parser.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "runs" / "bench_rbf"))
     parser.add_argument("--quiet", action="store_true")
     parser.add_argument("--n-frequencies", type=int, default=MODEL.n_frequencies,
                         help="Fourier input features per feature (ModelConfig.n_frequencies)")

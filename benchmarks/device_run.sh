@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU session that trained gp_default v3 and computed the stored exact references, on a lent GPU machine
-# (16 CPU cores + one H100; see README "Training on a GPU"). Each step is one short command there; the machine
-# keeps the background processes between commands while it stays warm:
+# (16 CPU cores + one H100; see docs/training.md). Each step is one short command there, run from the repository
+# root; the machine keeps the background processes between commands while it stays warm:
 #
 #   bash benchmarks/device_run.sh start        # check the GPU; start, in new process sessions, 12 one-thread
 #                                              # `priorfit evaluate` runs that compute the NUTS and ML-II
@@ -13,10 +13,13 @@
 #   bash benchmarks/device_run.sh snapshot [SLEEP]  # copy the latest checkpoint, its log and the references to $OUT
 #   bash benchmarks/device_run.sh finish [WAIT]     # wait for the training to end, stop the reference runs, copy all
 #
+# Working folder: $PRIORFIT_RUN_DIR, default runs/device under the repository root (git-ignored); $OUT defaults to
+# its out/ subfolder.
 # Process patterns are built at run time (pattern): a literal one would also match this script's own command line.
 set -u
 export PYTHONPATH=$PWD/src PYTHONUNBUFFERED=1 JAX_PLATFORMS=cpu XLA_PYTHON_CLIENT_PREALLOCATE=false
-W=${PRIORFIT_RUN_DIR:-/root/priorfit_run}
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+W=${PRIORFIT_RUN_DIR:-$ROOT/runs/device}
 OUT=${OUT:-$W/out}
 
 refs() {  # one `priorfit evaluate` of the shipped model (the references do not depend on it) in a new session
