@@ -72,7 +72,7 @@ def main() -> None:
             result = train(variant.prior, variant.model, config, out, resume=False, progress=False)
             seconds = time.perf_counter() - t
             cells = evaluate(load_checkpoint(result.checkpoint), eval_config, progress=False, examples=False).cells
-        gaps = {f"d{c.n_features} n{c.n_context}": round(c.gap_to_oracle, 4) for c in cells}
+        gaps = {f"d{c.n_features} n{c.n_context}": round(c.gap("oracle"), 4) for c in cells}
         if results_path.exists():  # keep what runs beside this one wrote meanwhile
             done = {**json.loads(results_path.read_text())["runs"], **done}
         done[name] = dict(steps=steps, batch_size=config.batch_size, threads=args.threads, seed=args.seed,

@@ -34,7 +34,7 @@ from pathlib import Path
 import torch
 
 from priorfit.estimators import load_model
-from priorfit.exact.gp import fit_ml2, gp_predictive
+from priorfit.exact.gp import gp_predictive, ml2_fit
 from priorfit.exact.marginal import marginal_predictive
 from priorfit.model.ensemble import SymmetryEnsemble, encode, predict
 from priorfit.model.precision import native_bfloat16
@@ -125,7 +125,7 @@ def main() -> None:
             gp_predictive(prior, params, x[i:i + 1, :n], y[i:i + 1, :n], x[i:i + 1, n:])
 
         def ml2(i: int) -> None:
-            fit_ml2(prior, x[i, :n], y[i, :n], x[i, n:], restarts=3, generator=torch.Generator().manual_seed(i))
+            ml2_fit(prior, x[i, :n], y[i, :n], restarts=3, generator=torch.Generator().manual_seed(i)).predict(x[i, n:])
 
         pfn(args.repeats)  # warm-up
         variants: dict = {}

@@ -14,10 +14,8 @@ dataset, against issue 3's targets. Writes benchmarks/results/gp_default_ensembl
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
 
-from report_common import check_protocol, shipped_report, target, write_results
+from report_common import check_protocol, load_report, shipped_report, target, write_results
 
 
 def main() -> None:
@@ -25,14 +23,14 @@ def main() -> None:
     parser.add_argument("reports", nargs="+", help="evaluate.json files of `priorfit evaluate --ensemble K`")
     args = parser.parse_args()
     plain = shipped_report()
-    reports = [plain] + [json.loads(Path(p).read_text()) for p in args.reports]
+    reports = [plain] + [load_report(p) for p in args.reports]
     for r, name in zip(reports[1:], args.reports):
         check_protocol(r, name, plain)
-    sizes = [r["config"].get("ensemble_size", 1) for r in reports]
+    sizes = [r.config.ensemble_size for r in reports]
     cells = {}
     for size, r in zip(sizes, reports):
-        for c in r["cells"]:
-            cells.setdefault((c["n_features"], c["n_context"]), {})[size] = c
+        for c in r.cells:
+            cells.setdefault((c.n_features, c.n_context), {})[size] = c
     head = f"{'d':>2} {'n':>4} | " + " | ".join(f"K={k}: -marginal   -ML-II cov50 cov90  ms" for k in sizes)
     lines = [head, "-" * len(head)]
     met = {k: 0 for k in sizes}
@@ -41,14 +39,16 @@ def main() -> None:
         parts, row = [], dict(n_features=d, n_context=n)
         for k in sizes:
             c = by_size[k]
-            ok = c["gap_to_marginal"] <= target(d)
+            marginal, ml2 = c.references["marginal"], c.references["ml2"]
+            ok = marginal.gap <= target(d)
             met[k] += ok
-            parts.append(f"{c['gap_to_marginal']:+.3f}±{c['gap_to_marginal_se']:.3f}{' ' if ok else '*'} "
-                         f"{c['gap_to_ml2']:+7.3f}  {c['coverage_50']:.2f}  {c['coverage_90']:.2f} "
-                         f"{c['pfn_ms_per_dataset']:4.0f}")
-            row[f"K={k}"] = {key: c.get(key, 1) for key in ("gap_to_marginal", "gap_to_marginal_se", "gap_to_ml2",
-                                                     "coverage_50", "coverage_90", "pfn_ms_per_dataset",
-                                                     "pfn_ensemble_members")}
+            parts.append(f"{marginal.gap:+.3f}±{marginal.gap_se:.3f}{' ' if ok else '*'} "
+                         f"{ml2.gap:+7.3f}  {c.pfn.coverage_50:.2f}  {c.pfn.coverage_90:.2f} "
+                         f"{c.pfn.ms_per_dataset:4.0f}")
+            row[f"K={k}"] = dict(gap_to_marginal=marginal.gap, gap_to_marginal_se=marginal.gap_se,
+                                 gap_to_ml2=ml2.gap, coverage_50=c.pfn.coverage_50, coverage_90=c.pfn.coverage_90,
+                                 pfn_ms_per_dataset=c.pfn.ms_per_dataset,
+                                 pfn_ensemble_members=c.pfn_ensemble_members)
         lines.append(f"{d:>2} {n:>4} | " + " | ".join(parts))
         rows.append(row)
     lines.append("* misses issue 3's target (gap to the marginal <= 0.05 for d <= 2, <= 0.10 for d = 3, 4)")

@@ -14,10 +14,8 @@ measured by `python benchmarks/bench_speed.py --bfloat16`. Writes benchmarks/res
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
 
-from report_common import PROTOCOL, check_protocol, shipped_report, target, write_results
+from report_common import PROTOCOL, check_protocol, load_report, shipped_report, target, write_results
 
 
 def main() -> None:
@@ -25,28 +23,29 @@ def main() -> None:
     parser.add_argument("report", help="evaluate.json of `priorfit evaluate gp_default --precision bfloat16`")
     args = parser.parse_args()
     plain = shipped_report()
-    fast = json.loads(Path(args.report).read_text())
-    if fast["config"].get("precision") != "bfloat16":
-        raise SystemExit(f"{args.report} is not a bfloat16 report (precision {fast['config'].get('precision')!r})")
+    fast = load_report(args.report)
+    if fast.config.precision != "bfloat16":
+        raise SystemExit(f"{args.report} is not a bfloat16 report (precision {fast.config.precision!r})")
     check_protocol(fast, args.report, plain, PROTOCOL + ("ensemble_size",))
-    by_cell = {(c["n_features"], c["n_context"]): c for c in fast["cells"]}
+    by_cell = {(c.n_features, c.n_context): c for c in fast.cells}
     head = (f"{'d':>2} {'n':>4} | {'NLL f32':>8} {'bf16':>8} {'diff':>8} | {'-marginal f32':>13} {'bf16':>7} | "
             f"{'cov50 f32':>9} {'bf16':>5} | {'cov90 f32':>9} {'bf16':>5}")
     lines, rows, flipped = [head, "-" * len(head)], [], []
-    for c in plain["cells"]:
-        d, n = c["n_features"], c["n_context"]
+    for c in plain.cells:
+        d, n = c.n_features, c.n_context
         b = by_cell[(d, n)]
-        diff = b["pfn_nll"] - c["pfn_nll"]
-        if (c["gap_to_marginal"] <= target(d)) != (b["gap_to_marginal"] <= target(d)):
+        diff = b.pfn.nll - c.pfn.nll
+        if (c.gap("marginal") <= target(d)) != (b.gap("marginal") <= target(d)):
             flipped.append((d, n))
-        lines.append(f"{d:>2} {n:>4} | {c['pfn_nll']:8.4f} {b['pfn_nll']:8.4f} {diff:+8.5f} | "
-                     f"{c['gap_to_marginal']:+13.4f} {b['gap_to_marginal']:+7.4f} | "
-                     f"{c['coverage_50']:9.3f} {b['coverage_50']:5.3f} | {c['coverage_90']:9.3f} {b['coverage_90']:5.3f}")
-        rows.append(dict(n_features=d, n_context=n, nll_float32=c["pfn_nll"], nll_bfloat16=b["pfn_nll"],
-                         nll_difference=diff, gap_to_marginal_float32=c["gap_to_marginal"],
-                         gap_to_marginal_bfloat16=b["gap_to_marginal"], coverage_50_float32=c["coverage_50"],
-                         coverage_50_bfloat16=b["coverage_50"], coverage_90_float32=c["coverage_90"],
-                         coverage_90_bfloat16=b["coverage_90"]))
+        lines.append(f"{d:>2} {n:>4} | {c.pfn.nll:8.4f} {b.pfn.nll:8.4f} {diff:+8.5f} | "
+                     f"{c.gap('marginal'):+13.4f} {b.gap('marginal'):+7.4f} | "
+                     f"{c.pfn.coverage_50:9.3f} {b.pfn.coverage_50:5.3f} | "
+                     f"{c.pfn.coverage_90:9.3f} {b.pfn.coverage_90:5.3f}")
+        rows.append(dict(n_features=d, n_context=n, nll_float32=c.pfn.nll, nll_bfloat16=b.pfn.nll,
+                         nll_difference=diff, gap_to_marginal_float32=c.gap("marginal"),
+                         gap_to_marginal_bfloat16=b.gap("marginal"), coverage_50_float32=c.pfn.coverage_50,
+                         coverage_50_bfloat16=b.pfn.coverage_50, coverage_90_float32=c.pfn.coverage_90,
+                         coverage_90_bfloat16=b.pfn.coverage_90))
     diffs = [r["nll_difference"] for r in rows]
     lines.append(f"NLL bfloat16 - float32 over {len(rows)} cells: from {min(diffs):+.5f} to {max(diffs):+.5f} "
                  f"(mean {sum(diffs) / len(diffs):+.5f}) nats per held-out point")

@@ -6,7 +6,11 @@ from __future__ import annotations
 import json
 import shlex
 import sys
+from dataclasses import asdict
 from pathlib import Path
+
+from priorfit.atomic import atomic_write_json, atomic_write_text
+from priorfit.evaluate import FidelityReport
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -20,15 +24,21 @@ def target(d: int) -> float:
     return 0.05 if d <= 2 else 0.10
 
 
-def shipped_report() -> dict:
+def load_report(path: str | Path) -> FidelityReport:
+    """A `priorfit evaluate` report (evaluate.json, any format priorfit has written)."""
+    return FidelityReport.from_json(json.loads(Path(path).read_text()))
+
+
+def shipped_report() -> FidelityReport:
     """The shipped model's report (benchmarks/results/gp_default_fidelity.json): plain, float32."""
-    return json.loads((RESULTS / "gp_default_fidelity.json").read_text())
+    return load_report(RESULTS / "gp_default_fidelity.json")
 
 
-def check_protocol(report: dict, name: str, reference: dict, keys: tuple[str, ...] = PROTOCOL) -> None:
+def check_protocol(report: FidelityReport, name: str, reference: FidelityReport,
+                   keys: tuple[str, ...] = PROTOCOL) -> None:
     """Exit with a message if `report` (read from `name`) was measured under other settings than `reference`, or
     either does not record one of them."""
-    mine, theirs = report["config"], reference["config"]
+    mine, theirs = asdict(report.config), asdict(reference.config)
     differs = [k for k in keys if k not in mine or k not in theirs or mine[k] != theirs[k]]
     if differs:
         raise SystemExit(f"{name} was measured under another protocol: {differs}")
@@ -38,6 +48,6 @@ def write_results(stem: str, table: str, data: dict) -> None:
     """Print `table`, and write it to benchmarks/results/STEM.txt and `data` (with the command) to STEM.json."""
     print(table)
     out = RESULTS / stem
-    out.with_suffix(".txt").write_text(table + "\n")
-    data = dict(command="python " + " ".join(shlex.quote(a) for a in sys.argv), **data)
-    out.with_suffix(".json").write_text(json.dumps(data, indent=2) + "\n")
+    atomic_write_text(out.with_suffix(".txt"), table + "\n")
+    atomic_write_json(out.with_suffix(".json"), dict(command="python " + " ".join(shlex.quote(a) for a in sys.argv),
+                                                     **data))

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import torch
 
+from priorfit.atomic import atomic_write_json, atomic_write_text
 from priorfit.checkpoint import load_checkpoint, save_checkpoint
 from priorfit.evaluate import EvaluateConfig, FidelityReport, evaluate, format_table, plot_report
 
@@ -31,9 +32,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("checkpoint")
     parser.add_argument("--name", default="gp_default")
-    parser.add_argument("--datasets", type=int, default=256, help="datasets per cell (PFN and oracle)")
-    parser.add_argument("--marginal-datasets", type=int, default=8, help="of which NUTS marginalises the first")
-    parser.add_argument("--ml2-datasets", type=int, default=32, help="of which ML-II is fitted on the first")
+    defaults = EvaluateConfig()
+    parser.add_argument("--datasets", type=int, default=defaults.n_datasets,
+                        help=f"datasets per cell, PFN and oracle (default {defaults.n_datasets})")
+    parser.add_argument("--marginal-datasets", type=int, default=defaults.marginal_datasets,
+                        help=f"of which NUTS marginalises the first (default {defaults.marginal_datasets})")
+    parser.add_argument("--ml2-datasets", type=int, default=defaults.ml2_datasets,
+                        help=f"of which ML-II is fitted on the first (default {defaults.ml2_datasets})")
     parser.add_argument("--context", default="2,4,8,16,32,64,128")
     parser.add_argument("--features", default=None, help="e.g. 1,2,4 (default: 1 .. max_features)")
     parser.add_argument("--threads", type=int, default=2)
@@ -64,9 +69,8 @@ def main() -> None:
     data = dict(command="python " + " ".join(shlex.quote(a) for a in sys.argv), minutes=report.seconds / 60,
                 **report.to_json())
     results = ROOT / "benchmarks" / "results" / f"{args.name}_fidelity.json"
-    results.parent.mkdir(parents=True, exist_ok=True)
-    results.write_text(json.dumps(data, indent=2) + "\n")
-    results.with_suffix(".txt").write_text(table + "\n")
+    atomic_write_json(results, data)
+    atomic_write_text(results.with_suffix(".txt"), table + "\n")
     plots = plot_report(report, ROOT / "docs" / args.name)
     print(f"wrote {results} and {', '.join(str(p) for p in plots)}")
     if args.no_save:

@@ -193,27 +193,30 @@ def test_the_shipped_model_loads_and_carries_its_fidelity():
 
 
 def test_the_shipped_fidelity_is_reproducible_and_is_what_the_results_file_says():
-    """The report in the shipped model's metadata is the committed results file (quoted in the README), and a
+    """The report in the shipped model's metadata is the committed results file (quoted in the docs), and a
     cell's PFN and oracle figures come out again from the shipped weights."""
     import dataclasses
     import json
     from pathlib import Path
 
-    from priorfit.estimators import load_model
-    from priorfit.evaluate import EvaluateConfig, evaluate
+    from priorfit.evaluate import FidelityReport, evaluate
+    from priorfit.models import load_model
 
     ckpt = load_model(None)
-    shipped = ckpt.metadata["fidelity"]
+    shipped = FidelityReport.from_json(ckpt.metadata["fidelity"])
     results = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "gp_default_fidelity.json"
     if results.exists():  # absent in an installed package
-        assert json.loads(results.read_text())["cells"] == shipped["cells"]
-    config = EvaluateConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in shipped["config"].items()})
-    config = dataclasses.replace(config, n_context=(16,), n_features=(2,), marginal_datasets=0, ml2_datasets=0,
-                                 timing_datasets=1)
+        assert FidelityReport.from_json(json.loads(results.read_text())).cells == shipped.cells
+    config = dataclasses.replace(shipped.config, n_context=(16,), n_features=(2,), marginal_datasets=0,
+                                 ml2_datasets=0, timing_datasets=1)
     cell = evaluate(ckpt, config, progress=False, examples=False).cells[0]
-    recorded = next(c for c in shipped["cells"] if (c["n_features"], c["n_context"]) == (2, 16))
-    for key in ("pfn_nll", "oracle_nll", "gap_to_oracle", "bar_floor", "coverage_90", "pfn_crps"):
-        assert abs(getattr(cell, key) - recorded[key]) < 1e-4, key
+    recorded = next(c for c in shipped.cells if (c.n_features, c.n_context) == (2, 16))
+    pairs = [(cell.pfn.nll, recorded.pfn.nll), (cell.pfn.crps, recorded.pfn.crps),
+             (cell.pfn.coverage_90, recorded.pfn.coverage_90), (cell.bar_floor, recorded.bar_floor),
+             (cell.references["oracle"].nll, recorded.references["oracle"].nll),
+             (cell.gap("oracle"), recorded.gap("oracle"))]
+    for i, (got, want) in enumerate(pairs):
+        assert abs(got - want) < 1e-4, i
 
 
 @pytest.mark.filterwarnings("ignore:this CPU has no bfloat16")

@@ -7,17 +7,12 @@ import torch
 
 from priorfit.checkpoint import load_checkpoint
 from priorfit.cli import main
-from priorfit.evaluate import (
-    EvaluateConfig,
-    FidelityReport,
-    cells_to_json,
-    evaluate,
-    fidelity_report,
-    format_table,
-    pfn_nll,
-    pfn_predict,
-)
+from priorfit.evaluate import EvaluateConfig, FidelityCell, FidelityReport, evaluate, fidelity_report, format_table
+from priorfit.exact.gp import GPMLII
+from priorfit.exact.marginal import GPMarginal
 from priorfit.model.ensemble import DatasetTransform, SymmetryEnsemble
+from priorfit.model.loss import pfn_nll, pfn_predict
+from priorfit.seeding import dataset_seed
 
 
 def test_quick_evaluate_writes_table_json_and_plots(tmp_path, tiny_checkpoint, capsys):
@@ -29,13 +24,19 @@ def test_quick_evaluate_writes_table_json_and_plots(tmp_path, tiny_checkpoint, c
     quick = EvaluateConfig.quick()
     assert [(c["n_features"], c["n_context"]) for c in data["cells"]] == [(1, n) for n in quick.n_context]
     for c in data["cells"]:
-        for key in ("pfn_nll", "oracle_nll", "marginal_nll", "ml2_nll", "gap_to_marginal", "pfn_crps",
-                    "marginal_crps", "ml2_crps", "marginal_max_r_hat", "pfn_ms_per_dataset", "ml2_ms_per_dataset"):
-            assert math.isfinite(c[key]), key
-        assert c["marginal_datasets"] == quick.marginal_datasets and c["ml2_datasets"] == quick.ml2_datasets
-        assert 0 <= c["coverage_50"] <= c["coverage_90"] <= 1
-        assert c["pfn_crps"] > 0 and c["oracle_crps"] > 0
-    assert set(data["calibration"]) == {"PFN", "oracle GP", "marginal (NUTS)", "ML-II GP"}
+        refs = c["references"]
+        assert set(refs) == {"oracle", "marginal", "ml2"}
+        for scores in (c["pfn"], *refs.values()):
+            for key in ("nll", "crps", "coverage_50", "coverage_90", "ms_per_dataset"):
+                assert math.isfinite(scores[key]), key
+            assert 0 <= scores["coverage_50"] <= scores["coverage_90"] <= 1 and scores["crps"] > 0
+        for name in refs:
+            assert math.isfinite(refs[name]["gap"]), name
+        assert math.isfinite(refs["marginal"]["max_r_hat"]) and refs["ml2"]["max_r_hat"] is None
+        assert refs["marginal"]["datasets"] == quick.marginal_datasets
+        assert refs["ml2"]["datasets"] + refs["ml2"]["failures"] == quick.ml2_datasets
+    assert set(data["calibration"]) == {"pfn", "oracle", "marginal", "ml2"}
+    assert data["labels"]["marginal"] == "marginal (NUTS)" and data["kinds"]["ml2"] == "fitted"
     assert all(len(v) == len(data["levels"]) for v in data["calibration"].values())
     for name in ("evaluate.txt", "nll_vs_context.png", "calibration.png", "examples.png"):
         assert (out / name).stat().st_size > 0, name
@@ -70,20 +71,20 @@ def test_an_ensemble_report_scores_the_average_of_its_members(tiny_checkpoint):
     members = []
     for t in ensemble.transforms:  # each member alone: the plain model on transformed data
         one = SymmetryEnsemble((DatasetTransform((0, 1), (False, False)),), ckpt.bar_distribution)
-        batch = ckpt.prior.sample(16, 24, torch.Generator().manual_seed(base.seed * 100_003 + 2_000 + 8),
+        batch = ckpt.prior.sample(16, 24, torch.Generator().manual_seed(dataset_seed(base.seed, 2, 8)),
                                   n_features=2)
         x, y = t.inputs(batch.x), t.targets(batch.y)
         members.append(float(pfn_nll(ckpt.bar_distribution, *pfn_predict(ckpt.model, x, y, 8, ensemble=one),
                                      y[:, 8:]).mean()))
-    assert members[0] == pytest.approx(plain.pfn_nll, abs=1e-5)
+    assert members[0] == pytest.approx(plain.pfn.nll, abs=1e-5)
     (mixed,) = evaluate(ckpt, dataclasses.replace(base, ensemble_size=3), progress=False, examples=False).cells
     assert mixed.pfn_ensemble_members == 3 and plain.pfn_ensemble_members == 1
-    assert mixed.pfn_nll < sum(members) / 3
-    assert mixed.oracle_nll == plain.oracle_nll
+    assert mixed.pfn.nll < sum(members) / 3
+    assert mixed.references["oracle"].nll == plain.references["oracle"].nll
     # bfloat16 forward passes: another PFN column, close to float32's; the oracle and the bars' floor unchanged
     (fast,) = evaluate(ckpt, dataclasses.replace(base, precision="bfloat16"), progress=False, examples=False).cells
-    assert fast.pfn_nll != plain.pfn_nll and fast.pfn_nll == pytest.approx(plain.pfn_nll, abs=0.01)
-    assert (fast.oracle_nll, fast.bar_floor) == (plain.oracle_nll, plain.bar_floor)
+    assert fast.pfn.nll != plain.pfn.nll and fast.pfn.nll == pytest.approx(plain.pfn.nll, abs=0.01)
+    assert (fast.references["oracle"].nll, fast.bar_floor) == (plain.references["oracle"].nll, plain.bar_floor)
 
 
 def test_gaps_are_paired_differences(tiny_checkpoint):
@@ -94,11 +95,11 @@ def test_gaps_are_paired_differences(tiny_checkpoint):
     (cell,) = evaluate(ckpt, config, progress=False, on_cell=lambda cells: seen.append(len(cells))).cells
     assert seen == [1]
     # on every dataset at once, a gap is the difference of the means
-    assert cell.gap_to_marginal == pytest.approx(cell.pfn_nll - cell.marginal_nll)
-    if cell.ml2_failures == 0:
-        assert cell.gap_to_ml2 == pytest.approx(cell.pfn_nll - cell.ml2_nll)
-    assert cell.gap_to_oracle == pytest.approx(cell.pfn_nll - cell.oracle_nll)
-    assert cell.marginal_min_ess > 0 and cell.marginal_divergences >= 0
+    refs = cell.references
+    for name in ("oracle", "marginal", "ml2"):
+        if refs[name].failures == 0:
+            assert refs[name].gap == pytest.approx(cell.pfn.nll - refs[name].nll), name
+    assert refs["marginal"].min_ess > 0 and refs["marginal"].divergences >= 0
 
 
 def test_oracle_is_the_best_on_average(tiny_checkpoint):
@@ -107,13 +108,14 @@ def test_oracle_is_the_best_on_average(tiny_checkpoint):
     ckpt = load_checkpoint(tiny_checkpoint)
     cells = fidelity_report(ckpt, n_context=(2, 16), n_features=(1,), n_datasets=64, n_queries=16,
                             marginal_datasets=0, ml2_datasets=0, progress=False)
-    assert all(c.gap_to_oracle > 0 for c in cells)
+    assert all(c.gap("oracle") > 0 for c in cells)
     # the oracle moved onto the bars loses a little (a KL projection: >= 0 up to sampling noise), far less than
     # the barely trained PFN
-    assert all(-0.01 < c.bar_floor < 0.5 * c.gap_to_oracle for c in cells)
-    assert cells[1].oracle_nll < cells[0].oracle_nll
-    assert cells[0].ml2_nll is None and cells[0].marginal_nll is None
-    assert "-oracle" in format_table(cells) and len(cells_to_json(cells)) == 2
+    assert all(-0.01 < c.bar_floor < 0.5 * c.gap("oracle") for c in cells)
+    assert cells[1].references["oracle"].nll < cells[0].references["oracle"].nll
+    assert set(cells[0].references) == {"oracle"}
+    assert "-oracle" in format_table(cells)
+    assert [FidelityCell.from_json(json.loads(json.dumps(c.to_json()))) for c in cells] == cells
 
 
 def test_coverage_and_crps_of_the_oracle_match_their_definitions(tiny_checkpoint):
@@ -121,7 +123,7 @@ def test_coverage_and_crps_of_the_oracle_match_their_definitions(tiny_checkpoint
     ckpt = load_checkpoint(tiny_checkpoint)
     report = evaluate(ckpt, EvaluateConfig(n_context=(8,), n_features=(1,), n_datasets=256, n_queries=16,
                                            marginal_datasets=0, ml2_datasets=0), progress=False, examples=False)
-    oracle = report.calibration["oracle GP"]
+    oracle = report.calibration["oracle"]
     levels = json.loads(json.dumps(report.to_json()))["levels"]
     se = [math.sqrt(c * (1 - c) / (256 * 16)) for c in levels]
     # points of one dataset are correlated: allow 5 binomial standard errors
@@ -139,7 +141,7 @@ def test_bad_settings_raise(tiny_checkpoint, tmp_path, capsys):
     with pytest.raises(ValueError, match="trained on"):
         evaluate(ckpt, EvaluateConfig(n_context=(4, 500)), progress=False)
     ckpt.prior = object()
-    with pytest.raises(TypeError, match="GPPrior"):
+    with pytest.raises(TypeError, match="Prior protocol"):
         evaluate(ckpt, progress=False)
     assert main(["evaluate", str(tiny_checkpoint), "--datasets", "-1", "--out", str(tmp_path)]) == 2
     assert "n_datasets" in capsys.readouterr().err
@@ -160,22 +162,25 @@ def test_references_are_reused_not_recomputed(tiny_checkpoint, monkeypatch):
     def fail(*args, **kwargs):
         raise AssertionError("an exact reference was recomputed")
 
-    monkeypatch.setattr(ev, "_marginal", fail)
-    monkeypatch.setattr(ev, "fit_ml2", fail)
+    monkeypatch.setattr(GPMarginal, "predict", fail)
+    monkeypatch.setattr(GPMLII, "predict", fail)
     again = ReferenceStore.from_json(json.loads(json.dumps(store.to_json())))
     second = evaluate(ckpt, config, progress=False, examples=False, references=again)
     def drop(cell):  # the PFN and oracle are timed afresh; every other figure must repeat exactly
-        return {k: v for k, v in cells_to_json([cell])[0].items() if k not in ("pfn_ms_per_dataset",
-                                                                                   "oracle_ms_per_dataset")}
+        data = cell.to_json()
+        data["pfn"].pop("ms_per_dataset")
+        data["references"]["oracle"].pop("ms_per_dataset")
+        return data
     assert [drop(c) for c in second.cells] == [drop(c) for c in first.cells]
 
     # Without new references, only the datasets the store holds are scored; an empty store gives no columns.
     empty = ReferenceStore(ev.reference_protocol(ckpt.prior, config))
     bare = evaluate(ckpt, config, progress=False, examples=False, references=empty, new_references=False)
-    assert all(c.marginal_datasets == 0 and c.marginal_nll is None and c.ml2_nll is None for c in bare.cells)
+    assert all(set(c.references) == {"oracle"} for c in bare.cells)
     more = dataclasses.replace(config, marginal_datasets=config.marginal_datasets + 3)
     partial = evaluate(ckpt, more, progress=False, examples=False, references=again, new_references=False)
-    assert [c.marginal_datasets for c in partial.cells] == [config.marginal_datasets] * len(partial.cells)
+    assert [c.references["marginal"].datasets for c in partial.cells] == [config.marginal_datasets] * len(
+        partial.cells)
 
 
 def test_references_of_another_protocol_are_refused(tiny_checkpoint, tmp_path, capsys):

@@ -12,7 +12,7 @@ import torch
 from priorfit.checkpoint import load_checkpoint
 from priorfit.config import to_dict
 from priorfit.estimators import PFNRegressor
-from priorfit.evaluate import pfn_nll, pfn_predict
+from priorfit.model.loss import pfn_nll, pfn_predict
 from priorfit.exceptions import CheckpointError, ConfigError
 from priorfit.model.transformer import ModelConfig
 from priorfit.priors.gp import GPPrior

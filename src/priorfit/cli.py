@@ -12,14 +12,13 @@ from pathlib import Path
 
 import numpy as np
 
-from priorfit.config import load_json
 from priorfit.exceptions import InputDataError, PriorfitError
 from priorfit.model.precision import PRECISIONS
-from priorfit.training import TrainJob
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from priorfit.training import train
+    from priorfit.config import load_json
+    from priorfit.training import TrainJob, train
 
     job = load_json(args.config, expected=TrainJob)
     if args.threads is not None:
@@ -50,7 +49,7 @@ def _read_csv(path: str, what: str) -> tuple[list[str], np.ndarray]:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from priorfit.checkpoint import atomic_write_bytes
+    from priorfit.atomic import atomic_write_text
     from priorfit.estimators import PFNRegressor
 
     header, train = _read_csv(args.train, "--train")
@@ -81,7 +80,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     if args.out == "-":
         sys.stdout.write(out.getvalue())
     else:
-        atomic_write_bytes(args.out, out.getvalue().encode())
+        atomic_write_text(args.out, out.getvalue())
         print(f"wrote {len(Xq)} predictions to {args.out}")
     return 0
 
@@ -104,21 +103,12 @@ def _int_tuple(name: str, text: str | None) -> tuple[int, ...] | None:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    import json
-
     import torch
 
-    from priorfit.checkpoint import atomic_write_bytes
-    from priorfit.estimators import load_model
-    from priorfit.evaluate import (
-        EvaluateConfig,
-        cells_to_json,
-        evaluate,
-        format_table,
-        plot_report,
-        reference_protocol,
-    )
+    from priorfit.atomic import atomic_write_json, atomic_write_text
+    from priorfit.evaluate import EvaluateConfig, evaluate, format_table, plot_report, reference_protocol
     from priorfit.exact.store import ReferenceStore
+    from priorfit.models import load_model
 
     if args.threads is not None:
         torch.set_num_threads(args.threads)
@@ -151,7 +141,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             last_saved[0] = time.monotonic()
 
     def save_partial(cells: list) -> None:  # a long run that is stopped keeps the cells it finished
-        atomic_write_bytes(partial, (json.dumps(cells_to_json(cells), indent=2) + "\n").encode())
+        atomic_write_json(partial, [c.to_json() for c in cells])
         save_references(force=True)
 
     report = evaluate(ckpt, config, progress=not args.quiet, examples=not args.no_plots, on_cell=save_partial,
@@ -160,8 +150,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     table = format_table(report.cells)
     print(table)
     data = dict(model=str(args.model), **report.to_json())
-    atomic_write_bytes(out / "evaluate.json", (json.dumps(data, indent=2) + "\n").encode())
-    atomic_write_bytes(out / "evaluate.txt", (table + "\n").encode())
+    atomic_write_json(out / "evaluate.json", data)
+    atomic_write_text(out / "evaluate.txt", table + "\n")
     written = [out / "evaluate.json", out / "evaluate.txt", store_path]
     if not args.no_plots:
         written += plot_report(report, out)
@@ -171,6 +161,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from priorfit.evaluate.config import EvaluateConfig  # light: the defaults the help quotes
+
+    defaults = EvaluateConfig()
     parser = argparse.ArgumentParser(prog="priorfit", description="Bayesian inference in one forward pass.")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -228,14 +221,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="a small run of seconds (d=1, n in 4,16, few datasets)")
     p.add_argument("--context", default=None, help="context sizes, e.g. 2,4,8,16,32,64,128")
     p.add_argument("--features", default=None, help="input dimensions, e.g. 1,2 (default: all the model takes)")
-    p.add_argument("--datasets", type=int, default=None, help="datasets per cell (default 256)")
+    p.add_argument("--datasets", type=int, default=None,
+                   help=f"datasets per cell (default {defaults.n_datasets})")
     p.add_argument("--marginal-datasets", type=int, default=None,
-                   help="of which NUTS marginalises the first N (default 16; 0: no marginal column)")
+                   help=f"of which the marginal reference (NUTS) scores the first N (default "
+                        f"{defaults.marginal_datasets}; 0: no marginal column)")
     p.add_argument("--ml2-datasets", type=int, default=None,
-                   help="of which ML-II fits the first N (default 32; 0: no ML-II column)")
-    p.add_argument("--nuts-warmup", type=int, default=None, help="NUTS warm-up iterations per chain (default 200)")
-    p.add_argument("--nuts-samples", type=int, default=None, help="NUTS draws per chain (default 200)")
-    p.add_argument("--seed", type=int, default=None, help="seed of the datasets (default 0)")
+                   help=f"of which the fitted reference (ML-II) scores the first N (default {defaults.ml2_datasets}; "
+                        "0: no ML-II column)")
+    p.add_argument("--nuts-warmup", type=int, default=None,
+                   help=f"NUTS warm-up iterations per chain (default {defaults.nuts_warmup})")
+    p.add_argument("--nuts-samples", type=int, default=None,
+                   help=f"NUTS draws per chain (default {defaults.nuts_samples})")
+    p.add_argument("--seed", type=int, default=None, help=f"seed of the datasets (default {defaults.seed})")
     p.add_argument("--ensemble", type=int, default=None, metavar="K",
                    help="average the PFN over up to K transforms of each dataset under which its prior is "
                         "invariant (feature reflections and orderings, y -> -y); default 1: the plain PFN")

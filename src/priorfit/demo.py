@@ -21,12 +21,12 @@ def demo_data(seed: int = 0, n: int = 14) -> tuple[np.ndarray, np.ndarray]:
 def exact_gp_predictive(reg: PFNRegressor, X: np.ndarray, y: np.ndarray, Xq: np.ndarray):
     """The exact GP of the model's prior kernel, with hyperparameters fitted by ML-II on the same
     normalised data the PFN sees, mapped back to user units: (mean, std)."""
-    from priorfit.exact.gp import fit_ml2
+    from priorfit.exact.gp import ml2_fit
 
     prior = reg.checkpoint_.prior
     to_x = lambda a: torch.as_tensor((a - reg.x_min_) / reg.x_scale_, dtype=torch.float64)  # noqa: E731
     yn = torch.as_tensor((y - reg.y_mean_) / reg.y_scale_, dtype=torch.float64)
-    mean, var = fit_ml2(prior, to_x(X), yn, to_x(Xq), generator=torch.Generator().manual_seed(0))
+    mean, var = ml2_fit(prior, to_x(X), yn, generator=torch.Generator().manual_seed(0)).predict(to_x(Xq))
     return reg.y_mean_ + reg.y_scale_ * mean.numpy(), reg.y_scale_ * np.sqrt(var.numpy())
 
 

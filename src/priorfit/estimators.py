@@ -7,57 +7,17 @@ cache; ``predict`` and ``predict_distribution`` answer any number of queries fro
 from __future__ import annotations
 
 import warnings
-from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from priorfit.checkpoint import Checkpoint, load_checkpoint
-from priorfit.exceptions import CheckpointError, InputDataError, OutOfDomainWarning
+from priorfit.exceptions import InputDataError, OutOfDomainWarning
 from priorfit.model.ensemble import encode, predict, symmetry_ensemble
 from priorfit.model.precision import PRECISIONS, native_bfloat16
-from priorfit.model.predictive import PredictiveDistribution
-
-MODELS_DIR = Path(__file__).parent / "models"
-DEFAULT_MODEL = "gp_default"
-
-
-def shipped_models() -> list[str]:
-    """Names of the pretrained checkpoints that ship inside the package."""
-    return sorted(p.stem for p in MODELS_DIR.glob("*.safetensors"))
-
-
-def resolve_model_path(model: str | Path | None) -> Path:
-    """A checkpoint path from a shipped model's name, a path, or None (the default shipped model)."""
-    if model is None:
-        model = DEFAULT_MODEL
-    path = Path(model)
-    if path.suffix != ".safetensors" and not path.exists():
-        shipped = MODELS_DIR / f"{model}.safetensors"
-        if shipped.exists():
-            return shipped
-    return path
-
-
-@lru_cache(maxsize=8)
-def _load_cached(path: str, mtime_ns: int) -> Checkpoint:
-    return load_checkpoint(path)
-
-
-def load_model(model: str | Path | Checkpoint | None) -> Checkpoint:
-    """Load (and cache) a checkpoint given as a shipped model's name, a path, a Checkpoint or None."""
-    if isinstance(model, Checkpoint):
-        return model
-    path = resolve_model_path(model)
-    if not path.is_file():
-        raise CheckpointError(
-            f"model={str(model)!r}: no such checkpoint file or shipped model (shipped: {shipped_models()})"
-        )
-    return _load_cached(str(path.resolve()), path.stat().st_mtime_ns)
-
+from priorfit.models import load_model, resolve_model_path, shipped_models  # noqa: F401  (re-exported)
+from priorfit.predictive.bar import PredictiveDistribution
 
 class PFNRegressor(RegressorMixin, BaseEstimator):
     """Bayesian regression in one forward pass of a Prior-Data Fitted Network.

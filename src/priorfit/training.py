@@ -26,12 +26,18 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
-from priorfit.checkpoint import atomic_write_bytes, save_checkpoint
+from priorfit.atomic import atomic_write_bytes
+from priorfit.checkpoint import save_checkpoint
 from priorfit.config import from_dict, register, to_dict
-from priorfit.evaluate import pfn_nll, pfn_predict
 from priorfit.exceptions import CheckpointError, ConfigError
 from priorfit.model.bar_distribution import BarDistribution
+from priorfit.model.loss import pfn_nll, pfn_predict
+from priorfit.seeding import derive_seed
+from priorfit.validation import check_int
 from priorfit.model.transformer import ModelConfig, PFNTransformer, context_standardization
+
+# the random streams a run draws (priorfit.seeding.derive_seed keys): bar borders, held-out sets, training data
+_BORDER_STREAM, _HELD_OUT_STREAM, _DATA_STREAM = 1, 2, 3
 
 STATE_FILE = "train_state.pt"
 MODEL_FILE = "model.safetensors"
@@ -89,11 +95,8 @@ class TrainConfig:
         positive = ("steps", "batch_size", "n_points", "min_context", "border_datasets", "eval_every",
                     "eval_datasets", "eval_queries", "checkpoint_every")
         for name in positive:
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if not isinstance(self.n_queries, int) or self.n_queries < 0:
-            raise ValueError(f"n_queries must be a non-negative integer, got {self.n_queries!r}")
+            check_int(name, getattr(self, name), minimum=1)
+        check_int("n_queries", self.n_queries, minimum=0)
         if self.n_queries and self.context_range[1] + self.n_queries > self.n_points:
             raise ValueError(
                 f"max_context + n_queries ({self.context_range[1]} + {self.n_queries}) must not exceed "
@@ -162,7 +165,7 @@ def make_bar_distribution(prior: Any, n_bars: int, n_points: int, n_datasets: in
     the borders are those of query targets standardised by the statistics of a context of random size, which is
     what such a model predicts.
     """
-    generator = torch.Generator().manual_seed(seed + 7_919)
+    generator = torch.Generator().manual_seed(derive_seed(seed, _BORDER_STREAM))
     ys = []
     for start in range(0, n_datasets, 256):
         y = prior.sample(min(256, n_datasets - start), n_points, generator).y
@@ -176,15 +179,18 @@ def make_bar_distribution(prior: Any, n_bars: int, n_points: int, n_datasets: in
 
 
 def exact_nll(prior: Any, x_ctx, y_ctx, x_qry, y_qry, params) -> torch.Tensor | None:
-    """Mean NLL per query point of the exact posterior with the true hyperparameters, if the prior has one."""
-    from priorfit.exact.gp import gp_predictive
-    from priorfit.exact.normal import normal_nll
-    from priorfit.priors.gp import GPPrior
+    """Mean NLL per query point of the prior's oracle reference (the exact posterior with the true
+    hyperparameters) on a batch of datasets, if the prior declares one (:meth:`Prior.references`)."""
+    from priorfit.exact.reference import ReferenceKind, Task
 
-    if not isinstance(prior, GPPrior):
+    oracle = next((r for r in prior.references() if r.kind is ReferenceKind.ORACLE), None)
+    if oracle is None:
         return None
-    mean, var = gp_predictive(prior, params, x_ctx, y_ctx, x_qry)
-    return normal_nll(mean, var, y_qry).mean()
+    nll = []
+    for i in range(x_ctx.shape[0]):
+        task = Task(x_ctx=x_ctx[i], y_ctx=y_ctx[i], x_qry=x_qry[i], truth={k: v[i:i + 1] for k, v in params.items()})
+        nll.append(-oracle.predict(task, 0).predictive._log_prob(y_qry[i].double()).mean())
+    return torch.stack(nll).mean()
 
 
 class _Evaluator:
@@ -193,7 +199,7 @@ class _Evaluator:
     def __init__(self, prior: Any, config: TrainConfig) -> None:
         self.sets = []
         for n_ctx in config.eval_context:
-            generator = torch.Generator().manual_seed(config.seed + 1_000_003 + n_ctx)
+            generator = torch.Generator().manual_seed(derive_seed(config.seed, _HELD_OUT_STREAM, n_ctx))
             batch = prior.sample(config.eval_datasets, n_ctx + config.eval_queries, generator)
             exact = exact_nll(prior, batch.x[:, :n_ctx], batch.y[:, :n_ctx], batch.x[:, n_ctx:],
                               batch.y[:, n_ctx:], batch.params)
@@ -287,7 +293,7 @@ def train(
             standardize_context=train_config.context_range if model_config.standardize_targets else None,
         ).to(device)
     else:
-        from priorfit.estimators import load_model
+        from priorfit.models import load_model
 
         source = load_model(init_from)
         if to_dict(source.model_config) != to_dict(model_config):
@@ -300,7 +306,7 @@ def train(
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=train_config.lr, weight_decay=train_config.weight_decay, betas=(0.9, 0.99)
     )
-    generator = torch.Generator().manual_seed(train_config.seed * 1_000 + rank)
+    generator = torch.Generator().manual_seed(derive_seed(train_config.seed, _DATA_STREAM, rank))
     step, history, seconds = 0, [], 0.0
 
     state_path = out_dir / STATE_FILE

@@ -9,7 +9,7 @@ import pytest
 import torch
 from scipy import stats
 
-from priorfit.exact import MLIIFit, fit_ml2, gp_log_marginal_likelihood, gp_predictive, ml2_fit
+from priorfit.exact import MLIIFit, gp_log_marginal_likelihood, gp_predictive, ml2_fit
 from priorfit.exceptions import InputDataError
 from priorfit.priors import RBF, Fixed, GPPrior, LogNormal, Matern, Normal, Periodic, Scale
 
@@ -185,8 +185,8 @@ def test_ml2_prediction_matches_closed_form_at_fitted_params(one_thread) -> None
     torch.testing.assert_close(var, ref_var[0], rtol=1e-6, atol=1e-6)
     lml = gp_log_marginal_likelihood(no_jitter, params, x_c, y_c)
     assert fit.log_marginal_likelihood == pytest.approx(lml.item(), rel=1e-6, abs=1e-6)
-    # fit_ml2 is ml2_fit + predict, and is reproducible
-    m2, v2 = fit_ml2(prior, x_c[0], y_c[0], x_q[0], restarts=2, max_iter=50, generator=gen(9))
+    # reproducible
+    m2, v2 = ml2_fit(prior, x_c[0], y_c[0], restarts=2, max_iter=50, generator=gen(9)).predict(x_q[0])
     assert torch.equal(m2, mean) and torch.equal(v2, var)
 
 
@@ -195,16 +195,17 @@ def test_ml2_bad_inputs() -> None:
     batch = prior.sample(1, 10, gen(10))
     x, y = batch.x[0], batch.y[0]
     with pytest.raises(InputDataError, match="x_ctx"):
-        fit_ml2(prior, x[:0], y[:0], x)
+        ml2_fit(prior, x[:0], y[:0])
     with pytest.raises(InputDataError, match="x_ctx"):
-        fit_ml2(prior, batch.x, y, x)
+        ml2_fit(prior, batch.x, y)
     with pytest.raises(InputDataError, match="y_ctx"):
-        fit_ml2(prior, x, y[:5], x)
+        ml2_fit(prior, x, y[:5])
+    fit = ml2_fit(prior, x, y, restarts=1, max_iter=5)
     with pytest.raises(InputDataError, match="x_qry"):
-        fit_ml2(prior, x, y, torch.rand(3, 2, dtype=F64))
+        fit.predict(torch.rand(3, 2, dtype=F64))
     with pytest.raises(InputDataError, match="x_qry.*NaN"):
-        fit_ml2(prior, x, y, torch.full((3, 1), float("nan"), dtype=F64))
+        fit.predict(torch.full((3, 1), float("nan"), dtype=F64))
     with pytest.raises(ValueError, match="restarts"):
-        fit_ml2(prior, x, y, x, restarts=0)
+        ml2_fit(prior, x, y, restarts=0)
     with pytest.raises(TypeError, match="generator"):
-        fit_ml2(prior, x, y, x, generator=1)
+        ml2_fit(prior, x, y, generator=1)

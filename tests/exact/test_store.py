@@ -73,7 +73,7 @@ def test_bad_files_and_arguments(tmp_path) -> None:
     with pytest.raises(ReferenceMismatchError, match="not a priorfit reference store"):
         ReferenceStore.load(tmp_path / "other.json")
     store = ReferenceStore(PROTOCOL)
-    with pytest.raises(ValueError, match="method must be one of"):
-        store.put("nuts", 1, 4, 0, record(0, 1.0))
+    with pytest.raises(ValueError, match="method must be a reference's name"):
+        store.put("marginal (NUTS)", 1, 4, 0, record(0, 1.0))
     with pytest.raises(ValueError, match="fingerprint"):
         store.put("marginal", 1, 4, 0, dict(nll=1.0))

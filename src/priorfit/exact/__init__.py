@@ -1,7 +1,9 @@
 """Exact (slow, closed-form or fitted) references that a PFN's predictions are compared against."""
 
-from priorfit.exact.gp import MLIIFit, fit_ml2, gp_log_marginal_likelihood, gp_predictive, ml2_fit
+from priorfit.exact.gp import GPMLII, GPOracle, MLIIFit, gp_log_marginal_likelihood, gp_predictive, ml2_fit
+from priorfit.exact.reference import Reference, ReferenceKind, ReferenceResult, ReferenceSettings, Task
 from priorfit.exact.marginal import (
+    GPMarginal,
     MarginalPredictive,
     importance_predictive,
     marginal_predictive,
@@ -10,7 +12,14 @@ from priorfit.exact.marginal import (
 __all__ = [
     "gp_predictive",
     "gp_log_marginal_likelihood",
-    "fit_ml2",
+    "GPOracle",
+    "GPMLII",
+    "GPMarginal",
+    "Reference",
+    "ReferenceKind",
+    "ReferenceResult",
+    "ReferenceSettings",
+    "Task",
     "ml2_fit",
     "MLIIFit",
     "MarginalPredictive",

@@ -18,10 +18,13 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from priorfit.exact.reference import ReferenceKind, ReferenceResult, Task
 from priorfit.exceptions import InputDataError
+from priorfit.predictive.normal import NormalPredictive
 from priorfit.priors.gp import GP_PARAM_NAMES, GPPrior, cholesky_with_jitter
+from priorfit.validation import check_int
 
-__all__ = ["gp_predictive", "gp_log_marginal_likelihood", "fit_ml2", "ml2_fit", "MLIIFit"]
+__all__ = ["gp_predictive", "gp_log_marginal_likelihood", "ml2_fit", "MLIIFit", "GPOracle", "GPMLII"]
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -247,9 +250,8 @@ def ml2_fit(
         raise InputDataError(f"x_ctx must hold at least 1 point for ML-II, got shape {tuple(x_ctx.shape)}")
     if tuple(y_ctx.shape) != (n,):
         raise InputDataError(f"y_ctx must have shape ({n},) (n, from x_ctx), got {tuple(y_ctx.shape)}")
-    for name, value in (("restarts", restarts), ("max_iter", max_iter)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
+    check_int("restarts", restarts, minimum=1)
+    check_int("max_iter", max_iter, minimum=1)
     if generator is None:
         generator = torch.Generator().manual_seed(0)
     elif not isinstance(generator, torch.Generator):
@@ -302,21 +304,39 @@ def ml2_fit(
     return MLIIFit(params=params, log_marginal_likelihood=best_value, model=model, likelihood=likelihood)
 
 
-def fit_ml2(
-    prior: GPPrior,
-    x_ctx: Tensor,
-    y_ctx: Tensor,
-    x_qry: Tensor,
-    restarts: int = 3,
-    max_iter: int = 100,
-    generator: torch.Generator | None = None,
-) -> tuple[Tensor, Tensor]:
-    """ML-II fit on ONE dataset (x_ctx `n x d`, y_ctx `n`), then the predictive of noisy y at x_qry (`m x d`).
+# ----------------------------------------------------------------------------------------------------------------
+# the GP prior's references (see priorfit.exact.reference)
 
-    Returns mean `m` and variance `m` (float64). See :func:`ml2_fit` for the procedure; uses no hyperpriors.
-    """
-    x_qry = _tensor("x_qry", x_qry, 2, "m x d")
-    if isinstance(x_ctx, Tensor) and x_ctx.dim() == 2 and x_qry.shape[1] != x_ctx.shape[1]:
-        raise InputDataError(f"x_qry must have {x_ctx.shape[1]} columns (as x_ctx), got shape {tuple(x_qry.shape)}")
-    fit = ml2_fit(prior, x_ctx, y_ctx, restarts=restarts, max_iter=max_iter, generator=generator)
-    return fit.predict(x_qry)
+
+@dataclass(frozen=True)
+class GPOracle:
+    """The exact GP posterior with the hyperparameters each dataset was drawn with (``Task.truth``)."""
+
+    prior: GPPrior
+    name = "oracle"
+    label = "oracle GP"
+    kind = ReferenceKind.ORACLE
+
+    def predict(self, task: Task, seed: int) -> ReferenceResult:
+        mean, var = gp_predictive(self.prior, task.truth, task.x_ctx[None], task.y_ctx[None], task.x_qry[None])
+        return ReferenceResult(NormalPredictive(mean[0], var[0]))
+
+
+@dataclass(frozen=True)
+class GPMLII:
+    """ML-II (:func:`ml2_fit`), the practitioner's baseline: the hyperparameters fitted by marginal likelihood,
+    then plugged in. A dataset on which every start fails is reported as failed."""
+
+    prior: GPPrior
+    restarts: int = 3
+    name = "ml2"
+    label = "ML-II GP"
+    kind = ReferenceKind.FITTED
+
+    def predict(self, task: Task, seed: int) -> ReferenceResult:
+        try:
+            fit = ml2_fit(self.prior, task.x_ctx, task.y_ctx, restarts=self.restarts,
+                          generator=torch.Generator().manual_seed(seed))
+        except RuntimeError:  # every restart hit a non-PD kernel matrix
+            return ReferenceResult(None)
+        return ReferenceResult(NormalPredictive(*fit.predict(task.x_qry)))

@@ -43,7 +43,7 @@ from __future__ import annotations
 import functools
 import math
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -51,14 +51,17 @@ import torch
 from torch import Tensor
 
 from priorfit.exact.gp import gp_log_marginal_likelihood, gp_predictive
-from priorfit.exact.normal import abs_normal_mean
+from priorfit.exact.reference import ReferenceKind, ReferenceResult, Task
 from priorfit.exceptions import InputDataError
+from priorfit.validation import check_int
+from priorfit.predictive.mixture import NormalMixturePredictive
 from priorfit.priors.gp import GPPrior
 from priorfit.priors.hyperpriors import Fixed, Hyperprior
 from priorfit.priors.kernels import Kernel
 
 __all__ = [
     "MarginalPredictive",
+    "GPMarginal",
     "marginal_predictive",
     "importance_predictive",
 ]
@@ -75,169 +78,8 @@ _DIVERGENCE_WARN = 0.01
 # the mixture
 
 
-@dataclass(frozen=True, eq=False)
-class MarginalPredictive:
-    r"""A mixture of Gaussians over y at m query points, one component per hyperparameter sample:
-
-    .. math:: p(y_j) = \sum_{s=1}^{S} w_s\, N(y_j \mid \mu_{sj}, v_{sj}), \qquad j = 1..m
-
-    Each query's marginal only: the components' covariances between queries are not kept.
-
-    Attributes:
-        means: `S x m` component means :math:`\mu_{sj}` (float64). For NUTS, rows are chain-major (chain c, draw t
-            is row ``c * num_samples + t``).
-        variances: `S x m` component variances :math:`v_{sj} > 0` of noisy y.
-        log_weights: `S` log weights, normalised on construction so that :math:`\sum_s w_s = 1`; None means equal
-            weights :math:`w_s = 1/S`.
-        diagnostics: how the samples were made (see :func:`marginal_predictive`, :func:`importance_predictive`).
-    """
-
-    means: Tensor
-    variances: Tensor
-    log_weights: Tensor | None = None
-    diagnostics: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        means = _as_float64("means", self.means)
-        variances = _as_float64("variances", self.variances)
-        if means.dim() != 2 or means.shape[0] < 1:
-            raise ValueError(f"means must have shape S x m with S >= 1, got {tuple(means.shape)}")
-        if variances.shape != means.shape:
-            raise ValueError(
-                f"variances must have the shape of means {tuple(means.shape)}, got {tuple(variances.shape)}"
-            )
-        if not torch.isfinite(means).all():
-            raise ValueError("means contains NaN or infinite values")
-        if not (torch.isfinite(variances).all() and (variances > 0).all()):
-            raise ValueError("variances must be positive and finite")
-        object.__setattr__(self, "means", means)
-        object.__setattr__(self, "variances", variances)
-        if self.log_weights is not None:
-            lw = _as_float64("log_weights", self.log_weights)
-            if tuple(lw.shape) != (means.shape[0],):
-                raise ValueError(f"log_weights must have shape ({means.shape[0]},) (S), got {tuple(lw.shape)}")
-            if torch.isnan(lw).any() or (lw == math.inf).any() or not torch.isfinite(lw).any():
-                raise ValueError("log_weights must be finite or -inf, with at least one finite entry")
-            object.__setattr__(self, "log_weights", lw - torch.logsumexp(lw, 0))
-        if not isinstance(self.diagnostics, dict):
-            raise TypeError(f"diagnostics must be a dict, got {type(self.diagnostics).__name__}")
-
-    # -- shapes and weights -------------------------------------------------------------------------------------
-
-    @property
-    def num_components(self) -> int:
-        """S, the number of mixture components (hyperparameter samples)."""
-        return self.means.shape[0]
-
-    def __len__(self) -> int:
-        """m, the number of query points."""
-        return self.means.shape[1]
-
-    @property
-    def normalized_log_weights(self) -> Tensor:
-        """`S` log weights :math:`\\log w_s` (summing to 1 in probability)."""
-        if self.log_weights is None:
-            return torch.full((self.num_components,), -math.log(self.num_components), dtype=torch.float64)
-        return self.log_weights
-
-    @property
-    def weights(self) -> Tensor:
-        """`S` weights :math:`w_s`, summing to 1."""
-        return self.normalized_log_weights.exp()
-
-    @property
-    def weights_ess(self) -> float:
-        r"""Kish's effective sample size of the weights, :math:`1 / \sum_s w_s^2` (S for equal weights). It says
-        nothing about autocorrelation: for NUTS see ``diagnostics["min_ess"]``."""
-        return float(torch.exp(-torch.logsumexp(2.0 * self.normalized_log_weights, 0)))
-
-    # -- moments ------------------------------------------------------------------------------------------------
-
-    @property
-    def mean(self) -> Tensor:
-        r"""`m` mixture mean :math:`\sum_s w_s \mu_s`."""
-        return self.weights @ self.means
-
-    @property
-    def variance(self) -> Tensor:
-        r"""`m` mixture variance by the law of total variance, :math:`\sum_s w_s (v_s + (\mu_s - \bar\mu)^2)`."""
-        centred = self.means - self.mean
-        return self.weights @ (self.variances + centred.square())
-
-    @property
-    def stddev(self) -> Tensor:
-        """`m` square root of :attr:`variance`."""
-        return self.variance.sqrt()
-
-    # -- densities ----------------------------------------------------------------------------------------------
-
-    def _per_point(self, name: str, value: object) -> Tensor:
-        t = _as_float64(name, value)
-        m = len(self)
-        if t.dim() == 0 or t.shape[-1] != m:
-            raise ValueError(f"{name} must have length m={m} (last dimension), got shape {tuple(t.shape)}")
-        if torch.isnan(t).any():
-            raise ValueError(f"{name} contains NaN values")
-        return t
-
-    def log_prob(self, y: object) -> Tensor:
-        r"""log density :math:`\log \sum_s w_s N(y_j \mid \mu_{sj}, v_{sj})` by logsumexp: y `... x m` -> `... x m`."""
-        y = self._per_point("y", y)
-        yy = y.unsqueeze(-2)  # ... x 1 x m
-        comp = -0.5 * (_LOG_2PI + self.variances.log() + (yy - self.means).square() / self.variances)  # ... x S x m
-        return torch.logsumexp(comp + self.normalized_log_weights[:, None], dim=-2)
-
-    def cdf(self, y: object) -> Tensor:
-        r""":math:`P(Y_j \le y_j) = \sum_s w_s \Phi((y_j - \mu_{sj}) / \sqrt{v_{sj}})`: y `... x m` -> `... x m`."""
-        y = self._per_point("y", y)
-        z = (y.unsqueeze(-2) - self.means) / self.variances.sqrt()  # ... x S x m
-        return (self.weights[:, None] * torch.special.ndtr(z)).sum(-2)
-
-    def crps(self, y: object, chunk: int = 8) -> Tensor:
-        r"""Continuous ranked probability score of the mixture at y, in closed form: y `m` -> `m`.
-
-        :math:`E|X - y| - \tfrac12 E|X - X'|`, over the components and their pairs, with
-        :math:`E|Z| = 2\sigma\varphi(\mu/\sigma) + \mu(2\Phi(\mu/\sigma) - 1)` for :math:`Z \sim N(\mu, \sigma^2)`.
-        Costs S^2 per point; `chunk` query points at a time bound the memory."""
-        y = self._per_point("y", y)
-        if y.dim() != 1:
-            raise ValueError(f"y must have shape (m,), got {tuple(y.shape)}")
-        w = self.weights
-        out = []
-        for j in range(0, len(self), chunk):
-            mu, var = self.means[:, j:j + chunk], self.variances[:, j:j + chunk]  # S x c
-            to_y = (w[:, None] * abs_normal_mean(mu - y[j:j + chunk], var)).sum(0)
-            pair = abs_normal_mean(mu[:, None] - mu[None], var[:, None] + var[None])  # S x S x c
-            out.append(to_y - 0.5 * torch.einsum("s,r,src->c", w, w, pair))
-        return torch.cat(out)
-
-    def quantile(self, q: object, tol: float = 1e-12, max_iter: int = 200) -> Tensor:
-        r"""Quantiles by bisection on the mixture cdf: q a float in (0, 1) -> `m`; q a 1-D sequence of Q levels
-        -> `m x Q` (as ``PredictiveDistribution.quantile``).
-
-        The mixture's q-quantile lies between the smallest and the largest of its components' q-quantiles (at the
-        smallest every component's cdf is <= q, at the largest >= q), so bisection starts from that bracket and
-        stops when its width is below ``tol * (1 + |bracket|)`` or after ``max_iter`` halvings.
-        """
-        qt = _as_float64("q", q)
-        if qt.dim() > 1:
-            raise ValueError(f"q must be a float or a 1-D sequence of levels, got shape {tuple(qt.shape)}")
-        if not ((qt > 0) & (qt < 1)).all():
-            raise ValueError(f"q must lie in the open interval (0, 1), got {q!r}")
-        levels = qt.reshape(-1)  # Q
-        sd = self.variances.sqrt()
-        comp_q = self.means[:, :, None] + sd[:, :, None] * torch.special.ndtri(levels)  # S x m x Q
-        lo, hi = comp_q.min(0).values, comp_q.max(0).values  # m x Q
-        w = self.weights[:, None, None]
-        for _ in range(max_iter):
-            if ((hi - lo) <= tol * (1.0 + torch.maximum(lo.abs(), hi.abs()))).all():
-                break
-            mid = 0.5 * (lo + hi)
-            below = (w * torch.special.ndtr((mid - self.means[:, :, None]) / sd[:, :, None])).sum(0) < levels
-            lo = torch.where(below, mid, lo)
-            hi = torch.where(below, hi, mid)
-        out = 0.5 * (lo + hi)  # m x Q
-        return out[:, 0] if qt.dim() == 0 else out
+#: The mixture this module returns, under its earlier name.
+MarginalPredictive = NormalMixturePredictive
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -314,9 +156,7 @@ def _check_data(x_ctx: object, y_ctx: object, x_qry: object) -> tuple[Tensor, Te
 
 
 def _check_int(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-    return int(value)
+    return check_int(name, value, minimum=minimum)
 
 
 def _check_prior(prior: object) -> GPPrior:
@@ -502,7 +342,7 @@ def marginal_predictive(
     seed: int = 0,
     *,
     target_accept_prob: float = 0.9,
-) -> MarginalPredictive:
+) -> NormalMixturePredictive:
     r"""Bayes posterior predictive of noisy y at the queries for ONE dataset, the hyperparameters integrated out
     by NUTS (see the module docstring for the model and the mixture).
 
@@ -522,7 +362,7 @@ def marginal_predictive(
         target_accept_prob: NUTS's step-size adaptation target (higher: smaller steps, fewer divergences).
 
     Returns:
-        A :class:`MarginalPredictive` with equal weights. Its ``diagnostics["method"]`` says how it was made:
+        A :class:`~priorfit.predictive.NormalMixturePredictive` with equal weights. Its ``diagnostics["method"]`` says how it was made:
 
         - ``"nuts"``: ``max_r_hat`` (split R-hat [BDA3]_, largest over every hyperparameter element),
           ``min_ess`` (smallest effective sample size), ``num_divergences``, per-parameter ``r_hat`` and
@@ -552,14 +392,14 @@ def marginal_predictive(
         params = {name: torch.full((1, *shape), float(hp.value), dtype=torch.float64) for name, shape, hp in table}
         means, variances = _mixture_moments(prior, params, x_ctx, y_ctx, x_qry)
         diag = {"method": "fixed", "max_r_hat": math.nan, "min_ess": math.nan, "num_divergences": 0}
-        return MarginalPredictive(means=means, variances=variances, diagnostics=diag)
+        return NormalMixturePredictive(means=means, variances=variances, diagnostics=diag)
 
     total = num_chains * num_samples
     if n == 0:  # the posterior is the prior: draw it directly
         params = prior.sample_params(total, d, torch.Generator().manual_seed(seed))
         means, variances = _mixture_moments(prior, params, x_ctx, y_ctx, x_qry)
         diag = {"method": "prior", "max_r_hat": math.nan, "min_ess": float(total), "num_divergences": 0}
-        return MarginalPredictive(means=means, variances=variances, diagnostics=diag)
+        return NormalMixturePredictive(means=means, variances=variances, diagnostics=diag)
 
     with _x64():
         chain = _chain_fn(
@@ -594,7 +434,7 @@ def marginal_predictive(
             stacklevel=2,
         )
     means, variances = _mixture_moments(prior, params, x_ctx, y_ctx, x_qry)
-    return MarginalPredictive(means=means, variances=variances, diagnostics=diag)
+    return NormalMixturePredictive(means=means, variances=variances, diagnostics=diag)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -603,14 +443,14 @@ def marginal_predictive(
 
 def importance_predictive(
     prior: GPPrior, x_ctx: object, y_ctx: object, x_qry: object, num_samples: int = 20000, seed: int = 0
-) -> MarginalPredictive:
+) -> NormalMixturePredictive:
     r"""The marginal predictive by self-normalised importance sampling, the hyperprior as proposal:
 
     .. math:: \theta_s \sim p(\theta), \qquad w_s = \frac{p(D \mid \theta_s)}{\sum_r p(D \mid \theta_r)}
 
     with :math:`p(D \mid \theta)` the exact marginal likelihood (:func:`gp_log_marginal_likelihood`). Consistent
     for any prior (no JAX needed, any kernel), but its variance grows as the posterior narrows: check
-    ``diagnostics["weights_ess"]`` (Kish's :math:`1/\sum_s w_s^2`), also :attr:`MarginalPredictive.weights_ess`.
+    ``diagnostics["weights_ess"]`` (Kish's :math:`1/\sum_s w_s^2`), also :attr:`NormalMixturePredictive.weights_ess`.
 
     Args:
         prior: the GP prior.
@@ -619,7 +459,7 @@ def importance_predictive(
         seed: seeds the ``torch.Generator`` passed to ``prior.sample_params``.
 
     Returns:
-        A weighted :class:`MarginalPredictive` with ``diagnostics`` ``{"method": "importance", "num_samples": S,
+        A weighted :class:`~priorfit.predictive.NormalMixturePredictive` with ``diagnostics`` ``{"method": "importance", "num_samples": S,
         "weights_ess": ...}``.
     """
     prior = _check_prior(prior)
@@ -630,6 +470,35 @@ def importance_predictive(
     params = prior.sample_params(num_samples, d, torch.Generator().manual_seed(seed))
     log_lik = _log_marginal_likelihoods(prior, params, x_ctx, y_ctx)  # S
     means, variances = _mixture_moments(prior, params, x_ctx, y_ctx, x_qry)
-    mix = MarginalPredictive(means=means, variances=variances, log_weights=log_lik)
+    mix = NormalMixturePredictive(means=means, variances=variances, log_weights=log_lik)
     mix.diagnostics.update({"method": "importance", "num_samples": num_samples, "weights_ess": mix.weights_ess})
     return mix
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the GP prior's marginal reference (see priorfit.exact.reference)
+
+
+@dataclass(frozen=True)
+class GPMarginal:
+    """The Bayes posterior predictive of a GP prior, its hyperparameters integrated out by NUTS
+    (:func:`marginal_predictive`), with the chains' diagnostics. A chain that did not converge shows in the
+    diagnostics, not as a warning."""
+
+    prior: GPPrior
+    num_warmup: int = 200
+    num_samples: int = 200
+    num_chains: int = 2
+    name = "marginal"
+    label = "marginal (NUTS)"
+    kind = ReferenceKind.MARGINAL
+
+    def predict(self, task: Task, seed: int) -> ReferenceResult:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            mix = marginal_predictive(self.prior, task.x_ctx, task.y_ctx, task.x_qry, num_warmup=self.num_warmup,
+                                      num_samples=self.num_samples, num_chains=self.num_chains, seed=seed)
+        diag = mix.diagnostics
+        return ReferenceResult(mix, max_r_hat=float(diag.get("max_r_hat", math.nan)),
+                               min_ess=float(diag.get("min_ess", math.nan)),
+                               divergences=int(diag.get("num_divergences", 0)))

@@ -3,7 +3,8 @@
 NUTS marginalisation and ML-II fits are what makes a fidelity report slow (minutes per dataset at n = 128), yet
 they depend only on the datasets, never on the PFN: the fidelity protocol draws the same datasets from the same
 prior and seed for every model. A :class:`ReferenceStore` keeps, per method, input dimension d, context size n
-and dataset index, what a report needs of that dataset's exact result (NLL, CRPS, PIT values, diagnostics, time).
+and dataset index, what a report needs of that dataset's exact result (NLL, CRPS, PIT values, diagnostics, time),
+under the reference's name (``Reference.name``).
 
 A store is tied to its protocol (the prior, the seed, datasets per cell, queries per dataset, the NUTS and ML-II
 settings): one computed under another protocol is refused, never silently mixed in. Each record also holds a
@@ -23,10 +24,7 @@ from torch import Tensor
 
 from priorfit.exceptions import PriorfitError
 
-__all__ = ["ReferenceStore", "ReferenceMismatchError", "dataset_fingerprint", "METHODS"]
-
-#: The methods a store holds.
-METHODS = ("marginal", "ml2")
+__all__ = ["ReferenceStore", "ReferenceMismatchError", "dataset_fingerprint"]
 
 _FORMAT = "priorfit-references-1"
 _FINGERPRINT_RTOL = 1e-9
@@ -121,9 +119,9 @@ class ReferenceStore:
 
     def save(self, path: str | Path) -> None:
         """Write atomically (a stopped run never leaves half a file)."""
-        from priorfit.checkpoint import atomic_write_bytes
+        from priorfit.atomic import atomic_write_json
 
-        atomic_write_bytes(path, (json.dumps(self.to_json(), separators=(",", ":")) + "\n").encode())
+        atomic_write_json(path, self.to_json(), indent=None)
 
     def check_protocol(self, protocol: dict[str, Any], source: str = "references") -> None:
         wanted = json.loads(json.dumps(protocol, sort_keys=True))
@@ -132,8 +130,9 @@ class ReferenceStore:
 
 
 def _method(method: str) -> str:
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    """A reference's name (``Reference.name``: "marginal", "ml2", ...), under which its records are kept."""
+    if not (isinstance(method, str) and method.isidentifier()):
+        raise ValueError(f"method must be a reference's name (an identifier such as 'marginal'), got {method!r}")
     return method
 
 

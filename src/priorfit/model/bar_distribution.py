@@ -538,27 +538,33 @@ class BarDistribution(torch.nn.Module):
     # -- other distributions on these bars ----------------------------------------------------------------------
 
     def project_normal(self, mean: Tensor, std: Tensor) -> Tensor:
-        """Logits whose bar masses are the masses N(mean, std^2) puts on each bar: mean, std ``...`` -> ``... x K``.
-
-        Of all distributions on these bars (inner bars uniform, tails half-normal), this one is closest to the
-        normal in KL(normal || bars): that KL is ``-sum_k P_k log q_k`` plus terms free of ``q``, least at ``q = P``.
-        So its expected NLL under the normal, minus the normal's own, is the least excess any model with these bars
-        can have when the exact predictive is that normal: the floor the bars' resolution sets. Each mass is a
-        difference of normal CDFs below the mean and of survival functions above it, so it keeps its precision.
-        """
+        """Logits whose bar masses are the masses N(mean, std^2) puts on each bar: mean, std ``...`` -> ``... x K``
+        (:meth:`project` of the normal's distribution and survival functions, by erfc so that they keep their
+        precision deep in either tail; torch's ndtr rounds Phi(-8.5) to 0)."""
         mean = torch.as_tensor(mean, dtype=self.borders.dtype, device=self.borders.device)
         std = torch.as_tensor(std, dtype=mean.dtype, device=mean.device)
         if not (std > 0).all():
             raise ValueError("std must be positive")
         inner = self.borders[1:-1].to(mean.dtype)
         z = (inner - mean.unsqueeze(-1)) / std.unsqueeze(-1)  # ... x (K-1), the inner borders standardised
-        zero, one = torch.zeros_like(z[..., :1]), torch.ones_like(z[..., :1])
-        # erfc keeps relative precision deep in either tail (torch's ndtr rounds Phi(-8.5) to 0)
-        cdf, sf = 0.5 * torch.special.erfc(-z / _SQRT2), 0.5 * torch.special.erfc(z / _SQRT2)
+        return self.project(0.5 * torch.special.erfc(-z / _SQRT2), 0.5 * torch.special.erfc(z / _SQRT2))
+
+    def project(self, cdf: Tensor, sf: Tensor) -> Tensor:
+        """Logits ``... x K`` whose bar masses are those a continuous distribution puts on each bar, from its
+        distribution function ``cdf`` and survival function ``sf`` at the K - 1 inner borders (``... x (K-1)``).
+
+        Of all distributions on these bars (inner bars uniform, tails half-normal), this one is closest to the
+        given one in KL(given || bars): that KL is ``-sum_k P_k log q_k`` plus terms free of ``q``, least at
+        ``q = P``. So its expected NLL under the given distribution, minus that distribution's own, is the least
+        excess any model with these bars can have when the exact predictive is the given one: the floor the bars'
+        resolution sets. Each mass is a difference of cdf values below the median and of sf values above it, so
+        it keeps its precision in both tails.
+        """
+        zero, one = torch.zeros_like(cdf[..., :1]), torch.ones_like(cdf[..., :1])
         by_cdf = torch.cat([cdf, one], -1) - torch.cat([zero, cdf], -1)
         by_sf = torch.cat([one, sf], -1) - torch.cat([sf, zero], -1)
-        above = torch.cat([torch.zeros_like(z[..., :1], dtype=torch.bool), z > 0], -1)  # lower border above mean
-        mass = torch.where(above, by_sf, by_cdf)
+        upper = torch.cat([torch.zeros_like(cdf[..., :1], dtype=torch.bool), sf < 0.5], -1)  # lower border above
+        mass = torch.where(upper, by_sf, by_cdf)  # the median: use the survival function there
         return mass.clamp_min(torch.finfo(mass.dtype).tiny).log()
 
     # -- other borders -----------------------------------------------------------------------------------------

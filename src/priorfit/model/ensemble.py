@@ -26,6 +26,7 @@ from priorfit.model.bar_distribution import BarDistribution
 from priorfit.model.precision import inference_precision
 from priorfit.model.transformer import ContextCache, PFNTransformer
 from priorfit.priors.base import Symmetries
+from priorfit.validation import check_int
 
 __all__ = ["DatasetTransform", "SymmetryEnsemble", "EnsembleContext", "symmetry_ensemble", "encode", "predict"]
 
@@ -94,8 +95,7 @@ class SymmetryEnsemble:
         """At most `size` distinct transforms of the group `symmetries` generate for `n_features` features (all of
         them when the group is smaller: 4 for one feature and all three symmetries): the identity, then the others
         in an order fixed by `seed`."""
-        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-            raise ValueError(f"ensemble_size must be a positive integer, got {size!r}")
+        check_int("ensemble_size", size, minimum=1)
         d = n_features
         perms = list(itertools.permutations(range(d))) if symmetries.permute_inputs else [tuple(range(d))]
         flips = list(itertools.product((False, True), repeat=d)) if symmetries.reflect_inputs else [(False,) * d]

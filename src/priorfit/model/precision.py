@@ -6,7 +6,7 @@ distribution, means, quantiles) stay in float32 or float64. GPU training already
 native bfloat16 instructions (AVX-512 BF16, AMX) the 1000-query forward pass of the shipped model takes about
 40% less time; on one without them (AVX2) it is slower than float32, which :func:`native_bfloat16` tells.
 Measured on the shipped model: KL(float32 || bfloat16) of 0.0001-0.0005 nats per query, held-out NLL changed by
-less than 0.001 nats in every cell of its fidelity report (README). float32 is the default everywhere.
+less than 0.001 nats in every cell of its fidelity report (docs/ensembles_and_precision.md). float32 is the default everywhere.
 """
 
 from __future__ import annotations

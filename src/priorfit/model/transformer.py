@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from priorfit.config import register
+from priorfit.validation import check_int
 
 
 @register
@@ -57,17 +58,13 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         for name in ("d_model", "n_layers", "n_heads", "d_ff", "max_features"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            check_int(name, getattr(self, name), minimum=1)
         if self.d_model % self.n_heads:
             raise ValueError(f"n_heads ({self.n_heads}) must divide d_model ({self.d_model})")
-        if not isinstance(self.n_frequencies, int) or self.n_frequencies < 0:
-            raise ValueError(f"n_frequencies must be a non-negative integer, got {self.n_frequencies!r}")
+        check_int("n_frequencies", self.n_frequencies, minimum=0)
         if not self.max_frequency > 0.5:
             raise ValueError(f"max_frequency must exceed 0.5, got {self.max_frequency!r}")
-        if not isinstance(self.n_bars, int) or self.n_bars < 3:
-            raise ValueError(f"n_bars must be an integer >= 3, got {self.n_bars!r}")
+        check_int("n_bars", self.n_bars, minimum=3)
         if not isinstance(self.standardize_targets, bool):
             raise ValueError(f"standardize_targets must be a bool, got {self.standardize_targets!r}")
 

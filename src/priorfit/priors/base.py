@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor
@@ -57,9 +57,21 @@ class Symmetries:
 
 @runtime_checkable
 class Prior(Protocol):
-    """A prior over datasets: a frozen, registered dataclass with a seeded ``sample``."""
+    """A prior over datasets: a frozen, registered dataclass with a seeded ``sample``, the symmetries it is
+    invariant to, and its exact references. Training, evaluation and the estimators use a prior only through
+    this protocol."""
 
     max_features: int
+
+    @property
+    def symmetries(self) -> Symmetries:
+        """Transforms of a dataset that leave the prior unchanged (for ensembles)."""
+        ...
+
+    def references(self, settings: Any = None) -> tuple[Any, ...]:
+        """The exact references of this prior (``priorfit.exact.reference.Reference``), set up by ``settings``
+        (a ``ReferenceSettings``; None: its defaults). A prior with none returns ()."""
+        ...
 
     def sample(
         self,

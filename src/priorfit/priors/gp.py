@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 
 from priorfit.config import register
+from priorfit.validation import check_int
 from priorfit.priors.base import Batch, Symmetries
 from priorfit.priors.hyperpriors import Fixed, Hyperprior, LogNormal
 from priorfit.priors.inputs import InputSampler, UniformInputs
@@ -64,8 +65,7 @@ def cholesky_with_jitter(matrix: Tensor, jitter: float, max_tries: int = 4) -> T
 
 
 def _check_int(name: str, value: object, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+    check_int(name, value, minimum=minimum)
 
 
 @register
@@ -136,6 +136,20 @@ class GPPrior:
         return Symmetries(reflect_inputs=reflect, permute_inputs=self.inputs.symmetric,
                           negate_targets=self.mean.symmetric_about_zero)
 
+    def references(self, settings=None) -> tuple:
+        """The exact references of this prior (:mod:`priorfit.exact.reference`): the oracle GP, the NUTS
+        marginal over the hyperpriors, and ML-II, each as ``settings`` (a ``ReferenceSettings``) sets it."""
+        from priorfit.exact.gp import GPMLII, GPOracle
+        from priorfit.exact.marginal import GPMarginal
+        from priorfit.exact.reference import ReferenceSettings
+
+        settings = ReferenceSettings() if settings is None else settings
+        return (
+            GPOracle(self),
+            GPMarginal(self, settings.nuts_warmup, settings.nuts_samples, settings.nuts_chains),
+            GPMLII(self, settings.ml2_restarts),
+        )
+
     # ---- hyperparameters ----------------------------------------------------------------------------------------
 
     def param_shapes(self, n_features: int) -> dict[str, tuple[int, ...]]:
@@ -186,8 +200,7 @@ class GPPrior:
             raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
         if n_features is None:
             n_features = self.max_features
-        if isinstance(n_features, bool) or not isinstance(n_features, int) or not 1 <= n_features <= self.max_features:
-            raise ValueError(f"n_features must be an int in 1..{self.max_features} (max_features), got {n_features!r}")
+        check_int("n_features", n_features, minimum=1, maximum=self.max_features)
         device = torch.device("cpu") if device is None else torch.device(device)
         params = self.sample_params(batch_size, n_features, generator)
         x = self.inputs.sample(batch_size, n_points, n_features, generator).to(torch.float64)  # b x n x d

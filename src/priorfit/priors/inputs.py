@@ -11,13 +11,13 @@ import torch
 from torch import Tensor
 
 from priorfit.config import register
+from priorfit.validation import check_int
 
 __all__ = ["InputSampler", "UniformInputs", "ClusteredInputs"]
 
 
 def _check_count(name: str, value: object, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+    check_int(name, value, minimum=minimum)
 
 
 class InputSampler:

@@ -42,6 +42,7 @@ from array_api_compat import device as array_device
 from torch import Tensor
 
 from priorfit.config import register
+from priorfit.validation import check_int
 from priorfit.priors.hyperpriors import Hyperprior, LogNormal
 
 __all__ = [
@@ -77,14 +78,11 @@ def _check_bool(name: str, value: object) -> None:
 
 
 def _check_positive_int(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    check_int(name, value, minimum=1)
 
 
 def _check_n_features(n_features: object) -> int:
-    if isinstance(n_features, bool) or not isinstance(n_features, int) or n_features < 1:
-        raise ValueError(f"n_features must be a positive int, got {n_features!r}")
-    return n_features
+    return check_int("n_features", n_features, minimum=1)
 
 
 def _check_x(name: str, x: object) -> Tensor:

@@ -10,7 +10,7 @@ import torch
 from scipy import integrate
 
 from priorfit.model.bar_distribution import BarDistribution
-from priorfit.model.predictive import PredictiveDistribution
+from priorfit.predictive.bar import PredictiveDistribution
 
 F64 = torch.float64
 BORDERS = torch.tensor([-3.0, -1.7, -1.1, -0.2, 0.05, 0.9, 1.0, 2.4, 4.0], dtype=F64)

@@ -1,0 +1,330 @@
+"""How far a PFN is from exact Bayesian inference, on datasets drawn from the PFN's own prior.
+
+The fidelity protocol of DESIGN.md. For each number of input features d and context size n, ``n_datasets``
+datasets of n + ``n_queries`` points are drawn with a fixed seed, and the held-out points are scored under the
+PFN's predictive (one forward pass) and under each exact reference the prior declares
+(:meth:`Prior.references <priorfit.priors.base.Prior.references>`; for a GP: the oracle with the true
+hyperparameters, the NUTS marginal over the hyperpriors, which is what the PFN approximates, and ML-II). One loop
+scores them all through the :class:`~priorfit.predictive.Predictive` interface.
+
+Scores per cell and method: mean NLL per query point (nats), CRPS (in y's units), coverage of the central 50% and
+90% intervals (from the PIT, F(y)), and milliseconds per dataset. Slow references (marginal, fitted) run on the
+first ``marginal_datasets`` / ``ml2_datasets`` datasets of each cell, and the PFN's gaps to them are paired
+differences on exactly those datasets (with their standard errors). Their results depend on the datasets alone,
+not on the PFN, so a :class:`~priorfit.exact.store.ReferenceStore` keeps them per dataset and any later model on
+the same protocol reuses them (``priorfit evaluate --references``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from priorfit.checkpoint import Checkpoint
+from priorfit.evaluate.config import CALIBRATION_LEVELS, EvaluateConfig, reference_protocol
+from priorfit.evaluate.report import PFN, FidelityCell, FidelityReport, MethodScores
+from priorfit.exact.reference import Reference, ReferenceKind, Task
+from priorfit.exact.store import ReferenceStore, dataset_fingerprint, pit_list
+from priorfit.exceptions import ConfigError, InputDataError
+from priorfit.model.ensemble import SymmetryEnsemble, symmetry_ensemble
+from priorfit.model.loss import pfn_nll, pfn_predict
+from priorfit.model.transformer import PFNTransformer
+from priorfit.predictive.bar import BarPredictive
+from priorfit.priors.base import Prior
+from priorfit.seeding import dataset_seed, example_seed
+
+__all__ = ["evaluate", "fidelity_report"]
+
+
+@dataclass(frozen=True)
+class _Record:
+    """One reference's scores on one dataset (what a ReferenceStore keeps, less the fingerprint)."""
+
+    nll: float = math.nan
+    crps: float = math.nan
+    pit: tuple[float, ...] = ()
+    ms: float = math.nan
+    failed: bool = False
+    max_r_hat: float = math.nan
+    min_ess: float = math.nan
+    divergences: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        if self.failed:
+            return dict(failed=True, ms=self.ms)
+        return dict(failed=False, nll=self.nll, crps=self.crps, pit=list(self.pit), ms=self.ms,
+                    max_r_hat=self.max_r_hat, min_ess=self.min_ess, divergences=self.divergences)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "_Record":
+        if data.get("failed", False):
+            return cls(failed=True, ms=data["ms"])
+        return cls(nll=data["nll"], crps=data["crps"], pit=tuple(data["pit"]), ms=data["ms"],
+                   max_r_hat=data.get("max_r_hat", math.nan), min_ess=data.get("min_ess", math.nan),
+                   divergences=data.get("divergences", 0))
+
+
+def _coverage(pit: Tensor, level: float) -> float:
+    """Share of points inside the central `level` interval, i.e. with |F(y) - 1/2| <= level / 2."""
+    return float(((pit - 0.5).abs() <= level / 2).double().mean())
+
+
+def _mean_se(values: Tensor) -> tuple[float, float]:
+    n = values.numel()
+    return float(values.mean()), float(values.std() / math.sqrt(n)) if n > 1 else math.nan
+
+
+@contextlib.contextmanager
+def _one_thread():
+    """Small GPyTorch fits and NUTS chains run faster on one torch thread."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _pfn_ms_per_dataset(model: PFNTransformer, x: Tensor, y: Tensor, n_ctx: int, count: int,
+                        ensemble: SymmetryEnsemble | None = None, precision: str = "float32") -> float:
+    """Milliseconds of the PFN's logits for one dataset (the median over the first `count` datasets)."""
+    xf, yf = x.float(), y.float()
+    pfn_predict(model, xf[:1], yf[:1], n_ctx, ensemble=ensemble, precision=precision)  # warm-up
+    times = []
+    for i in range(min(count, x.shape[0])):
+        t = time.perf_counter()
+        pfn_predict(model, xf[i:i + 1], yf[i:i + 1], n_ctx, ensemble=ensemble, precision=precision)
+        times.append(time.perf_counter() - t)
+    return 1000 * float(np.median(times))
+
+
+def _score(reference: Reference, task: Task, y_qry: Tensor, seed: int) -> _Record:
+    """Run one reference on one dataset and score its predictive at the held-out targets."""
+    t = time.perf_counter()
+    slow = reference.kind is not ReferenceKind.ORACLE
+    with _one_thread() if slow else contextlib.nullcontext():
+        result = reference.predict(task, seed)
+        if result.failed:
+            return _Record(failed=True, ms=1000 * (time.perf_counter() - t))
+        pred = result.predictive
+        nll, crps, pit = -pred._log_prob(y_qry).mean(), pred._crps(y_qry).mean(), pred._cdf(y_qry)
+    return _Record(nll=float(nll), crps=float(crps), pit=tuple(pit_list(pit)), ms=1000 * (time.perf_counter() - t),
+                   max_r_hat=result.max_r_hat, min_ess=result.min_ess, divergences=result.divergences)
+
+
+class _Cell:
+    """The datasets of one (d, n) cell and the PFN's predictions on them."""
+
+    def __init__(self, ckpt: Checkpoint, d: int, n: int, config: EvaluateConfig) -> None:
+        prior = ckpt.prior
+        generator = torch.Generator().manual_seed(dataset_seed(config.seed, d, n))
+        self.batch = prior.sample(config.n_datasets, n + config.n_queries, generator, n_features=d)
+        self.d, self.n = d, n
+        x, y = self.batch.x, self.batch.y
+        self.y_qry = y[:, n:]
+        self.ensemble = symmetry_ensemble(prior, ckpt.bar_distribution, d, config.ensemble_size)
+        self.logits, self.loc, self.scale = (t.double() for t in pfn_predict(
+            ckpt.model, x, y, n, ensemble=self.ensemble, precision=config.precision))
+        self.nll = pfn_nll(ckpt.bar_distribution, self.logits, self.loc, self.scale, self.y_qry).mean(-1)  # B
+
+    def task(self, i: int) -> Task:
+        truth = {k: v[i:i + 1] for k, v in self.batch.params.items()}
+        x, y, n = self.batch.x[i], self.batch.y[i], self.n
+        return Task(x_ctx=x[:n], y_ctx=y[:n], x_qry=x[n:], truth=truth)
+
+    def fingerprint(self, i: int) -> list[float]:
+        return dataset_fingerprint(self.batch.x[i], self.batch.y[i])
+
+
+def _records(cell: _Cell, reference: Reference, k: int, config: EvaluateConfig, store: ReferenceStore,
+             new_references: bool, on_reference: Callable[[], None] | None) -> tuple[list[int], list[_Record]]:
+    """The records of the first `k` datasets of a cell. The oracle is computed afresh; slow references come from
+    the store, else are computed (and stored) when `new_references`. Returns the indices that have one and their
+    records."""
+    used, records = [], []
+    for i in range(k):
+        if reference.kind is ReferenceKind.ORACLE:
+            record = _score(reference, cell.task(i), cell.y_qry[i], config.seed + i)
+        else:
+            fingerprint = cell.fingerprint(i)
+            stored = store.get(reference.name, cell.d, cell.n, i, fingerprint)
+            if stored is None and new_references:
+                record = _score(reference, cell.task(i), cell.y_qry[i], config.seed + i)
+                store.put(reference.name, cell.d, cell.n, i, dict(fingerprint=fingerprint, **record.to_json()))
+                if on_reference is not None:
+                    on_reference()
+            else:
+                record = None if stored is None else _Record.from_json(stored)
+        if record is not None:
+            used.append(i)
+            records.append(record)
+    return used, records
+
+
+def _reference_scores(cell: _Cell, used: list[int], records: list[_Record],
+                      pits: dict[str, list[Tensor]], name: str) -> MethodScores:
+    ok = [(i, r) for i, r in zip(used, records) if not r.failed]
+    ms = float(np.mean([r.ms for r in records])) if records else None
+    if not ok:
+        return MethodScores(datasets=0, failures=len(records), ms_per_dataset=ms)
+    idx = [i for i, _ in ok]
+    nll = torch.tensor([r.nll for _, r in ok], dtype=torch.float64)
+    pit = torch.tensor([p for _, r in ok for p in r.pit], dtype=torch.float64)
+    pits.setdefault(name, []).append(pit)
+    gap, gap_se = _mean_se(cell.nll[idx] - nll)
+    mcmc = any(math.isfinite(r.max_r_hat) for _, r in ok)
+    return MethodScores(
+        datasets=len(ok), failures=len(records) - len(ok), nll=float(nll.mean()), nll_se=_mean_se(nll)[1],
+        crps=float(np.mean([r.crps for _, r in ok])), coverage_50=_coverage(pit, 0.5),
+        coverage_90=_coverage(pit, 0.9), ms_per_dataset=ms, gap=gap, gap_se=gap_se,
+        max_r_hat=float(np.nanmax([r.max_r_hat for _, r in ok])) if mcmc else None,
+        min_ess=float(np.nanmin([r.min_ess for _, r in ok])) if mcmc else None,
+        divergences=int(sum(r.divergences for _, r in ok)) if mcmc else None,
+    )
+
+
+def _bar_floor(ckpt: Checkpoint, cell: _Cell, oracle: Reference, oracle_nll: Tensor) -> float:
+    """The oracle's predictive moved onto the model's bars (in each dataset's frame), its NLL minus the oracle's,
+    averaged over the cell: what the bars' resolution alone costs."""
+    bar = ckpt.bar_distribution
+    inner = bar.borders[1:-1].to(torch.float64)  # K - 1
+    excess = []
+    for i in range(cell.batch.batch_size):
+        pred = oracle.predict(cell.task(i), 0).predictive
+        at = cell.loc[i] + cell.scale[i] * inner[:, None].expand(-1, len(pred))  # (K-1) x m, the user's units
+        logits = bar.project(pred._cdf(at).T, pred._sf(at).T)  # m x K
+        nll = pfn_nll(bar, logits[None], cell.loc[i:i + 1], cell.scale[i:i + 1], cell.y_qry[i:i + 1]).mean()
+        excess.append(float(nll) - float(oracle_nll[i]))
+    return float(np.mean(excess))
+
+
+def _score_cell(ckpt: Checkpoint, references: tuple[Reference, ...], d: int, n: int, config: EvaluateConfig,
+                pits: dict[str, list[Tensor]], store: ReferenceStore, new_references: bool,
+                on_reference: Callable[[], None] | None) -> FidelityCell:
+    cell = _Cell(ckpt, d, n, config)
+    bar = ckpt.bar_distribution
+    z_qry = (cell.y_qry - cell.loc) / cell.scale
+    pfn_pit = bar.cdf(cell.logits, z_qry)
+    pits.setdefault(PFN, []).append(pfn_pit.flatten())
+    pfn_mean, pfn_se = _mean_se(cell.nll)
+    pfn = MethodScores(
+        datasets=config.n_datasets, nll=pfn_mean, nll_se=pfn_se,
+        crps=float((cell.scale * bar.crps(cell.logits, z_qry)).mean()),
+        coverage_50=_coverage(pfn_pit, 0.5), coverage_90=_coverage(pfn_pit, 0.9),
+        ms_per_dataset=_pfn_ms_per_dataset(ckpt.model, cell.batch.x, cell.batch.y, n, config.timing_datasets,
+                                           cell.ensemble, config.precision),
+    )
+    scores: dict[str, MethodScores] = {}
+    bar_floor = None
+    for reference in references:
+        k = config.datasets_for(reference.kind)
+        if not k:
+            continue
+        used, records = _records(cell, reference, k, config, store, new_references, on_reference)
+        if not records:
+            continue
+        scores[reference.name] = _reference_scores(cell, used, records, pits, reference.name)
+        if reference.kind is ReferenceKind.ORACLE and len(used) == config.n_datasets:
+            oracle_nll = torch.tensor([r.nll for r in records], dtype=torch.float64)
+            bar_floor = _bar_floor(ckpt, cell, reference, oracle_nll)
+    return FidelityCell(n_features=d, n_context=n, n_datasets=config.n_datasets, pfn=pfn, references=scores,
+                        bar_floor=bar_floor, pfn_ensemble_members=1 if cell.ensemble is None else len(cell.ensemble))
+
+
+def _examples(ckpt: Checkpoint, references: tuple[Reference, ...], config: EvaluateConfig) -> list[dict[str, Any]]:
+    """1-D datasets with each method's predictive mean and 90% band on a grid, for the example plot."""
+    prior = ckpt.prior
+    grid = torch.linspace(0, 1, 200, dtype=torch.float64)[:, None]
+    out = []
+    longest = ckpt.max_context or max(config.example_context)
+    for j, n in enumerate(n for n in config.example_context if n <= longest):
+        batch = prior.sample(1, n, torch.Generator().manual_seed(example_seed(config.seed, j)), n_features=1)
+        x_ctx, y_ctx = batch.x[0], batch.y[0]
+        example: dict[str, Any] = dict(n_context=n, x=x_ctx[:, 0].tolist(), y=y_ctx.tolist(),
+                                       grid=grid[:, 0].tolist())
+        logits, loc, scale = pfn_predict(ckpt.model, torch.cat([x_ctx, grid])[None], y_ctx[None], n,
+                                         ensemble=symmetry_ensemble(prior, ckpt.bar_distribution, 1,
+                                                                    config.ensemble_size),
+                                         precision=config.precision)
+        methods: list[tuple[str, Any]] = [
+            (PFN, BarPredictive(ckpt.bar_distribution, logits[0], loc=float(loc), scale=float(scale)))]
+        task = Task(x_ctx=x_ctx, y_ctx=y_ctx, x_qry=grid, truth={k: v[:1] for k, v in batch.params.items()})
+        for reference in references:
+            if config.datasets_for(reference.kind):
+                result = reference.predict(task, config.seed)
+                if not result.failed:
+                    methods.append((reference.name, result.predictive))
+        for name, pred in methods:
+            q = pred.quantile([0.05, 0.95])
+            example[name] = dict(mean=pred.mean.tolist(), lo=q[:, 0].tolist(), hi=q[:, 1].tolist())
+        out.append(example)
+    return out
+
+
+def evaluate(
+    ckpt: Checkpoint,
+    config: EvaluateConfig | None = None,
+    progress: bool = True,
+    examples: bool = True,
+    on_cell: Callable[[list[FidelityCell]], None] | None = None,
+    references: ReferenceStore | None = None,
+    new_references: bool = True,
+    on_reference: Callable[[], None] | None = None,
+) -> FidelityReport:
+    """The fidelity report of a checkpoint against its prior's exact references (see the module docstring);
+    ``examples`` adds the 1-D example datasets of the plots (when d = 1 is evaluated). ``on_cell`` is called
+    with the cells done so far after each one (e.g. to save partial results of a long run).
+
+    ``references`` (a store under :func:`~priorfit.evaluate.config.reference_protocol` of this prior and config)
+    supplies slow reference results computed earlier, for any model on the same protocol; what it lacks is
+    computed and added to it (``on_reference`` is called after each addition, e.g. to save it), or, without
+    ``new_references``, left out: those columns then cover only the datasets the store holds."""
+    config = config or EvaluateConfig()
+    prior = ckpt.prior
+    if not isinstance(prior, Prior):
+        raise TypeError(f"the checkpoint's prior must follow the Prior protocol (max_features, sample, symmetries, "
+                        f"references), got {type(prior).__name__}")
+    exact = tuple(prior.references(config.reference_settings))
+    if not exact:
+        raise ConfigError(f"evaluate needs a prior with exact references; {type(prior).__name__} declares none")
+    n_features = config.n_features or tuple(range(1, prior.max_features + 1))
+    too_many = [d for d in n_features if d > prior.max_features]
+    if too_many:
+        raise InputDataError(f"n_features {too_many} exceed the model's max_features ({prior.max_features})")
+    longest = ckpt.max_context
+    if longest is not None and max(config.n_context) > longest:
+        raise InputDataError(
+            f"n_context {max(config.n_context)} exceeds the {longest} context points the model was trained on"
+        )
+    if references is None:
+        references = ReferenceStore(reference_protocol(prior, config))
+    else:
+        references.check_protocol(reference_protocol(prior, config))
+    start = time.perf_counter()
+    pits: dict[str, list[Tensor]] = {}
+    todo = [(d, n) for d in n_features for n in config.n_context]
+    cells = []
+    for d, n in tqdm(todo, desc="evaluate", disable=not progress, dynamic_ncols=True):
+        cells.append(_score_cell(ckpt, exact, d, n, config, pits, references, new_references, on_reference))
+        if on_cell is not None:
+            on_cell(cells)
+    calibration = {name: [_coverage(torch.cat(p), c) for c in CALIBRATION_LEVELS] for name, p in pits.items()}
+    points = {name: sum(t.numel() for t in p) for name, p in pits.items()}
+    shown = _examples(ckpt, exact, config) if examples and 1 in n_features else []
+    labels = {PFN: "PFN", **{r.name: r.label for r in exact}}
+    return FidelityReport(cells=cells, calibration=calibration, calibration_points=points, examples=shown,
+                          labels=labels, kinds={r.name: r.kind.value for r in exact}, config=config,
+                          seconds=time.perf_counter() - start)
+
+
+def fidelity_report(ckpt: Checkpoint, progress: bool = True, **settings: Any) -> list[FidelityCell]:
+    """The cells of :func:`evaluate`, its settings as keywords (the fields of :class:`EvaluateConfig`)."""
+    return evaluate(ckpt, EvaluateConfig(**settings), progress=progress, examples=False).cells

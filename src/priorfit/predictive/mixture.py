@@ -1,0 +1,144 @@
+r"""Mixtures of normals per query point: the hyperprior-marginalised posterior predictive of a GP, one component
+per hyperparameter sample (NUTS draws, or importance-weighted prior draws).
+
+.. math:: p(y_j) = \sum_{s=1}^{S} w_s\, N(y_j \mid \mu_{sj}, v_{sj}), \qquad j = 1..m
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from priorfit.predictive.base import Predictive, as_float64
+from priorfit.predictive.normal import abs_normal_mean
+
+__all__ = ["NormalMixturePredictive"]
+
+_LOG_2PI = math.log(2.0 * math.pi)
+# Quantiles by bisection on the mixture's cdf: stop when the bracket is below _TOL * (1 + |bracket|).
+_TOL = 1e-12
+_MAX_ITER = 200
+_CRPS_CHUNK = 8  # query points at a time in the S x S pair sums of the CRPS
+
+
+class NormalMixturePredictive(Predictive):
+    """A mixture of normals over y at m query points, one component per row. Each query's marginal only: the
+    components' covariances between queries are not kept.
+
+    Args:
+        means: `S x m` component means :math:`\\mu_{sj}`. For NUTS, rows are chain-major (chain c, draw t is row
+            ``c * num_samples + t``).
+        variances: `S x m` positive component variances :math:`v_{sj}` of noisy y.
+        log_weights: `S` log weights, normalised here so that :math:`\\sum_s w_s = 1` (-inf allowed); None means
+            equal weights :math:`w_s = 1/S`.
+        diagnostics: how the components were drawn (see :func:`priorfit.exact.marginal_predictive`).
+    """
+
+    def __init__(self, means: object, variances: object, log_weights: object | None = None,
+                 diagnostics: dict[str, Any] | None = None) -> None:
+        means, variances = as_float64("means", means), as_float64("variances", variances)
+        if means.dim() != 2 or means.shape[0] < 1:
+            raise ValueError(f"means must have shape S x m with S >= 1, got {tuple(means.shape)}")
+        if variances.shape != means.shape:
+            raise ValueError(
+                f"variances must have the shape of means {tuple(means.shape)}, got {tuple(variances.shape)}"
+            )
+        if not torch.isfinite(means).all():
+            raise ValueError("means contains NaN or infinite values")
+        if not (torch.isfinite(variances).all() and (variances > 0).all()):
+            raise ValueError("variances must be positive and finite")
+        self.means, self.variances = means, variances
+        if log_weights is None:
+            self.log_weights = torch.full((means.shape[0],), -math.log(means.shape[0]), dtype=torch.float64)
+        else:
+            lw = as_float64("log_weights", log_weights)
+            if tuple(lw.shape) != (means.shape[0],):
+                raise ValueError(f"log_weights must have shape ({means.shape[0]},) (S), got {tuple(lw.shape)}")
+            if torch.isnan(lw).any() or (lw == math.inf).any() or not torch.isfinite(lw).any():
+                raise ValueError("log_weights must be finite or -inf, with at least one finite entry")
+            self.log_weights = lw - torch.logsumexp(lw, 0)
+        if diagnostics is not None and not isinstance(diagnostics, dict):
+            raise TypeError(f"diagnostics must be a dict, got {type(diagnostics).__name__}")
+        self.diagnostics: dict[str, Any] = dict(diagnostics or {})
+
+    def __len__(self) -> int:
+        return self.means.shape[1]
+
+    @property
+    def num_components(self) -> int:
+        """S, the number of mixture components."""
+        return self.means.shape[0]
+
+    @property
+    def weights(self) -> Tensor:
+        """`S` weights :math:`w_s`, summing to 1."""
+        return self.log_weights.exp()
+
+    @property
+    def weights_ess(self) -> float:
+        r"""Kish's effective sample size of the weights, :math:`1 / \sum_s w_s^2` (S for equal weights). It says
+        nothing about autocorrelation: for NUTS see ``diagnostics["min_ess"]``."""
+        return float(torch.exp(-torch.logsumexp(2.0 * self.log_weights, 0)))
+
+    def _mean(self) -> Tensor:
+        return self.weights @ self.means
+
+    def _variance(self) -> Tensor:
+        # the law of total variance: sum_s w_s (v_s + (mu_s - mean)^2)
+        centred = self.means - self._mean()
+        return self.weights @ (self.variances + centred.square())
+
+    def _log_prob(self, y: Tensor) -> Tensor:
+        yy = y.unsqueeze(-2)  # ... x 1 x m
+        comp = -0.5 * (_LOG_2PI + self.variances.log() + (yy - self.means).square() / self.variances)  # ... x S x m
+        return torch.logsumexp(comp + self.log_weights[:, None], dim=-2)
+
+    def _cdf(self, y: Tensor) -> Tensor:
+        z = (y.unsqueeze(-2) - self.means) / self.variances.sqrt()  # ... x S x m
+        return (self.weights[:, None] * torch.special.ndtr(z)).sum(-2)
+
+    def _sf(self, y: Tensor) -> Tensor:
+        z = (y.unsqueeze(-2) - self.means) / self.variances.sqrt()  # ... x S x m
+        return (self.weights[:, None] * 0.5 * torch.special.erfc(z / math.sqrt(2.0))).sum(-2)
+
+    def _crps(self, y: Tensor) -> Tensor:
+        r"""Closed form: :math:`E|X - y| - \tfrac12 E|X - X'|` over the components and their pairs (S^2 per point)."""
+        flat = y.reshape(-1, len(self))
+        w = self.weights
+        rows = []
+        for yy in flat:
+            out = []
+            for j in range(0, len(self), _CRPS_CHUNK):
+                mu, var = self.means[:, j:j + _CRPS_CHUNK], self.variances[:, j:j + _CRPS_CHUNK]  # S x c
+                to_y = (w[:, None] * abs_normal_mean(mu - yy[j:j + _CRPS_CHUNK], var)).sum(0)
+                pair = abs_normal_mean(mu[:, None] - mu[None], var[:, None] + var[None])  # S x S x c
+                out.append(to_y - 0.5 * torch.einsum("s,r,src->c", w, w, pair))
+            rows.append(torch.cat(out))
+        return torch.stack(rows).reshape(y.shape)
+
+    def _quantile(self, levels: Tensor) -> Tensor:
+        """Bisection on the cdf. The mixture's q-quantile lies between the smallest and the largest of its
+        components' q-quantiles (at the smallest every component's cdf is <= q, at the largest >= q)."""
+        sd = self.variances.sqrt()
+        comp_q = self.means[:, :, None] + sd[:, :, None] * torch.special.ndtri(levels)  # S x m x Q
+        lo, hi = comp_q.min(0).values, comp_q.max(0).values  # m x Q
+        w = self.weights[:, None, None]
+        for _ in range(_MAX_ITER):
+            if ((hi - lo) <= _TOL * (1.0 + torch.maximum(lo.abs(), hi.abs()))).all():
+                break
+            mid = 0.5 * (lo + hi)
+            below = (w * torch.special.ndtr((mid - self.means[:, :, None]) / sd[:, :, None])).sum(0) < levels
+            lo = torch.where(below, mid, lo)
+            hi = torch.where(below, hi, mid)
+        return 0.5 * (lo + hi)
+
+    def _sample(self, n_samples: int, generator: torch.Generator | None) -> Tensor:
+        # a component per draw and query point, then a normal draw from it
+        idx = torch.multinomial(self.weights, n_samples * len(self), replacement=True, generator=generator)
+        idx = idx.reshape(n_samples, len(self))
+        cols = torch.arange(len(self)).expand(n_samples, -1)
+        z = torch.randn(n_samples, len(self), generator=generator, dtype=torch.float64)
+        return self.means[idx, cols] + self.variances[idx, cols].sqrt() * z
