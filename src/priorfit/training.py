@@ -188,7 +188,7 @@ def exact_nll(prior: Any, x_ctx, y_ctx, x_qry, y_qry, params) -> torch.Tensor | 
         return None
     nll = []
     for i in range(x_ctx.shape[0]):
-        task = Task(x_ctx=x_ctx[i], y_ctx=y_ctx[i], x_qry=x_qry[i], truth={k: v[i:i + 1] for k, v in params.items()})
+        task = Task(x_ctx=x_ctx[i], y_ctx=y_ctx[i], x_qry=x_qry[i], truth=params.map(lambda t: t[i:i + 1]))
         nll.append(-oracle.predict(task, 0).predictive._log_prob(y_qry[i].double()).mean())
     return torch.stack(nll).mean()
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import math
 
 import numpy as np
@@ -34,9 +36,9 @@ def naive_predictive(prior, params, x_ctx, y_ctx, x_qry):
     """Textbook formulas with an explicit inverse, one dataset at a time, numpy."""
     means, variances = [], []
     for i in range(x_ctx.shape[0]):
-        p = {k: v[i : i + 1] for k, v in params.items()}
-        s2 = float(p["noise_std"] ** 2) + prior.jitter
-        m = float(p["mean"])
+        p = params.map(lambda t: t[i : i + 1])
+        s2 = float(p.noise_std ** 2) + prior.jitter
+        m = float(p.mean)
         k = prior.covariance(p, x_ctx[i : i + 1], x_ctx[i : i + 1])[0].numpy()
         ks = prior.covariance(p, x_ctx[i : i + 1], x_qry[i : i + 1])[0].numpy()
         kss = prior.covariance(p, x_qry[i : i + 1], x_qry[i : i + 1])[0].numpy()
@@ -67,8 +69,8 @@ def test_predictive_without_context_is_the_prior() -> None:
     x_q = batch.x
     empty_x, empty_y = x_q[:, :0], batch.y[:, :0]
     mean, var = gp_predictive(prior, batch.params, empty_x, empty_y, x_q)
-    torch.testing.assert_close(mean, batch.params["mean"][:, None].expand(3, 6))
-    expected_var = prior.kernel.diag(batch.params, x_q) + batch.params["noise_std"][:, None] ** 2 + 1e-5
+    torch.testing.assert_close(mean, batch.params.mean[:, None].expand(3, 6))
+    expected_var = prior.kernel.diag(batch.params.kernel, x_q) + batch.params.noise_std[:, None] ** 2 + 1e-5
     torch.testing.assert_close(var, expected_var)
     assert torch.equal(gp_log_marginal_likelihood(prior, batch.params, empty_x, empty_y), torch.zeros(3, dtype=F64))
 
@@ -89,10 +91,10 @@ def test_log_marginal_likelihood_equals_scipy() -> None:
     lml = gp_log_marginal_likelihood(prior, batch.params, batch.x, batch.y)
     assert lml.shape == (3,)
     for i in range(3):
-        p = {k: v[i : i + 1] for k, v in batch.params.items()}
+        p = batch.params.map(lambda t: t[i : i + 1])
         cov = prior.covariance(p, batch.x[i : i + 1], batch.x[i : i + 1])[0].numpy()
-        cov += (float(p["noise_std"]) ** 2 + prior.jitter) * np.eye(12)
-        ref = stats.multivariate_normal(mean=np.full(12, float(p["mean"])), cov=cov).logpdf(batch.y[i].numpy())
+        cov += (float(p.noise_std) ** 2 + prior.jitter) * np.eye(12)
+        ref = stats.multivariate_normal(mean=np.full(12, float(p.mean)), cov=cov).logpdf(batch.y[i].numpy())
         assert lml[i].item() == pytest.approx(ref, rel=1e-10, abs=1e-9)
 
 
@@ -123,10 +125,12 @@ def test_bad_inputs_name_the_argument() -> None:
     bad[1, 2] = float("nan")
     with pytest.raises(InputDataError, match="y_ctx.*NaN"):
         gp_predictive(prior, batch.params, x_c, bad, x_q)
+    with pytest.raises(TypeError, match="GPParams"):
+        gp_predictive(prior, batch.params.flat(), x_c, y_c, x_q)
     with pytest.raises(ValueError, match="noise_std"):
-        gp_predictive(prior, {k: v for k, v in batch.params.items() if k != "noise_std"}, x_c, y_c, x_q)
+        gp_predictive(prior, dataclasses.replace(batch.params, noise_std=batch.params.noise_std[:1]), x_c, y_c, x_q)
     with pytest.raises(ValueError, match="mean"):
-        gp_predictive(prior, {**batch.params, "mean": batch.params["mean"][:1]}, x_c, y_c, x_q)
+        gp_predictive(prior, dataclasses.replace(batch.params, mean=batch.params.mean[:1]), x_c, y_c, x_q)
     with pytest.raises(InputDataError, match="y"):
         gp_log_marginal_likelihood(prior, batch.params, batch.x, batch.y[:, :4])
     with pytest.raises(TypeError, match="prior"):
@@ -158,12 +162,12 @@ def test_ml2_recovers_hyperparameters_and_is_close_to_the_oracle(one_thread) -> 
     for i in range(3):
         fit = ml2_fit(prior, x_c[i], y_c[i], generator=gen(7))
         assert isinstance(fit, MLIIFit)
-        assert 0.1 < fit.params["lengthscale"].item() < 0.4
-        assert 0.05 < fit.params["noise_std"].item() < 0.2
-        assert 0.2 < fit.params["outputscale"].item() < 5.0
+        assert 0.1 < fit.params.kernel.base.lengthscale.item() < 0.4
+        assert 0.05 < fit.params.noise_std.item() < 0.2
+        assert 0.2 < fit.params.kernel.outputscale.item() < 5.0
         # the maximum is at least the likelihood at the true hyperparameters
         truth = gp_log_marginal_likelihood(
-            GPPrior.fixed_rbf(), {k: v[i : i + 1] for k, v in batch.params.items()}, x_c[i : i + 1], y_c[i : i + 1]
+            GPPrior.fixed_rbf(), batch.params.map(lambda t: t[i : i + 1]), x_c[i : i + 1], y_c[i : i + 1]
         )
         assert fit.log_marginal_likelihood >= truth.item() - 1e-3
         mean, var = fit.predict(x_q[i])
@@ -176,10 +180,10 @@ def test_ml2_prediction_matches_closed_form_at_fitted_params(one_thread) -> None
     batch = prior.sample(1, 40, gen(8))
     x_c, y_c, x_q, _ = split(batch, 30)
     fit = ml2_fit(prior, x_c[0], y_c[0], restarts=2, max_iter=50, generator=gen(9))
-    assert set(fit.params) == set(prior.param_shapes(2))
+    assert set(fit.params.flat()) == set(prior.param_shapes(2))
     mean, var = fit.predict(x_q[0])
     no_jitter = GPPrior(kernel=prior.kernel, noise_std=prior.noise_std, max_features=2, jitter=0.0)
-    params = {k: v[None] for k, v in fit.params.items()}
+    params = fit.params.map(lambda t: t[None])
     ref_mean, ref_var = gp_predictive(no_jitter, params, x_c, y_c, x_q)
     torch.testing.assert_close(mean, ref_mean[0], rtol=1e-6, atol=1e-6)
     torch.testing.assert_close(var, ref_var[0], rtol=1e-6, atol=1e-6)

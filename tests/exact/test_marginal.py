@@ -116,7 +116,7 @@ def test_the_kernel_body_gives_the_same_matrix_on_jax_arrays(kernel) -> None:
     x1 = torch.rand(1, 6, d, generator=g, dtype=F64)
     x2 = torch.rand(1, 4, d, generator=g, dtype=F64)
     with _x64():  # arrays made outside would be float32
-        p_jax = {k: jnp.asarray(v.numpy()) for k, v in params.items()}
+        p_jax = params.map(lambda t: jnp.asarray(t.numpy()))
         for a, b in ((x1, x2), (x1, x1)):  # (x1, x1) includes r = 0 on the diagonal
             got = np.asarray(kernel.matrix(p_jax, jnp.asarray(a.numpy()), jnp.asarray(b.numpy())))[0]
             assert got.dtype == np.float64
@@ -132,7 +132,7 @@ def test_jax_log_likelihood_equals_torch() -> None:
     ref = gp_log_marginal_likelihood(prior, batch.params, batch.x, batch.y)
     with _x64():
         for i in range(3):
-            p = {k: jnp.asarray(v[i].numpy()) for k, v in batch.params.items()}
+            p = batch.params.map(lambda t: jnp.asarray(t[i].numpy()))
             got = float(_log_likelihood(prior.kernel, p, jnp.asarray(batch.x[i].numpy()),
                                         jnp.asarray(batch.y[i].numpy()), prior.jitter))
             assert abs(got - float(ref[i])) < 1e-10
@@ -175,7 +175,7 @@ def test_nuts_potential_is_the_log_posterior_in_unconstrained_coordinates() -> N
     table = _param_table(prior, 2)
     z, log_jac = {}, 0.0
     for name, _, hp in table:
-        v = batch.params[name][0].numpy()
+        v = batch.params.flat()[name][0].numpy()
         if isinstance(hp, Fixed):
             continue
         if isinstance(hp, Uniform):
@@ -389,7 +389,7 @@ class Cauchy(RBF):
         from array_api_compat import array_namespace
 
         xp = array_namespace(x1, x2)
-        ls = params["lengthscale"][:, None, :]
+        ls = params.lengthscale[:, None, :]
         diff = (x1 / ls)[:, :, None, :] - (x2 / ls)[:, None, :, :]
         return 1.0 / (1.0 + xp.sum(diff * diff, axis=-1))
 
@@ -401,7 +401,7 @@ def test_a_users_kernel_is_marginalised_by_nuts_with_no_other_code(dataset) -> N
     prior = GPPrior(kernel=Scale(Cauchy(ard=False)), noise_std=LogNormal(-2.0, 0.5), max_features=1)
     batch = prior.sample(1, 8, gen(9))
     table = _param_table(prior, 1)
-    z = {name: np.log(batch.params[name][0].numpy()) for name, _, hp in table if not isinstance(hp, Fixed)}
+    z = {name: np.log(batch.params.flat()[name][0].numpy()) for name, _, hp in table if not isinstance(hp, Fixed)}
     log_jac = sum(float(np.sum(v)) for v in z.values())
     expected = -(float(prior.log_prior(batch.params)[0])
                  + float(gp_log_marginal_likelihood(prior, batch.params, batch.x, batch.y)[0]) + log_jac)

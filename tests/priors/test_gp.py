@@ -13,6 +13,7 @@ from priorfit.priors import (
     Batch,
     ClusteredInputs,
     Fixed,
+    GPParams,
     GPPrior,
     InputSampler,
     Linear,
@@ -60,10 +61,17 @@ def test_sample_shapes_dtypes_and_params() -> None:
     assert isinstance(batch, Batch) and isinstance(prior, Prior)
     assert batch.x.shape == (6, 9, 2) and batch.y.shape == (6, 9)
     assert batch.x.dtype == batch.y.dtype == F64
+    assert isinstance(batch.params, GPParams) and batch.params.batch_size == 6
     shapes = prior.param_shapes(2)
-    assert set(batch.params) == set(shapes) and {"noise_std", "mean"} <= set(batch.params)
+    flat = batch.params.flat()
+    assert set(flat) == set(shapes) and {"noise_std", "mean"} <= set(flat)
+    assert set(prior.hyperpriors()) == set(shapes)
+    assert set(batch.params.kernel.flat()) == set(prior.kernel.param_shapes(2))
     for name, shape in shapes.items():
-        assert batch.params[name].shape == (6, *shape) and batch.params[name].dtype == F64
+        assert flat[name].shape == (6, *shape) and flat[name].dtype == F64
+    rebuilt = prior.params_from(flat)  # params_from is flat()'s inverse
+    assert isinstance(rebuilt, GPParams) and type(rebuilt.kernel) is type(batch.params.kernel)
+    assert list(rebuilt.flat()) == list(flat) and all(torch.equal(rebuilt.flat()[n], flat[n]) for n in flat)
     assert ((batch.x >= 0) & (batch.x <= 1)).all()
     assert prior.sample(2, 3, gen(0)).n_features == 3  # default: max_features
 
@@ -72,7 +80,8 @@ def test_same_seed_same_batch_different_seed_different() -> None:
     prior = random_prior()
     a, b, c = (prior.sample(4, 8, gen(s)) for s in (1, 1, 2))
     assert torch.equal(a.x, b.x) and torch.equal(a.y, b.y)
-    assert all(torch.equal(a.params[n], b.params[n]) for n in a.params)
+    pa, pb = a.params.flat(), b.params.flat()
+    assert list(pa) == list(pb) and all(torch.equal(pa[n], pb[n]) for n in pa)
     assert not torch.equal(a.y, c.y) and not torch.equal(a.x, c.x)
 
 
@@ -87,7 +96,8 @@ def test_device_changes_where_not_what(device: str) -> None:
     reference = prior.sample(5, 12, gen(3), n_features=2)
     batch = prior.sample(5, 12, gen(3), n_features=2, device=device)
     assert batch.x.device.type == batch.y.device.type == device
-    assert all(value.device.type == device for value in batch.params.values())
+    assert isinstance(batch.params, GPParams)
+    assert all(value.device.type == device for value in batch.params.flat().values())
     torch.testing.assert_close(batch.x.cpu(), reference.x, rtol=0, atol=0)
     torch.testing.assert_close(batch.y.cpu(), reference.y, rtol=1e-10, atol=1e-10)
     if device == "cpu":
@@ -107,7 +117,7 @@ def test_monte_carlo_moments_match_covariance() -> None:
     )
     n_mc = 40_000
     batch = prior.sample(n_mc, 5, gen(3))
-    params = {k: v[:1] for k, v in batch.params.items()}
+    params = batch.params.map(lambda t: t[:1])
     cov = prior.covariance(params, x[None], x[None])[0] + (0.3**2 + 1e-4) * torch.eye(5, dtype=F64)
     y = batch.y
     mean_hat = y.mean(0)
@@ -122,19 +132,19 @@ def test_monte_carlo_moments_match_covariance() -> None:
 def test_hyperparameters_follow_hyperpriors() -> None:
     prior = GPPrior(kernel=Scale(RBF(lengthscale=LogNormal(-1.0, 0.5))), noise_std=LogNormal(-2.0, 0.25))
     batch = prior.sample(4000, 2, gen(4))
-    log_ls = batch.params["lengthscale"].log()
+    log_ls = batch.params.flat()["lengthscale"].log()
     assert abs(log_ls.mean().item() + 1.0) < 5 * 0.5 / 4000**0.5
     assert abs(log_ls.std().item() - 0.5) < 0.05
-    assert torch.equal(batch.params["mean"], torch.zeros(4000, dtype=F64))
+    assert torch.equal(batch.params.mean, torch.zeros(4000, dtype=F64))
 
 
 def test_log_prior_sums_kernel_and_gp_terms() -> None:
     prior = random_prior()
     params = prior.sample_params(5, 2, gen(5))
     expected = (
-        prior.kernel.log_prior(params)
-        + LogNormal(-2.0, 0.5).log_prob(params["noise_std"])
-        + Normal(0.0, 1.0).log_prob(params["mean"])
+        prior.kernel.log_prior(params.kernel)
+        + LogNormal(-2.0, 0.5).log_prob(params.noise_std)
+        + Normal(0.0, 1.0).log_prob(params.mean)
     )
     torch.testing.assert_close(prior.log_prior(params), expected)
     assert prior.log_prior(params).shape == (5,)
@@ -146,10 +156,12 @@ def test_fixed_rbf() -> None:
     prior = GPPrior.fixed_rbf(lengthscale=0.3, outputscale=2.0, noise_std=0.05)
     batch = prior.sample(3, 7, gen(6))
     assert batch.x.shape == (3, 7, 1)
-    assert torch.equal(batch.params["lengthscale"], torch.full((3, 1), 0.3, dtype=F64))
-    assert torch.equal(batch.params["outputscale"], torch.full((3,), 2.0, dtype=F64))
-    assert torch.equal(batch.params["noise_std"], torch.full((3,), 0.05, dtype=F64))
-    assert torch.equal(batch.params["mean"], torch.zeros(3, dtype=F64))
+    flat = batch.params.flat()
+    assert list(flat) == ["outputscale", "lengthscale", "noise_std", "mean"]
+    assert torch.equal(flat["lengthscale"], torch.full((3, 1), 0.3, dtype=F64))
+    assert torch.equal(flat["outputscale"], torch.full((3,), 2.0, dtype=F64))
+    assert torch.equal(flat["noise_std"], torch.full((3,), 0.05, dtype=F64))
+    assert torch.equal(flat["mean"], torch.zeros(3, dtype=F64))
     assert prior.max_features == 1 and prior.inputs == UniformInputs()
 
 
@@ -186,8 +198,11 @@ def test_bad_fields_and_arguments() -> None:
         prior.sample(2, 0, gen())
     with pytest.raises(TypeError, match="generator"):
         prior.sample(2, 4, 0)
-    with pytest.raises(ValueError, match="noise_std"):
+    # the kernel's tree alone (no noise_std, mean) or a flat dict is not a GPParams
+    with pytest.raises(TypeError, match="params must be GPParams"):
         prior.log_prior(prior.kernel.sample_params(2, 1, gen()))
+    with pytest.raises(TypeError, match="params must be GPParams"):
+        prior.log_prior(prior.sample_params(2, 1, gen()).flat())
 
 
 def test_cholesky_with_jitter_retries_only_failed_datasets() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -11,15 +12,21 @@ import torch
 from priorfit.config import from_dict, to_dict
 from priorfit.priors import (
     RBF,
+    CompositeParams,
     Fixed,
     Gamma,
     Kernel,
+    LengthscaleParams,
     Linear,
+    LinearParams,
     LogNormal,
     Matern,
+    Params,
     Periodic,
+    PeriodicParams,
     Product,
     Scale,
+    ScaleParams,
     SpectralMixture,
     Sum,
 )
@@ -33,6 +40,22 @@ def gen(seed: int = 0) -> torch.Generator:
 
 def inputs(batch: int, n: int, d: int, seed: int) -> torch.Tensor:
     return torch.rand(batch, n, d, generator=gen(seed), dtype=F64)
+
+
+def assert_same_tree(a: Params, b: Params, rtol: float = 0.0, atol: float = 0.0) -> None:
+    """Same Params types all the way down and equal arrays (dataclass ``==`` cannot compare tensors)."""
+    assert type(a) is type(b), (type(a), type(b))
+    for f in dataclasses.fields(a):
+        va, vb = getattr(a, f.name), getattr(b, f.name)
+        if isinstance(va, Params):
+            assert_same_tree(va, vb, rtol, atol)
+        elif isinstance(va, tuple):
+            assert isinstance(vb, tuple) and len(va) == len(vb), (f.name, va, vb)
+            for pa, pb in zip(va, vb):
+                assert_same_tree(pa, pb, rtol, atol)
+        else:
+            assert va.shape == vb.shape, (f.name, va.shape, vb.shape)
+            torch.testing.assert_close(va, vb, rtol=rtol, atol=atol)
 
 
 # ---- hand-computed references (one dataset, explicit loops over point pairs, numpy) ------------------------------
@@ -84,8 +107,9 @@ def ref_sm(x1, x2, w, mu, s):
     return out
 
 
-def np_params(params, i):
-    return {k: v[i].numpy() for k, v in params.items()}
+def np_params(params: Params, i: int) -> dict:
+    """Dataset i's hyperparameters by flat name, as numpy arrays."""
+    return {k: v[i].numpy() for k, v in params.flat().items()}
 
 
 CASES = {
@@ -134,7 +158,7 @@ def test_matches_hand_formula_and_gpytorch_twin(name: str, d: int) -> None:
     for i in range(batch):
         expected = ref(x1[i].numpy(), x2[i].numpy(), np_params(params, i))
         np.testing.assert_allclose(k[i].numpy(), expected, rtol=1e-10, atol=1e-12)
-        kernel.set_gpytorch_params(gk, {n: v[i] for n, v in params.items()})
+        kernel.set_gpytorch_params(gk, params.map(lambda t: t[i]))
         with torch.no_grad():
             twin = gk(x1[i], x2[i]).to_dense()
         np.testing.assert_allclose(k[i].numpy(), twin.numpy(), rtol=1e-10, atol=1e-10)
@@ -144,14 +168,12 @@ def test_matches_hand_formula_and_gpytorch_twin(name: str, d: int) -> None:
 def test_gpytorch_params_round_trip(name: str) -> None:
     kernel, _ = CASES[name]
     d = 2
-    params = {n: v[0] for n, v in kernel.sample_params(1, d, gen(4)).items()}
+    params = kernel.sample_params(1, d, gen(4)).map(lambda t: t[0])
     gk = kernel.to_gpytorch(d)
     kernel.set_gpytorch_params(gk, params)
     back = kernel.get_gpytorch_params(gk)
-    assert set(back) == set(params)
-    for n in params:
-        assert back[n].shape == params[n].shape
-        torch.testing.assert_close(back[n], params[n], rtol=1e-10, atol=1e-12)
+    assert list(back.flat()) == list(params.flat())
+    assert_same_tree(back, params, rtol=1e-10, atol=1e-12)  # same types, shapes (no batch dim) and values
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
@@ -175,7 +197,7 @@ def test_batched_forward_equals_loop(name: str) -> None:
     x1, x2 = inputs(5, 6, d, 8), inputs(5, 3, d, 9)
     k = kernel.forward(params, x1, x2)
     for i in range(5):
-        ki = kernel.forward({n: v[i : i + 1] for n, v in params.items()}, x1[i : i + 1], x2[i : i + 1])
+        ki = kernel.forward(params.map(lambda t: t[i : i + 1]), x1[i : i + 1], x2[i : i + 1])
         torch.testing.assert_close(k[i : i + 1], ki, rtol=1e-13, atol=1e-14)
 
 
@@ -185,10 +207,13 @@ def test_param_shapes_agree_with_sample_params(name: str, d: int) -> None:
     kernel, _ = CASES[name]
     shapes = kernel.param_shapes(d)
     params = kernel.sample_params(7, d, gen(10))
-    assert list(params) == list(shapes)
+    assert isinstance(params, Params) and params.batch_size == 7
+    flat = params.flat()
+    assert list(flat) == list(shapes)
+    assert list(kernel.hyperpriors()) == list(shapes)
     for n, shape in shapes.items():
-        assert params[n].shape == (7, *shape) and params[n].dtype == F64
-        assert (params[n] > 0).all()
+        assert flat[n].shape == (7, *shape) and flat[n].dtype == F64
+        assert (flat[n] > 0).all()
 
 
 def test_ard_shapes() -> None:
@@ -201,9 +226,9 @@ def test_ard_shapes() -> None:
 
 def test_sampling_is_reproducible() -> None:
     kernel = Scale(RBF()) + SpectralMixture()
-    a = kernel.sample_params(3, 2, gen(11))
-    b = kernel.sample_params(3, 2, gen(11))
-    c = kernel.sample_params(3, 2, gen(12))
+    a = kernel.sample_params(3, 2, gen(11)).flat()
+    b = kernel.sample_params(3, 2, gen(11)).flat()
+    c = kernel.sample_params(3, 2, gen(12)).flat()
     assert all(torch.equal(a[n], b[n]) for n in a)
     assert not all(torch.equal(a[n], c[n]) for n in a)
 
@@ -231,21 +256,49 @@ def test_log_prior_is_sum_of_hyperprior_densities() -> None:
     params = kernel.sample_params(4, 3, gen(13))
     lp = kernel.log_prior(params)
     assert lp.shape == (4,)
+    flat = params.flat()
     expected = (
-        ls.log_prob(params["k0.lengthscale"]).sum(-1)
-        + LogNormal(0.0, 0.5).log_prob(params["k1.lengthscale"]).sum(-1)
-        + per.log_prob(params["k1.period"]).sum(-1)
+        ls.log_prob(flat["k0.lengthscale"]).sum(-1)
+        + LogNormal(0.0, 0.5).log_prob(flat["k1.lengthscale"]).sum(-1)
+        + per.log_prob(flat["k1.period"]).sum(-1)
     )  # Fixed outputscale contributes 0 at its value
     torch.testing.assert_close(lp, expected)
 
 
 def test_matern_gradient_finite_at_zero_distance() -> None:
     kernel = Scale(Matern(nu=0.5))
-    params = {n: v.requires_grad_() for n, v in kernel.sample_params(2, 2, gen(14)).items()}
+    params = kernel.sample_params(2, 2, gen(14)).map(lambda t: t.requires_grad_())
     x = inputs(2, 4, 2, 15).requires_grad_()
     kernel.forward(params, x, x).sum().backward()
     assert torch.isfinite(x.grad).all()
-    assert all(torch.isfinite(v.grad).all() for v in params.values())
+    assert all(v.grad is not None and torch.isfinite(v.grad).all() for v in params.flat().values())
+
+
+def test_params_from_flat_rebuilds_tree_and_map_selects_a_dataset() -> None:
+    kernel = Scale(RBF() * Periodic()) + Linear()
+    d = 2
+    params = kernel.sample_params(3, d, gen(20))
+    assert isinstance(params, CompositeParams) and len(params.parts) == 2
+    scaled, linear = params.parts
+    assert isinstance(scaled, ScaleParams) and isinstance(linear, LinearParams)
+    assert isinstance(scaled.base, CompositeParams)
+    assert [type(p) for p in scaled.base.parts] == [LengthscaleParams, PeriodicParams]
+    flat = params.flat()
+    assert list(flat) == ["k0.outputscale", "k0.k0.lengthscale", "k0.k1.lengthscale", "k0.k1.period", "k1.variance"]
+    assert flat["k0.k1.period"] is scaled.base.parts[1].period
+    # params_from is flat()'s inverse, whatever the order of the names and with fresh tensors
+    assert_same_tree(kernel.params_from(flat), params)
+    assert_same_tree(kernel.params_from({n: v.clone() for n, v in reversed(flat.items())}), params)
+    with pytest.raises(ValueError, match="period"):
+        kernel.params_from({n: v for n, v in flat.items() if n != "k0.k1.period"})
+    # map(t[1:2]) is the second dataset, batch dim kept: forward gives row 1 of the batched matrix
+    x1, x2 = inputs(3, 5, d, 21), inputs(3, 4, d, 22)
+    k = kernel.forward(params, x1, x2)
+    second = params.map(lambda t: t[1:2])
+    assert isinstance(second, CompositeParams) and second.batch_size == 1
+    assert all(torch.equal(v, flat[n][1:2]) for n, v in second.flat().items())
+    torch.testing.assert_close(kernel.forward(second, x1[1:2], x2[1:2]), k[1:2], rtol=1e-13, atol=1e-14)
+    torch.testing.assert_close(kernel.diag(second, x1[1:2]), kernel.diag(params, x1)[1:2], rtol=1e-13, atol=1e-14)
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
@@ -288,12 +341,40 @@ def test_bad_forward_inputs() -> None:
     bad[0, 1, 2] = float("nan")
     with pytest.raises(ValueError, match="x2.*NaN"):
         kernel.forward(params, x, bad)
-    with pytest.raises(ValueError, match="outputscale"):
-        kernel.forward({"lengthscale": params["lengthscale"]}, x, x)
+    # a plain dict (the old API) is refused with a TypeError naming params
+    for call in (
+        lambda: kernel.forward(params.flat(), x, x),
+        lambda: kernel.diag(params.flat(), x),
+        lambda: RBF().log_prior(params.base.flat()),
+    ):
+        with pytest.raises(TypeError, match="params must be (ScaleParams|LengthscaleParams)"):
+            call()
+    with pytest.raises(TypeError, match="params must be ScaleParams"):
+        kernel.log_prior(params.flat())
+    with pytest.raises(TypeError, match="params must be CompositeParams"):
+        (kernel + Linear()).log_prior(params.flat())
+    with pytest.raises(TypeError, match="params must be ScaleParams"):
+        kernel.forward(params.base, x, x)  # the base's tree alone is another kernel's
+    with pytest.raises(TypeError, match=r"params.base must be LengthscaleParams"):
+        kernel.forward(dataclasses.replace(params, base=PeriodicParams(params.base.lengthscale,
+                                                                       params.base.lengthscale)), x, x)
+    short = dataclasses.replace(params, base=LengthscaleParams(params.base.lengthscale[:, :1]))
     with pytest.raises(ValueError, match=r"params\['lengthscale'\].*shape"):
-        kernel.forward({**params, "lengthscale": params["lengthscale"][:, :1]}, x, x)
+        kernel.forward(short, x, x)
     with pytest.raises(ValueError, match=r"params\['outputscale'\].*positive"):
-        kernel.forward({**params, "outputscale": -params["outputscale"]}, x, x)
+        kernel.forward(dataclasses.replace(params, outputscale=-params.outputscale), x, x)
+    with pytest.raises(ValueError, match=r"params\['outputscale'\].*shape"):
+        kernel.forward(params, x[:1], x[:1])  # a tree for 2 datasets with inputs for 1
+    nested = Scale(RBF()) + Periodic()
+    nested_params = nested.sample_params(2, 3, gen(20))
+    missing = CompositeParams(parts=nested_params.parts[:1])
+    with pytest.raises(TypeError, match=r"CompositeParams with 2 parts"):
+        nested.forward(missing, x, x)  # a composite refuses a tree with a child missing
+    bad_child = dataclasses.replace(
+        nested_params.parts[1], period=torch.zeros_like(nested_params.parts[1].period)
+    )
+    with pytest.raises(ValueError, match=r"params\['k1\.period'\].*positive"):
+        nested.forward(CompositeParams(parts=(nested_params.parts[0], bad_child)), x, x)
     with pytest.raises(ValueError, match="n_features"):
         kernel.sample_params(2, 0, gen(18))
     with pytest.raises(ValueError, match="lengthscale.*positive"):

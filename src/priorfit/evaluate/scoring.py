@@ -136,7 +136,7 @@ class _Cell:
         self.nll = pfn_nll(ckpt.bar_distribution, self.logits, self.loc, self.scale, self.y_qry).mean(-1)  # B
 
     def task(self, i: int) -> Task:
-        truth = {k: v[i:i + 1] for k, v in self.batch.params.items()}
+        truth = None if self.batch.params is None else self.batch.params.map(lambda t: t[i:i + 1])
         x, y, n = self.batch.x[i], self.batch.y[i], self.n
         return Task(x_ctx=x[:n], y_ctx=y[:n], x_qry=x[n:], truth=truth)
 
@@ -256,7 +256,7 @@ def _examples(ckpt: Checkpoint, references: tuple[Reference, ...], config: Evalu
                                          precision=config.precision)
         methods: list[tuple[str, Any]] = [
             (PFN, BarPredictive(ckpt.bar_distribution, logits[0], loc=float(loc), scale=float(scale)))]
-        task = Task(x_ctx=x_ctx, y_ctx=y_ctx, x_qry=grid, truth={k: v[:1] for k, v in batch.params.items()})
+        task = Task(x_ctx=x_ctx, y_ctx=y_ctx, x_qry=grid, truth=batch.params)
         for reference in references:
             if config.datasets_for(reference.kind):
                 result = reference.predict(task, config.seed)

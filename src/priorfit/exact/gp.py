@@ -21,7 +21,7 @@ from torch import Tensor
 from priorfit.exact.reference import ReferenceKind, ReferenceResult, Task
 from priorfit.exceptions import InputDataError
 from priorfit.predictive.normal import NormalPredictive
-from priorfit.priors.gp import GP_PARAM_NAMES, GPPrior, cholesky_with_jitter
+from priorfit.priors.gp import GP_PARAM_NAMES, GPParams, GPPrior, cholesky_with_jitter
 from priorfit.validation import check_int
 
 __all__ = ["gp_predictive", "gp_log_marginal_likelihood", "ml2_fit", "MLIIFit", "GPOracle", "GPMLII"]
@@ -47,27 +47,25 @@ def _tensor(name: str, value: object, dims: int, shape_doc: str) -> Tensor:
     return value
 
 
-def _check_gp_params(params: dict[str, Tensor], batch: int) -> dict[str, Tensor]:
-    if not isinstance(params, dict):
-        raise TypeError(f"params must be a dict of tensors, got {type(params).__name__}")
-    out = dict(params)
+def _check_gp_params(params: GPParams, batch: int) -> GPParams:
+    if not isinstance(params, GPParams):
+        raise TypeError(f"params must be GPParams (e.g. Batch.params of a GPPrior), got {type(params).__name__}")
+    checked = {}
     for name in GP_PARAM_NAMES:
-        if name not in params:
-            raise ValueError(f"params is missing {name!r}; got {sorted(params)}")
-        value = params[name]
+        value = getattr(params, name)
         if not isinstance(value, Tensor) or tuple(value.shape) != (batch,):
             shape = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
-            raise ValueError(f"params[{name!r}] must be a tensor of shape ({batch},) (batch), got {shape}")
+            raise ValueError(f"params.{name} must be a tensor of shape ({batch},) (batch), got {shape}")
         value = value.to(torch.float64)
         if not torch.isfinite(value).all():
-            raise ValueError(f"params[{name!r}] contains NaN or infinite values")
-        out[name] = value
-    return out
+            raise ValueError(f"params.{name} contains NaN or infinite values")
+        checked[name] = value
+    return GPParams(kernel=params.kernel, **checked)
 
 
-def _noise_var(prior: GPPrior, params: dict[str, Tensor]) -> Tensor:
+def _noise_var(prior: GPPrior, params: GPParams) -> Tensor:
     """`batch` total observation variance s^2 = noise_std^2 + jitter."""
-    return params["noise_std"].square() + prior.jitter
+    return params.noise_std.square() + prior.jitter
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -75,7 +73,7 @@ def _noise_var(prior: GPPrior, params: dict[str, Tensor]) -> Tensor:
 
 
 def gp_predictive(
-    prior: GPPrior, params: dict[str, Tensor], x_ctx: Tensor, y_ctx: Tensor, x_qry: Tensor
+    prior: GPPrior, params: GPParams, x_ctx: Tensor, y_ctx: Tensor, x_qry: Tensor
 ) -> tuple[Tensor, Tensor]:
     r"""Exact posterior predictive of noisy y at the queries, given the hyperparameters ([RW2006] Alg. 2.1):
 
@@ -85,7 +83,7 @@ def gp_predictive(
 
     Args:
         prior: the GP prior (kernel, jitter).
-        params: hyperparameters, each with leading dim `batch` (as in ``Batch.params``).
+        params: hyperparameters, each with leading dim `batch` (a ``GPParams``, as ``Batch.params``).
         x_ctx: `batch x n x d` context inputs (n may be 0: then this is the prior predictive).
         y_ctx: `batch x n` context targets.
         x_qry: `batch x m x d` query inputs.
@@ -106,12 +104,12 @@ def gp_predictive(
         )
     params = _check_gp_params(params, b)
     s2 = _noise_var(prior, params)[:, None]  # b x 1
-    mean = params["mean"][:, None]  # b x 1
-    k_qq = prior.kernel.diag(params, x_qry)  # b x m
+    mean = params.mean[:, None]  # b x 1
+    k_qq = prior.kernel.diag(params.kernel, x_qry)  # b x m
     if n == 0:
         return mean.expand(b, x_qry.shape[1]).clone(), k_qq + s2
-    k = prior.kernel.forward(params, x_ctx, x_ctx)  # b x n x n
-    k_cq = prior.kernel.forward(params, x_ctx, x_qry)  # b x n x m
+    k = prior.kernel.forward(params.kernel, x_ctx, x_ctx)  # b x n x n
+    k_cq = prior.kernel.forward(params.kernel, x_ctx, x_qry)  # b x n x m
     # Alg. 2.1 line 2: L = cholesky(K + s^2 I) (extra jitter only if that fails)
     chol = cholesky_with_jitter(k + s2[:, :, None] * torch.eye(n, dtype=torch.float64), 0.0)
     # line 3: alpha = L^T \ (L \ (y - m))
@@ -125,7 +123,7 @@ def gp_predictive(
     return mu, var_f + s2
 
 
-def gp_log_marginal_likelihood(prior: GPPrior, params: dict[str, Tensor], x: Tensor, y: Tensor) -> Tensor:
+def gp_log_marginal_likelihood(prior: GPPrior, params: GPParams, x: Tensor, y: Tensor) -> Tensor:
     r"""`batch` log marginal likelihood :math:`\log N(y \mid m \mathbf 1, K + s^2 I)` ([RW2006] Alg. 2.1 line 7):
 
     .. math:: \log p(y \mid X) = -\tfrac12 (y - m)^\top \alpha - \sum_i \log L_{ii} - \tfrac n2 \log 2\pi
@@ -142,9 +140,9 @@ def gp_log_marginal_likelihood(prior: GPPrior, params: dict[str, Tensor], x: Ten
     if n == 0:
         return torch.zeros(b, dtype=torch.float64)
     s2 = _noise_var(prior, params)
-    k = prior.kernel.forward(params, x, x) + s2[:, None, None] * torch.eye(n, dtype=torch.float64)
+    k = prior.kernel.forward(params.kernel, x, x) + s2[:, None, None] * torch.eye(n, dtype=torch.float64)
     chol = cholesky_with_jitter(k, 0.0)  # line 2
-    r = (y - params["mean"][:, None])[:, :, None]  # b x n x 1
+    r = (y - params.mean[:, None])[:, :, None]  # b x n x 1
     alpha = torch.cholesky_solve(r, chol)  # line 3
     quad = (r * alpha).sum((-2, -1))
     logdet_half = torch.diagonal(chol, dim1=-2, dim2=-1).log().sum(-1)
@@ -188,14 +186,13 @@ class MLIIFit:
     """Result of :func:`ml2_fit`.
 
     Attributes:
-        params: fitted hyperparameters of one dataset (shapes ``prior.param_shapes(d)``, no batch dim), including
-            ``"noise_std"`` and ``"mean"``.
+        params: fitted hyperparameters of one dataset (a ``GPParams`` without the batch dimension).
         log_marginal_likelihood: exact log marginal likelihood (total over the n points) at ``params``.
         model: the fitted ``gpytorch.models.ExactGP`` (float64), in eval mode.
         likelihood: its ``GaussianLikelihood``.
     """
 
-    params: dict[str, Tensor]
+    params: GPParams
     log_marginal_likelihood: float
     model: Any
     likelihood: Any
@@ -268,9 +265,9 @@ def ml2_fit(
         model.load_state_dict(default_state)
         if start > 0:
             init = prior.sample_params(1, d, generator)
-            prior.kernel.set_gpytorch_params(model.covar_module, {k: v[0] for k, v in init.items()})
-            likelihood.noise = torch.clamp(init["noise_std"].square(), min=min_noise)
-            model.mean_module.constant = init["mean"][0]
+            prior.kernel.set_gpytorch_params(model.covar_module, init.kernel.map(lambda t: t[0]))
+            likelihood.noise = torch.clamp(init.noise_std.square(), min=min_noise)
+            model.mean_module.constant = init.mean[0]
         model.train()
         likelihood.train()
         optimizer = torch.optim.LBFGS(
@@ -298,9 +295,9 @@ def ml2_fit(
     model.load_state_dict(best_state)
     model.eval()
     likelihood.eval()
-    params = prior.kernel.get_gpytorch_params(model.covar_module)
-    params["noise_std"] = likelihood.noise.detach().reshape(()).sqrt().clone()
-    params["mean"] = model.mean_module.constant.detach().reshape(()).clone()
+    params = GPParams(kernel=prior.kernel.get_gpytorch_params(model.covar_module),
+                      noise_std=likelihood.noise.detach().reshape(()).sqrt().clone(),
+                      mean=model.mean_module.constant.detach().reshape(()).clone())
     return MLIIFit(params=params, log_marginal_likelihood=best_value, model=model, likelihood=likelihood)
 
 

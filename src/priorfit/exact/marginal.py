@@ -55,7 +55,7 @@ from priorfit.exact.reference import ReferenceKind, ReferenceResult, Task
 from priorfit.exceptions import InputDataError
 from priorfit.validation import check_int
 from priorfit.predictive.mixture import NormalMixturePredictive
-from priorfit.priors.gp import GPPrior
+from priorfit.priors.gp import GPParams, GPPrior
 from priorfit.priors.hyperpriors import Fixed, Hyperprior
 from priorfit.priors.kernels import Kernel
 
@@ -170,17 +170,17 @@ def _check_prior(prior: object) -> GPPrior:
 
 
 def _mixture_moments(
-    prior: GPPrior, params: dict[str, Tensor], x_ctx: Tensor, y_ctx: Tensor, x_qry: Tensor
+    prior: GPPrior, params: GPParams, x_ctx: Tensor, y_ctx: Tensor, x_qry: Tensor
 ) -> tuple[Tensor, Tensor]:
     """`S x m` means and variances of :func:`gp_predictive` for S hyperparameter samples (``params`` each `S x
     ...`) on one dataset, in chunks of bounded memory."""
-    total = next(iter(params.values())).shape[0]
+    total = params.batch_size
     n, m = x_ctx.shape[0], x_qry.shape[0]
     chunk = max(1, _CHUNK_ELEMENTS // max(1, n * (n + m) + m))
     means, variances = [], []
     for start in range(0, total, chunk):
-        p = {k: v[start : start + chunk] for k, v in params.items()}
-        b = next(iter(p.values())).shape[0]
+        p = params.map(lambda t: t[start : start + chunk])
+        b = p.batch_size
         mu, var = gp_predictive(
             prior, p, x_ctx.expand(b, -1, -1), y_ctx.expand(b, -1), x_qry.expand(b, -1, -1)
         )
@@ -189,15 +189,15 @@ def _mixture_moments(
     return torch.cat(means), torch.cat(variances)
 
 
-def _log_marginal_likelihoods(prior: GPPrior, params: dict[str, Tensor], x_ctx: Tensor, y_ctx: Tensor) -> Tensor:
+def _log_marginal_likelihoods(prior: GPPrior, params: GPParams, x_ctx: Tensor, y_ctx: Tensor) -> Tensor:
     """`S` exact log marginal likelihoods of one dataset under S hyperparameter samples, in chunks."""
-    total = next(iter(params.values())).shape[0]
+    total = params.batch_size
     n = x_ctx.shape[0]
     chunk = max(1, _CHUNK_ELEMENTS // max(1, n * n))
     out = []
     for start in range(0, total, chunk):
-        p = {k: v[start : start + chunk] for k, v in params.items()}
-        b = next(iter(p.values())).shape[0]
+        p = params.map(lambda t: t[start : start + chunk])
+        b = p.batch_size
         out.append(gp_log_marginal_likelihood(prior, p, x_ctx.expand(b, -1, -1), y_ctx.expand(b, -1)))
     return torch.cat(out)
 
@@ -218,23 +218,24 @@ def _x64() -> Any:
     return enable_x64()
 
 
-def _log_likelihood(kernel: Kernel, params: dict[str, Any], x: Any, y: Any, jitter: float) -> Any:
+def _log_likelihood(kernel: Kernel, params: GPParams, x: Any, y: Any, jitter: float) -> Any:
     r"""JAX twin of :func:`gp_log_marginal_likelihood` for one dataset (x `n x d`, y `n`), [RW2006] Alg. 2.1:
 
     .. math:: \log N(y \mid m \mathbf 1, K + s^2 I) = -\tfrac12 a^\top a - \sum_i \log L_{ii} - \tfrac n2 \log 2\pi,
         \quad L L^\top = K + s^2 I, \; a = L^{-1} (y - m), \; s^2 = \sigma^2 + \epsilon
 
-    NaN where the Cholesky fails (NUTS then treats the step as divergent).
+    ``params`` holds one dataset's JAX arrays (no batch dimension). NaN where the Cholesky fails (NUTS then
+    treats the step as divergent).
     """
     import jax.numpy as jnp
     import jax.scipy.linalg as jsl
 
     n = x.shape[0]
-    s2 = jnp.square(params["noise_std"]) + jitter
-    batched = {name: value[None] for name, value in params.items()}  # the kernel's body takes a batch of one
+    s2 = jnp.square(params.noise_std) + jitter
+    batched = params.kernel.map(lambda a: a[None])  # the kernel's body takes a batch of one
     k = kernel.matrix(batched, x[None], x[None])[0] + s2 * jnp.eye(n)
     chol = jnp.linalg.cholesky(k)
-    a = jsl.solve_triangular(chol, y - params["mean"], lower=True)
+    a = jsl.solve_triangular(chol, y - params.mean, lower=True)
     return -0.5 * jnp.dot(a, a) - jnp.log(jnp.diagonal(chol)).sum() - 0.5 * n * _LOG_2PI
 
 
@@ -248,17 +249,18 @@ def _potential_fn_gen(kernel: Kernel, table: tuple, jitter: float) -> Any:
 
     def gen(x: Any, y: Any) -> Any:
         def potential(z: dict[str, Any]) -> Any:
-            params: dict[str, Any] = {}
+            flat: dict[str, Any] = {}
             log_density = 0.0
             for name, shape, hp in table:
                 if isinstance(hp, Fixed):
-                    params[name] = jnp.full(shape, float(hp.value))
+                    flat[name] = jnp.full(shape, float(hp.value))
                     continue
                 transform = biject_to(_constraint(hp))
                 value = transform(z[name])
                 log_density = log_density + hp.log_prob(value).sum()
                 log_density = log_density + transform.log_abs_det_jacobian(z[name], value).sum()
-                params[name] = value
+                flat[name] = value
+            params = GPParams(kernel=kernel.params_from(flat), noise_std=flat["noise_std"], mean=flat["mean"])
             return -(log_density + _log_likelihood(kernel, params, x, y, jitter))
 
         return potential
@@ -389,7 +391,8 @@ def marginal_predictive(
     sampled = [name for name, _, hp in table if not isinstance(hp, Fixed)]
 
     if not sampled:  # every hyperparameter known: the closed form, no sampling
-        params = {name: torch.full((1, *shape), float(hp.value), dtype=torch.float64) for name, shape, hp in table}
+        params = prior.params_from(
+            {name: torch.full((1, *shape), float(hp.value), dtype=torch.float64) for name, shape, hp in table})
         means, variances = _mixture_moments(prior, params, x_ctx, y_ctx, x_qry)
         diag = {"method": "fixed", "max_r_hat": math.nan, "min_ess": math.nan, "num_divergences": 0}
         return NormalMixturePredictive(means=means, variances=variances, diagnostics=diag)
@@ -411,7 +414,7 @@ def marginal_predictive(
         outputs = []
         for c, key in enumerate(jax.random.split(jax.random.PRNGKey(seed), num_chains)):
             rows = slice(c * _NUM_INIT_CANDIDATES, (c + 1) * _NUM_INIT_CANDIDATES)
-            candidates = {name: jnp.asarray(inits[name][rows].numpy()) for name in sampled}
+            candidates = {name: jnp.asarray(inits.flat()[name][rows].numpy()) for name in sampled}
             outputs.append(chain(key, candidates, x_j, y_j))
         grouped = {name: np.stack([np.array(out[0][name], dtype=np.float64) for out in outputs]) for name in sampled}
         diverging = np.stack([np.asarray(out[1]) for out in outputs])  # chains x samples
@@ -419,12 +422,13 @@ def marginal_predictive(
     diag = _nuts_diagnostics(grouped, diverging)
     diag["mean_leapfrog_steps"] = float(num_steps[:, num_warmup:].mean())
     diag["total_leapfrog_steps"] = int(num_steps.sum())
-    params = {}
+    flat = {}
     for name, shape, hp in table:
         if isinstance(hp, Fixed):
-            params[name] = torch.full((total, *shape), float(hp.value), dtype=torch.float64)
+            flat[name] = torch.full((total, *shape), float(hp.value), dtype=torch.float64)
         else:
-            params[name] = torch.from_numpy(grouped[name]).reshape(total, *shape)  # chain-major
+            flat[name] = torch.from_numpy(grouped[name]).reshape(total, *shape)  # chain-major
+    params = prior.params_from(flat)
     if diag["max_r_hat"] > _RHAT_WARN or diag["num_divergences"] > _DIVERGENCE_WARN * total:
         warnings.warn(
             f"NUTS may not have converged: max R-hat {diag['max_r_hat']:.3f} (want <= {_RHAT_WARN}), "

@@ -58,7 +58,7 @@ class ReferenceSettings:
 @dataclass(frozen=True)
 class Task:
     """One dataset to predict: `n x d` context inputs, `n` targets, `m x d` query inputs (float64), and the
-    latent values the prior drew it with (each with a leading dimension of 1; None when unknown)."""
+    latent values the prior drew it with (its ``Params`` tree with a leading dimension of 1; None when unknown)."""
 
     x_ctx: Tensor
     y_ctx: Tensor

@@ -1,16 +1,41 @@
 """Priors over datasets: GP priors with kernels and hyperpriors, input samplers, and the Batch they produce."""
 
 from priorfit.priors.base import Batch, Prior, Symmetries
-from priorfit.priors.gp import GPPrior, cholesky_with_jitter
+from priorfit.priors.gp import GPParams, GPPrior, cholesky_with_jitter
 from priorfit.priors.hyperpriors import Fixed, Gamma, Hyperprior, InverseGamma, LogNormal, Normal, Uniform
 from priorfit.priors.inputs import ClusteredInputs, InputSampler, UniformInputs
-from priorfit.priors.kernels import RBF, Kernel, Linear, Matern, Periodic, Product, Scale, SpectralMixture, Sum
+from priorfit.priors.kernels import (
+    RBF,
+    CompositeParams,
+    Kernel,
+    LengthscaleParams,
+    Linear,
+    LinearParams,
+    Matern,
+    Periodic,
+    PeriodicParams,
+    Product,
+    Scale,
+    ScaleParams,
+    SpectralMixture,
+    SpectralMixtureParams,
+    Sum,
+)
+from priorfit.priors.params import Params
 
 __all__ = [
     "Batch",
     "Prior",
     "Symmetries",
     "GPPrior",
+    "GPParams",
+    "Params",
+    "LengthscaleParams",
+    "PeriodicParams",
+    "LinearParams",
+    "SpectralMixtureParams",
+    "ScaleParams",
+    "CompositeParams",
     "cholesky_with_jitter",
     "Hyperprior",
     "Fixed",

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor
+
+from priorfit.priors.params import Params
 
 
 @dataclass(frozen=True)
@@ -16,14 +18,14 @@ class Batch:
     Attributes:
         x: `batch x n x d` inputs (float64), inside the prior's input domain.
         y: `batch x n` targets (float64).
-        params: the latent hyperparameters each dataset was drawn with, each tensor with a leading `batch`
-            dimension (for a GP: ``"noise_std"``, ``"mean"`` and the kernel's parameters). Exact references use
-            them as the oracle.
+        params: the latent values each dataset was drawn with, a typed tree (:class:`~priorfit.priors.params.Params`,
+            for a GP a ``GPParams``) of tensors with a leading `batch` dimension, or None. Exact references use them
+            as the oracle.
     """
 
     x: Tensor
     y: Tensor
-    params: dict[str, Tensor] = field(default_factory=dict)
+    params: Params | None = None
 
     @property
     def batch_size(self) -> int:

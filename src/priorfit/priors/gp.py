@@ -25,8 +25,9 @@ from priorfit.priors.base import Batch, Symmetries
 from priorfit.priors.hyperpriors import Fixed, Hyperprior, LogNormal
 from priorfit.priors.inputs import InputSampler, UniformInputs
 from priorfit.priors.kernels import RBF, Kernel, Scale
+from priorfit.priors.params import Params
 
-__all__ = ["GPPrior", "cholesky_with_jitter"]
+__all__ = ["GPPrior", "GPParams", "cholesky_with_jitter"]
 
 GP_PARAM_NAMES = ("noise_std", "mean")
 
@@ -64,6 +65,16 @@ def cholesky_with_jitter(matrix: Tensor, jitter: float, max_tries: int = 4) -> T
     return chol
 
 
+@dataclass(frozen=True, eq=False)
+class GPParams(Params):
+    """A GP's hyperparameters per dataset: the kernel's tree, ``noise_std`` :math:`\\sigma` and ``mean`` :math:`m`
+    (each `batch`)."""
+
+    kernel: Params
+    noise_std: Tensor
+    mean: Tensor
+
+
 def _check_int(name: str, value: object, minimum: int) -> None:
     check_int(name, value, minimum=minimum)
 
@@ -81,7 +92,7 @@ class GPPrior:
         max_features: the largest d that ``sample`` produces.
         jitter: :math:`\epsilon` added to the diagonal of K before the Cholesky (part of the model).
 
-    ``params`` of a batch hold the kernel's hyperparameters plus ``"noise_std"`` and ``"mean"`` (each `batch`).
+    ``params`` of a batch are a :class:`GPParams`: the kernel's tree, ``noise_std`` and ``mean`` (each `batch`).
 
     >>> prior = GPPrior.fixed_rbf()
     >>> batch = prior.sample(8, 32, torch.Generator().manual_seed(0))
@@ -112,7 +123,7 @@ class GPPrior:
             or not (math.isfinite(self.jitter) and self.jitter >= 0)
         ):
             raise ValueError(f"jitter must be a finite number >= 0, got {self.jitter!r}")
-        clash = set(GP_PARAM_NAMES) & set(self.kernel.param_shapes(1))
+        clash = set(GP_PARAM_NAMES) & set(self.kernel.hyperpriors())
         if clash:
             raise ValueError(f"kernel hyperparameter names {sorted(clash)} clash with the GP's own {GP_PARAM_NAMES}")
 
@@ -153,30 +164,42 @@ class GPPrior:
     # ---- hyperparameters ----------------------------------------------------------------------------------------
 
     def param_shapes(self, n_features: int) -> dict[str, tuple[int, ...]]:
-        """Per-dataset shape of every hyperparameter (kernel's, then ``noise_std`` and ``mean``, both `()`)."""
+        """Per-dataset shape of every hyperparameter by flat name (kernel's, then ``noise_std`` and ``mean``)."""
         return {**self.kernel.param_shapes(n_features), "noise_std": (), "mean": ()}
 
-    def sample_params(self, batch_size: int, n_features: int, generator: torch.Generator) -> dict[str, Tensor]:
-        """Hyperparameters drawn from the hyperpriors, each `batch_size x *shape` float64."""
-        params = self.kernel.sample_params(batch_size, n_features, generator)
-        params["noise_std"] = self.noise_std.sample((batch_size,), generator).to(torch.float64)
-        params["mean"] = self.mean.sample((batch_size,), generator).to(torch.float64)
-        return params
+    def hyperpriors(self) -> dict[str, Hyperprior]:
+        """The hyperprior of every hyperparameter by flat name (as :meth:`param_shapes`)."""
+        return {**self.kernel.hyperpriors(), "noise_std": self.noise_std, "mean": self.mean}
 
-    def log_prior(self, params: dict[str, Tensor]) -> Tensor:
+    def params_from(self, flat: dict) -> GPParams:
+        """A :class:`GPParams` from arrays named as in :meth:`param_shapes` (``GPParams.flat``'s inverse)."""
+        missing = [name for name in GP_PARAM_NAMES if name not in flat]
+        if missing:
+            raise ValueError(f"params is missing hyperparameter(s) {missing} of the GP")
+        return GPParams(kernel=self.kernel.params_from(flat), noise_std=flat["noise_std"], mean=flat["mean"])
+
+    def sample_params(self, batch_size: int, n_features: int, generator: torch.Generator) -> GPParams:
+        """Hyperparameters drawn from the hyperpriors, each `batch_size x *shape` float64."""
+        kernel = self.kernel.sample_params(batch_size, n_features, generator)
+        noise_std = self.noise_std.sample((batch_size,), generator).to(torch.float64)
+        mean = self.mean.sample((batch_size,), generator).to(torch.float64)
+        return GPParams(kernel=kernel, noise_std=noise_std, mean=mean)
+
+    def log_prior(self, params: GPParams) -> Tensor:
         """`batch` log density of the hyperparameters under the hyperpriors (``Fixed`` ones contribute 0)."""
-        for name in GP_PARAM_NAMES:
-            if name not in params:
-                raise ValueError(f"params is missing {name!r}; got {sorted(params)}")
+        if not isinstance(params, GPParams):
+            raise TypeError(f"params must be GPParams, got {type(params).__name__}")
         return (
-            self.kernel.log_prior(params)
-            + self.noise_std.log_prob(params["noise_std"].to(torch.float64))
-            + self.mean.log_prob(params["mean"].to(torch.float64))
+            self.kernel.log_prior(params.kernel)
+            + self.noise_std.log_prob(params.noise_std.to(torch.float64))
+            + self.mean.log_prob(params.mean.to(torch.float64))
         )
 
-    def covariance(self, params: dict[str, Tensor], x1: Tensor, x2: Tensor) -> Tensor:
+    def covariance(self, params: GPParams, x1: Tensor, x2: Tensor) -> Tensor:
         """Kernel matrix `batch x n x m` of the latent f between x1 (`batch x n x d`) and x2 (`batch x m x d`)."""
-        return self.kernel.forward(params, x1, x2)
+        if not isinstance(params, GPParams):
+            raise TypeError(f"params must be GPParams, got {type(params).__name__}")
+        return self.kernel.forward(params.kernel, x1, x2)
 
     # ---- sampling -----------------------------------------------------------------------------------------------
 
@@ -207,10 +230,10 @@ class GPPrior:
         z = torch.randn(batch_size, n_points, 1, generator=generator, dtype=torch.float64)
         eta = torch.randn(batch_size, n_points, generator=generator, dtype=torch.float64)
         if device.type != "cpu":
-            params = {name: value.to(device) for name, value in params.items()}
+            params = params.map(lambda t: t.to(device))
             x, z, eta = x.to(device), z.to(device), eta.to(device)
-        k = self.kernel.forward(params, x, x)  # b x n x n
+        k = self.kernel.forward(params.kernel, x, x)  # b x n x n
         chol = cholesky_with_jitter(k, self.jitter)
-        f = params["mean"][:, None] + (chol @ z).squeeze(-1)  # b x n
-        y = f + params["noise_std"][:, None] * eta
+        f = params.mean[:, None] + (chol @ z).squeeze(-1)  # b x n
+        y = f + params.noise_std[:, None] * eta
         return Batch(x=x, y=y, params=params)

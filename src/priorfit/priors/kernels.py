@@ -1,13 +1,15 @@
 r"""Covariance functions with hyperpriors, batched over datasets, in GPyTorch's parameterisations.
 
 Each kernel is a frozen registered dataclass holding only its *hyperpriors*; the hyperparameter values live in a
-``params`` dict of float64 tensors with a leading ``batch`` dimension (one value per dataset), so one kernel
-object serves a whole batch of datasets with different hyperparameters:
+typed tree (:mod:`priorfit.priors.params`) of float64 tensors with a leading ``batch`` dimension (one value per
+dataset), so one kernel object serves a whole batch of datasets with different hyperparameters:
 
 >>> import torch
 >>> k = Scale(RBF()) + Periodic()
 >>> g = torch.Generator().manual_seed(0)
->>> params = k.sample_params(4, 2, g)          # {"k0.outputscale": (4,), "k0.lengthscale": (4, 2), ...}
+>>> params = k.sample_params(4, 2, g)          # CompositeParams(parts=(ScaleParams(...), PeriodicParams(...)))
+>>> params.parts[0].base.lengthscale.shape
+torch.Size([4, 2])
 >>> x = torch.rand(4, 10, 2, dtype=torch.float64, generator=g)
 >>> k.forward(params, x, x).shape
 torch.Size([4, 10, 10])
@@ -19,8 +21,9 @@ the prior samples with.
 
 Every kernel uses the same parameterisation as its GPyTorch twin (``to_gpytorch``), so the matrices agree to
 rounding error; :meth:`Kernel.set_gpytorch_params` and :meth:`Kernel.get_gpytorch_params` copy one dataset's
-hyperparameters into and out of that twin. Names of child parameters in sums and products are prefixed with the
-child's position, ``"k0."``, ``"k1."``, …; :class:`Scale` adds ``"outputscale"`` beside its base's names.
+hyperparameters into and out of that twin. In the flat names of ``params.flat()`` (what NUTS samples and reports
+by) the children of sums and products are prefixed with their position, ``"k0."``, ``"k1."``, …; :class:`Scale`
+adds ``"outputscale"`` beside its base's names.
 
 Shapes: ``x1`` is `batch x n x d`, ``x2`` is `batch x m x d`, matrices are `batch x n x m`. Every hyperparameter
 must be positive (as GPyTorch's ``Positive`` constraints require).
@@ -44,9 +47,16 @@ from torch import Tensor
 from priorfit.config import register
 from priorfit.validation import check_int
 from priorfit.priors.hyperpriors import Hyperprior, LogNormal
+from priorfit.priors.params import Params
 
 __all__ = [
     "Kernel",
+    "LengthscaleParams",
+    "PeriodicParams",
+    "LinearParams",
+    "SpectralMixtureParams",
+    "ScaleParams",
+    "CompositeParams",
     "RBF",
     "Matern",
     "Periodic",
@@ -99,13 +109,67 @@ def _check_x(name: str, x: object) -> Tensor:
 
 
 # ----------------------------------------------------------------------------------------------------------------
+# hyperparameter values (each array `batch x *shape`)
+
+
+@dataclass(frozen=True, eq=False)
+class LengthscaleParams(Params):
+    """:class:`RBF` and :class:`Matern`: ``lengthscale`` `batch x d` (ARD) or `batch x 1`."""
+
+    lengthscale: Tensor
+
+
+@dataclass(frozen=True, eq=False)
+class PeriodicParams(Params):
+    """:class:`Periodic`: ``lengthscale`` and ``period``, each `batch x d` (ARD) or `batch x 1`."""
+
+    lengthscale: Tensor
+    period: Tensor
+
+
+@dataclass(frozen=True, eq=False)
+class LinearParams(Params):
+    """:class:`Linear`: ``variance`` `batch`."""
+
+    variance: Tensor
+
+
+@dataclass(frozen=True, eq=False)
+class SpectralMixtureParams(Params):
+    """:class:`SpectralMixture`: ``weights`` `batch x Q`, ``means`` and ``scales`` `batch x Q x d`."""
+
+    weights: Tensor
+    means: Tensor
+    scales: Tensor
+
+
+@dataclass(frozen=True, eq=False)
+class ScaleParams(Params):
+    """:class:`Scale`: ``outputscale`` `batch`, and the base kernel's ``base``."""
+
+    outputscale: Tensor
+    base: Params
+
+
+@dataclass(frozen=True, eq=False)
+class CompositeParams(Params):
+    """:class:`Sum` and :class:`Product`: one tree per child, in order."""
+
+    parts: tuple[Params, ...]
+
+    def flat(self) -> dict:
+        return {f"k{i}.{name}": value for i, part in enumerate(self.parts) for name, value in part.flat().items()}
+
+
+# ----------------------------------------------------------------------------------------------------------------
 # base class
 
 
 class Kernel:
     """Base class of the kernels: hyperpriors in the dataclass fields, hyperparameter values in ``params``.
 
-    Subclasses implement ``param_shapes``, ``_hyperpriors`` (leaves), ``matrix``, ``_diag``, ``to_gpytorch``,
+    Leaf kernels name their :class:`Params` type in ``params_type`` and implement ``param_shapes``,
+    ``_hyperpriors``, ``matrix``, ``_diag``, ``to_gpytorch``,
     ``set_gpytorch_params`` and ``get_gpytorch_params``. ``matrix`` is the covariance formula, written once
     against the array API so that torch and JAX run the same body; the public ``forward``/``diag`` validate and
     cast torch inputs, then call it (composite kernels call their children's without re-checking).
@@ -125,8 +189,19 @@ class Kernel:
         """Leaf kernels: the hyperprior of each parameter (each element drawn iid from it)."""
         raise NotImplementedError
 
-    def sample_params(self, batch_size: int, n_features: int, generator: torch.Generator) -> dict[str, Tensor]:
-        """Draw hyperparameters from the hyperpriors: name -> float64 tensor `batch_size x *param_shapes[name]`."""
+    #: The type of this (leaf) kernel's hyperparameter values.
+    params_type: type = Params
+
+    def params_from(self, flat: dict) -> Params:
+        """This kernel's :class:`Params` tree from arrays named as in ``param_shapes`` (``Params.flat``'s
+        inverse)."""
+        missing = sorted(set(self._hyperpriors()) - set(flat))
+        if missing:
+            raise ValueError(f"params is missing hyperparameter(s) {missing} of {type(self).__name__}")
+        return self.params_type(**{name: flat[name] for name in self._hyperpriors()})
+
+    def sample_params(self, batch_size: int, n_features: int, generator: torch.Generator) -> Params:
+        """Draw hyperparameters from the hyperpriors: each a float64 tensor `batch_size x *shape`."""
         _check_positive_int("batch_size", batch_size)
         shapes = self.param_shapes(_check_n_features(n_features))
         priors = self._hyperpriors()
@@ -139,17 +214,19 @@ class Kernel:
                     "kernel hyperparameters must be positive, use a positive hyperprior such as LogNormal"
                 )
             out[name] = value
-        return out
+        return self.params_from(out)
 
-    def log_prior(self, params: dict[str, Tensor]) -> Tensor:
+    def log_prior(self, params: Params) -> Tensor:
         """`batch` log density of the hyperparameters: sum over parameters and elements of ``log p(value)``.
 
         A ``Fixed`` hyperprior contributes 0 at its value (and -inf elsewhere).
         """
-        priors = self._hyperpriors()
+        self.check_tree(params)
+        priors = self.hyperpriors()
+        flat = _flat(params)
         total: Tensor | None = None
-        for name in self.param_shapes(1):
-            value = _get_param(params, name)
+        for name in priors:
+            value = _get_param(flat, name)
             lp = priors[name].log_prob(value.to(torch.float64))
             lp = lp.reshape(lp.shape[0], -1).sum(-1)
             total = lp if total is None else total + lp
@@ -159,7 +236,7 @@ class Kernel:
 
     # ---- evaluation ---------------------------------------------------------------------------------------------
 
-    def forward(self, params: dict[str, Tensor], x1: Tensor, x2: Tensor) -> Tensor:
+    def forward(self, params: Params, x1: Tensor, x2: Tensor) -> Tensor:
         """Covariance matrix `batch x n x m` between x1 (`batch x n x d`) and x2 (`batch x m x d`), float64."""
         x1 = _check_x("x1", x1)
         x2 = _check_x("x2", x2)
@@ -170,22 +247,28 @@ class Kernel:
         p = self._check_params(params, x1.shape[0], x1.shape[2])
         return self.matrix(p, x1, x2)
 
-    def diag(self, params: dict[str, Tensor], x: Tensor) -> Tensor:
+    def diag(self, params: Params, x: Tensor) -> Tensor:
         """Diagonal `batch x n` of ``forward(params, x, x)``, computed without the full matrix."""
         x = _check_x("x", x)
         p = self._check_params(params, x.shape[0], x.shape[2])
         return self._diag(p, x)
 
-    def _check_params(self, params: dict[str, Tensor], batch: int, n_features: int) -> dict[str, Tensor]:
-        if not isinstance(params, dict):
-            raise TypeError(f"params must be a dict of tensors, got {type(params).__name__}")
+    def check_tree(self, params: object, where: str = "params") -> None:
+        """A TypeError naming ``where`` unless ``params`` is a tree of this kernel's shape."""
+        if not isinstance(params, self.params_type):
+            raise TypeError(f"{where} must be {self.params_type.__name__} (for {type(self).__name__}; e.g. from "
+                            f"sample_params), got {type(params).__name__}")
+
+    def _check_params(self, params: Params, batch: int, n_features: int) -> Params:
+        self.check_tree(params)
+        flat = _flat(params)
         shapes = self.param_shapes(n_features)
-        missing = sorted(set(shapes) - set(params))
+        missing = sorted(set(shapes) - set(flat))
         if missing:
             raise ValueError(f"params is missing hyperparameter(s) {missing}; expected {sorted(shapes)}")
-        out = dict(params)
+        out = dict(flat)
         for name, shape in shapes.items():
-            value = params[name]
+            value = flat[name]
             if not isinstance(value, Tensor):
                 raise TypeError(f"params[{name!r}] must be a torch.Tensor, got {type(value).__name__}")
             if tuple(value.shape) != (batch, *shape):
@@ -196,19 +279,19 @@ class Kernel:
             if not (torch.isfinite(value).all() and (value > 0).all()):
                 raise ValueError(f"params[{name!r}] must be positive and finite, got {value.detach().flatten()[:8]}")
             out[name] = value
-        return out
+        return self.params_from(out)
 
-    def matrix(self, params: dict, x1, x2):
+    def matrix(self, params: Params, x1, x2):
         """The covariance formula, `batch x n x m`, with no validation: x1 `batch x n x d`, x2 `batch x m x d` and
-        each ``params[name]`` `batch x *param_shapes(d)[name]`, all arrays of one array-API namespace (torch
-        tensors, JAX arrays). Callers check their inputs (``forward`` does, for torch)."""
+        ``params`` this kernel's tree of `batch x *shape` arrays, all of one array-API namespace (torch tensors,
+        JAX arrays). Callers check their inputs (``forward`` does, for torch)."""
         raise NotImplementedError
 
     def hyperpriors(self) -> dict[str, Hyperprior]:
         """The hyperprior of each hyperparameter, under the names of :meth:`param_shapes`."""
         return dict(self._hyperpriors())
 
-    def _diag(self, params: dict[str, Tensor], x: Tensor) -> Tensor:
+    def _diag(self, params: Params, x: Tensor) -> Tensor:
         raise NotImplementedError
 
     # ---- GPyTorch twins -----------------------------------------------------------------------------------------
@@ -217,12 +300,12 @@ class Kernel:
         """An equivalent float64 ``gpytorch.kernels.Kernel`` for inputs with ``n_features`` columns."""
         raise NotImplementedError
 
-    def set_gpytorch_params(self, gp_kernel, params: dict[str, Tensor]) -> None:
+    def set_gpytorch_params(self, gp_kernel, params: Params) -> None:
         """Copy one dataset's hyperparameters (shapes ``param_shapes(d)``, no batch dim) into ``gp_kernel``."""
         raise NotImplementedError
 
-    def get_gpytorch_params(self, gp_kernel) -> dict[str, Tensor]:
-        """Read ``gp_kernel``'s hyperparameters back as a params dict for one dataset (no batch dim)."""
+    def get_gpytorch_params(self, gp_kernel) -> Params:
+        """Read ``gp_kernel``'s hyperparameters back as a tree for one dataset (no batch dim)."""
         raise NotImplementedError
 
     # ---- composition --------------------------------------------------------------------------------------------
@@ -242,9 +325,13 @@ def _flatten(cls: type, kernel: Kernel) -> tuple[Kernel, ...]:
     return tuple(kernel.kernels) if isinstance(kernel, cls) else (kernel,)
 
 
-def _get_param(params: dict[str, Tensor], name: str) -> Tensor:
-    if not isinstance(params, dict):
-        raise TypeError(f"params must be a dict of tensors, got {type(params).__name__}")
+def _flat(params: object) -> dict:
+    if not isinstance(params, Params):
+        raise TypeError(f"params must be a Params tree (e.g. from sample_params), got {type(params).__name__}")
+    return params.flat()
+
+
+def _get_param(params: dict, name: str) -> Tensor:
     if name not in params:
         raise ValueError(f"params is missing hyperparameter {name!r}; got {sorted(params)}")
     value = params[name]
@@ -298,6 +385,8 @@ class RBF(Kernel):
     lengthscale: Hyperprior = field(default_factory=lambda: LogNormal(loc=-1.2, scale=0.6))
     ard: bool = True
 
+    params_type = LengthscaleParams
+
     def __post_init__(self) -> None:
         _check_hyperprior("lengthscale", self.lengthscale)
         _check_bool("ard", self.ard)
@@ -308,13 +397,13 @@ class RBF(Kernel):
     def _hyperpriors(self) -> dict[str, Hyperprior]:
         return {"lengthscale": self.lengthscale}
 
-    def matrix(self, params: dict, x1, x2):
+    def matrix(self, params: Params, x1, x2):
         xp = array_namespace(x1, x2)
-        ls = params["lengthscale"][:, None, :]  # batch x 1 x d'
+        ls = params.lengthscale[:, None, :]  # batch x 1 x d'
         r2 = xp.sum(_sq_diff(x1 / ls, x2 / ls), axis=-1)  # batch x n x m
         return xp.exp(-0.5 * r2)
 
-    def _diag(self, params: dict[str, Tensor], x: Tensor) -> Tensor:
+    def _diag(self, params: Params, x: Tensor) -> Tensor:
         return _ones(x)
 
     def to_gpytorch(self, n_features: int):
@@ -323,11 +412,11 @@ class RBF(Kernel):
         d = _check_n_features(n_features)
         return gpytorch.kernels.RBFKernel(ard_num_dims=d if self.ard else None).double()
 
-    def set_gpytorch_params(self, gp_kernel, params: dict[str, Tensor]) -> None:
-        gp_kernel.lengthscale = _as_param(params["lengthscale"], (1, -1))
+    def set_gpytorch_params(self, gp_kernel, params: Params) -> None:
+        gp_kernel.lengthscale = _as_param(params.lengthscale, (1, -1))
 
-    def get_gpytorch_params(self, gp_kernel) -> dict[str, Tensor]:
-        return {"lengthscale": _as_param(gp_kernel.lengthscale, (-1,))}
+    def get_gpytorch_params(self, gp_kernel) -> LengthscaleParams:
+        return LengthscaleParams(lengthscale=_as_param(gp_kernel.lengthscale, (-1,)))
 
 
 @register
@@ -347,6 +436,8 @@ class Matern(Kernel):
     lengthscale: Hyperprior = field(default_factory=lambda: LogNormal(loc=-1.2, scale=0.6))
     ard: bool = True
 
+    params_type = LengthscaleParams
+
     def __post_init__(self) -> None:
         if isinstance(self.nu, bool) or not isinstance(self.nu, (int, float)) or float(self.nu) not in _MATERN_NUS:
             raise ValueError(f"nu must be one of {_MATERN_NUS}, got {self.nu!r}")
@@ -359,9 +450,9 @@ class Matern(Kernel):
     def _hyperpriors(self) -> dict[str, Hyperprior]:
         return {"lengthscale": self.lengthscale}
 
-    def matrix(self, params: dict, x1, x2):
+    def matrix(self, params: Params, x1, x2):
         xp = array_namespace(x1, x2)
-        ls = params["lengthscale"][:, None, :]
+        ls = params.lengthscale[:, None, :]
         r = xp.sqrt(xp.clip(xp.sum(_sq_diff(x1 / ls, x2 / ls), axis=-1), min=_TINY_SQ))  # batch x n x m
         nu = float(self.nu)
         if nu == 0.5:
@@ -372,7 +463,7 @@ class Matern(Kernel):
         s = math.sqrt(5.0) * r
         return (1.0 + s + s * s / 3.0) * xp.exp(-s)
 
-    def _diag(self, params: dict[str, Tensor], x: Tensor) -> Tensor:
+    def _diag(self, params: Params, x: Tensor) -> Tensor:
         return _ones(x)
 
     def to_gpytorch(self, n_features: int):
@@ -381,11 +472,11 @@ class Matern(Kernel):
         d = _check_n_features(n_features)
         return gpytorch.kernels.MaternKernel(nu=float(self.nu), ard_num_dims=d if self.ard else None).double()
 
-    def set_gpytorch_params(self, gp_kernel, params: dict[str, Tensor]) -> None:
-        gp_kernel.lengthscale = _as_param(params["lengthscale"], (1, -1))
+    def set_gpytorch_params(self, gp_kernel, params: Params) -> None:
+        gp_kernel.lengthscale = _as_param(params.lengthscale, (1, -1))
 
-    def get_gpytorch_params(self, gp_kernel) -> dict[str, Tensor]:
-        return {"lengthscale": _as_param(gp_kernel.lengthscale, (-1,))}
+    def get_gpytorch_params(self, gp_kernel) -> LengthscaleParams:
+        return LengthscaleParams(lengthscale=_as_param(gp_kernel.lengthscale, (-1,)))
 
 
 @register
@@ -403,6 +494,8 @@ class Periodic(Kernel):
     period: Hyperprior = field(default_factory=lambda: LogNormal(loc=-0.7, scale=0.5))
     ard: bool = False
 
+    params_type = PeriodicParams
+
     def __post_init__(self) -> None:
         _check_hyperprior("lengthscale", self.lengthscale)
         _check_hyperprior("period", self.period)
@@ -415,15 +508,15 @@ class Periodic(Kernel):
     def _hyperpriors(self) -> dict[str, Hyperprior]:
         return {"lengthscale": self.lengthscale, "period": self.period}
 
-    def matrix(self, params: dict, x1, x2):
+    def matrix(self, params: Params, x1, x2):
         xp = array_namespace(x1, x2)
-        ls = params["lengthscale"][:, None, None, :]  # batch x 1 x 1 x d'
-        period = params["period"][:, None, None, :]
+        ls = params.lengthscale[:, None, None, :]  # batch x 1 x 1 x d'
+        period = params.period[:, None, None, :]
         diff = x1[:, :, None, :] - x2[:, None, :, :]  # batch x n x m x d
         sin = xp.sin(math.pi * diff / period)
         return xp.exp(-2.0 * xp.sum(sin * sin / ls, axis=-1))
 
-    def _diag(self, params: dict[str, Tensor], x: Tensor) -> Tensor:
+    def _diag(self, params: Params, x: Tensor) -> Tensor:
         return _ones(x)
 
     def to_gpytorch(self, n_features: int):
@@ -434,15 +527,13 @@ class Periodic(Kernel):
         kwargs = {"ard_num_dims": d} if self.ard else {}
         return gpytorch.kernels.PeriodicKernel(**kwargs).double()
 
-    def set_gpytorch_params(self, gp_kernel, params: dict[str, Tensor]) -> None:
-        gp_kernel.lengthscale = _as_param(params["lengthscale"], (1, -1))
-        gp_kernel.period_length = _as_param(params["period"], (1, -1))
+    def set_gpytorch_params(self, gp_kernel, params: Params) -> None:
+        gp_kernel.lengthscale = _as_param(params.lengthscale, (1, -1))
+        gp_kernel.period_length = _as_param(params.period, (1, -1))
 
-    def get_gpytorch_params(self, gp_kernel) -> dict[str, Tensor]:
-        return {
-            "lengthscale": _as_param(gp_kernel.lengthscale, (-1,)),
-            "period": _as_param(gp_kernel.period_length, (-1,)),
-        }
+    def get_gpytorch_params(self, gp_kernel) -> PeriodicParams:
+        return PeriodicParams(lengthscale=_as_param(gp_kernel.lengthscale, (-1,)),
+                              period=_as_param(gp_kernel.period_length, (-1,)))
 
 
 @register
@@ -459,6 +550,8 @@ class Linear(Kernel):
 
     variance: Hyperprior = field(default_factory=lambda: LogNormal(loc=0.0, scale=0.5))
 
+    params_type = LinearParams
+
     def __post_init__(self) -> None:
         _check_hyperprior("variance", self.variance)
 
@@ -469,11 +562,11 @@ class Linear(Kernel):
     def _hyperpriors(self) -> dict[str, Hyperprior]:
         return {"variance": self.variance}
 
-    def matrix(self, params: dict, x1, x2):
-        return _batch_view(params["variance"], 2) * (x1 @ x2.mT)
+    def matrix(self, params: Params, x1, x2):
+        return _batch_view(params.variance, 2) * (x1 @ x2.mT)
 
-    def _diag(self, params: dict[str, Tensor], x: Tensor) -> Tensor:
-        return _batch_view(params["variance"], 1) * x.square().sum(-1)
+    def _diag(self, params: Params, x: Tensor) -> Tensor:
+        return _batch_view(params.variance, 1) * x.square().sum(-1)
 
     def to_gpytorch(self, n_features: int):
         import gpytorch
@@ -481,11 +574,11 @@ class Linear(Kernel):
         _check_n_features(n_features)
         return gpytorch.kernels.LinearKernel().double()
 
-    def set_gpytorch_params(self, gp_kernel, params: dict[str, Tensor]) -> None:
-        gp_kernel.variance = _as_param(params["variance"], (1, 1))
+    def set_gpytorch_params(self, gp_kernel, params: Params) -> None:
+        gp_kernel.variance = _as_param(params.variance, (1, 1))
 
-    def get_gpytorch_params(self, gp_kernel) -> dict[str, Tensor]:
-        return {"variance": _as_param(gp_kernel.variance, ())}
+    def get_gpytorch_params(self, gp_kernel) -> LinearParams:
+        return LinearParams(variance=_as_param(gp_kernel.variance, ()))
 
 
 @register
@@ -510,6 +603,8 @@ class SpectralMixture(Kernel):
     means: Hyperprior = field(default_factory=lambda: LogNormal(loc=0.7, scale=0.75))
     scales: Hyperprior = field(default_factory=lambda: LogNormal(loc=-0.7, scale=0.5))
 
+    params_type = SpectralMixtureParams
+
     def __post_init__(self) -> None:
         _check_positive_int("num_mixtures", self.num_mixtures)
         _check_hyperprior("weights", self.weights)
@@ -524,19 +619,19 @@ class SpectralMixture(Kernel):
     def _hyperpriors(self) -> dict[str, Hyperprior]:
         return {"weights": self.weights, "means": self.means, "scales": self.scales}
 
-    def matrix(self, params: dict, x1, x2):
+    def matrix(self, params: Params, x1, x2):
         xp = array_namespace(x1, x2)
-        b, q, d = params["means"].shape
-        w = xp.reshape(params["weights"], (b, q, 1, 1, 1))  # b x Q x 1 x 1 x 1
-        mu = xp.reshape(params["means"], (b, q, 1, 1, d))  # b x Q x 1 x 1 x d
-        sc = xp.reshape(params["scales"], (b, q, 1, 1, d))
+        b, q, d = params.means.shape
+        w = xp.reshape(params.weights, (b, q, 1, 1, 1))  # b x Q x 1 x 1 x 1
+        mu = xp.reshape(params.means, (b, q, 1, 1, d))  # b x Q x 1 x 1 x d
+        sc = xp.reshape(params.scales, (b, q, 1, 1, d))
         tau = (x1[:, :, None, :] - x2[:, None, :, :])[:, None]  # b x 1 x n x m x d
         ts = tau * sc
         comp = xp.exp(-2.0 * math.pi**2 * (ts * ts)) * xp.cos(2.0 * math.pi * tau * mu)
         return xp.prod(xp.sum(w * comp, axis=1), axis=-1)  # mixture summed, then the product over dims
 
-    def _diag(self, params: dict[str, Tensor], x: Tensor) -> Tensor:
-        total_w = params["weights"].sum(-1)  # batch
+    def _diag(self, params: Params, x: Tensor) -> Tensor:
+        total_w = params.weights.sum(-1)  # batch
         return (total_w ** x.shape[-1]).reshape(-1, 1).expand(x.shape[0], x.shape[1]).clone()
 
     def to_gpytorch(self, n_features: int):
@@ -545,19 +640,17 @@ class SpectralMixture(Kernel):
         d = _check_n_features(n_features)
         return gpytorch.kernels.SpectralMixtureKernel(num_mixtures=self.num_mixtures, ard_num_dims=d).double()
 
-    def set_gpytorch_params(self, gp_kernel, params: dict[str, Tensor]) -> None:
+    def set_gpytorch_params(self, gp_kernel, params: Params) -> None:
         q = self.num_mixtures
-        gp_kernel.mixture_weights = _as_param(params["weights"], (q,))
-        gp_kernel.mixture_means = _as_param(params["means"], (q, 1, -1))
-        gp_kernel.mixture_scales = _as_param(params["scales"], (q, 1, -1))
+        gp_kernel.mixture_weights = _as_param(params.weights, (q,))
+        gp_kernel.mixture_means = _as_param(params.means, (q, 1, -1))
+        gp_kernel.mixture_scales = _as_param(params.scales, (q, 1, -1))
 
-    def get_gpytorch_params(self, gp_kernel) -> dict[str, Tensor]:
+    def get_gpytorch_params(self, gp_kernel) -> SpectralMixtureParams:
         q = self.num_mixtures
-        return {
-            "weights": _as_param(gp_kernel.mixture_weights, (q,)),
-            "means": _as_param(gp_kernel.mixture_means, (q, -1)),
-            "scales": _as_param(gp_kernel.mixture_scales, (q, -1)),
-        }
+        return SpectralMixtureParams(weights=_as_param(gp_kernel.mixture_weights, (q,)),
+                                     means=_as_param(gp_kernel.mixture_means, (q, -1)),
+                                     scales=_as_param(gp_kernel.mixture_scales, (q, -1)))
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -592,41 +685,51 @@ class Scale(Kernel):
     def param_shapes(self, n_features: int) -> dict[str, tuple[int, ...]]:
         return {"outputscale": (), **self.base.param_shapes(n_features)}
 
-    def sample_params(self, batch_size: int, n_features: int, generator: torch.Generator) -> dict[str, Tensor]:
+    def params_from(self, flat: dict) -> ScaleParams:
+        if "outputscale" not in flat:
+            raise ValueError("params is missing hyperparameter(s) ['outputscale'] of Scale")
+        return ScaleParams(outputscale=flat["outputscale"], base=self.base.params_from(flat))
+
+    def sample_params(self, batch_size: int, n_features: int, generator: torch.Generator) -> ScaleParams:
         _check_positive_int("batch_size", batch_size)
         _check_n_features(n_features)
         value = self.outputscale.sample((batch_size,), generator).to(torch.float64)
         if not (torch.isfinite(value).all() and (value > 0).all()):
             raise ValueError(f"the hyperprior of 'outputscale' ({self.outputscale!r}) drew non-positive values")
-        return {"outputscale": value, **self.base.sample_params(batch_size, n_features, generator)}
+        return ScaleParams(outputscale=value, base=self.base.sample_params(batch_size, n_features, generator))
 
-    def log_prior(self, params: dict[str, Tensor]) -> Tensor:
-        value = _get_param(params, "outputscale").to(torch.float64)
-        return self.outputscale.log_prob(value) + self.base.log_prior(params)
+    def check_tree(self, params: object, where: str = "params") -> None:
+        if not isinstance(params, ScaleParams):
+            raise TypeError(f"{where} must be ScaleParams (for Scale; e.g. from sample_params), got "
+                            f"{type(params).__name__}")
+        self.base.check_tree(params.base, f"{where}.base")
 
-    def matrix(self, params: dict, x1, x2):
-        return _batch_view(params["outputscale"], 2) * self.base.matrix(params, x1, x2)
+    def log_prior(self, params: ScaleParams) -> Tensor:
+        self.check_tree(params)
+        value = _get_param(params.flat(), "outputscale").to(torch.float64)
+        return self.outputscale.log_prob(value) + self.base.log_prior(params.base)
+
+    def matrix(self, params: Params, x1, x2):
+        return _batch_view(params.outputscale, 2) * self.base.matrix(params.base, x1, x2)
 
     def hyperpriors(self) -> dict[str, Hyperprior]:
         return {"outputscale": self.outputscale, **self.base.hyperpriors()}
 
-    def _diag(self, params: dict[str, Tensor], x: Tensor) -> Tensor:
-        return _batch_view(params["outputscale"], 1) * self.base._diag(params, x)
+    def _diag(self, params: Params, x: Tensor) -> Tensor:
+        return _batch_view(params.outputscale, 1) * self.base._diag(params.base, x)
 
     def to_gpytorch(self, n_features: int):
         import gpytorch
 
         return gpytorch.kernels.ScaleKernel(self.base.to_gpytorch(n_features)).double()
 
-    def set_gpytorch_params(self, gp_kernel, params: dict[str, Tensor]) -> None:
-        gp_kernel.outputscale = _as_param(params["outputscale"], ())
-        self.base.set_gpytorch_params(gp_kernel.base_kernel, params)
+    def set_gpytorch_params(self, gp_kernel, params: ScaleParams) -> None:
+        gp_kernel.outputscale = _as_param(params.outputscale, ())
+        self.base.set_gpytorch_params(gp_kernel.base_kernel, params.base)
 
-    def get_gpytorch_params(self, gp_kernel) -> dict[str, Tensor]:
-        return {
-            "outputscale": _as_param(gp_kernel.outputscale, ()),
-            **self.base.get_gpytorch_params(gp_kernel.base_kernel),
-        }
+    def get_gpytorch_params(self, gp_kernel) -> ScaleParams:
+        return ScaleParams(outputscale=_as_param(gp_kernel.outputscale, ()),
+                           base=self.base.get_gpytorch_params(gp_kernel.base_kernel))
 
 
 class _Composite(Kernel):
@@ -653,23 +756,30 @@ class _Composite(Kernel):
             out.update({f"k{i}.{name}": shape for name, shape in k.param_shapes(n_features).items()})
         return out
 
-    def sample_params(self, batch_size: int, n_features: int, generator: torch.Generator) -> dict[str, Tensor]:
-        out: dict[str, Tensor] = {}
-        for i, k in enumerate(self.kernels):
-            out.update({f"k{i}.{n}": v for n, v in k.sample_params(batch_size, n_features, generator).items()})
-        return out
+    def params_from(self, flat: dict) -> CompositeParams:
+        return CompositeParams(parts=tuple(k.params_from(_sub_params(flat, f"k{i}.")) for i, k in enumerate(self.kernels)))
 
-    def log_prior(self, params: dict[str, Tensor]) -> Tensor:
-        terms = [k.log_prior(_sub_params(params, f"k{i}.")) for i, k in enumerate(self.kernels)]
-        return torch.stack(terms).sum(0)
+    def sample_params(self, batch_size: int, n_features: int, generator: torch.Generator) -> CompositeParams:
+        return CompositeParams(parts=tuple(k.sample_params(batch_size, n_features, generator) for k in self.kernels))
 
-    def _children(self, params: dict[str, Tensor]):
-        return [(k, _sub_params(params, f"k{i}.")) for i, k in enumerate(self.kernels)]
+    def log_prior(self, params: CompositeParams) -> Tensor:
+        return torch.stack([k.log_prior(p) for k, p in self._children(params)]).sum(0)
 
-    def matrix(self, params: dict, x1, x2):
+    def check_tree(self, params: object, where: str = "params") -> None:
+        if not isinstance(params, CompositeParams) or len(params.parts) != len(self.kernels):
+            raise TypeError(f"{where} must be CompositeParams with {len(self.kernels)} parts (for "
+                            f"{type(self).__name__}; e.g. from sample_params), got {type(params).__name__}")
+        for i, (k, p) in enumerate(zip(self.kernels, params.parts)):
+            k.check_tree(p, f"{where}.parts[{i}]")
+
+    def _children(self, params: CompositeParams):
+        self.check_tree(params)
+        return list(zip(self.kernels, params.parts))
+
+    def matrix(self, params: Params, x1, x2):
         return self._combine([k.matrix(p, x1, x2) for k, p in self._children(params)])
 
-    def _diag(self, params: dict[str, Tensor], x: Tensor) -> Tensor:
+    def _diag(self, params: Params, x: Tensor) -> Tensor:
         return self._combine([k._diag(p, x) for k, p in self._children(params)])
 
     def hyperpriors(self) -> dict[str, Hyperprior]:
@@ -684,15 +794,12 @@ class _Composite(Kernel):
         gp_class = getattr(gpytorch.kernels, self._gpytorch_name)
         return gp_class(*[k.to_gpytorch(n_features) for k in self.kernels]).double()
 
-    def set_gpytorch_params(self, gp_kernel, params: dict[str, Tensor]) -> None:
+    def set_gpytorch_params(self, gp_kernel, params: CompositeParams) -> None:
         for (k, p), gk in zip(self._children(params), gp_kernel.kernels):
             k.set_gpytorch_params(gk, p)
 
-    def get_gpytorch_params(self, gp_kernel) -> dict[str, Tensor]:
-        out: dict[str, Tensor] = {}
-        for i, (k, gk) in enumerate(zip(self.kernels, gp_kernel.kernels)):
-            out.update({f"k{i}.{n}": v for n, v in k.get_gpytorch_params(gk).items()})
-        return out
+    def get_gpytorch_params(self, gp_kernel) -> CompositeParams:
+        return CompositeParams(parts=tuple(k.get_gpytorch_params(gk) for k, gk in zip(self.kernels, gp_kernel.kernels)))
 
 
 @register
