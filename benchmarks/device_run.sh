@@ -52,6 +52,10 @@ PY
 
 pattern() { printf 'priorfit.cli %s' "$1"; }
 
+resolved() {  # a config with its "extends" chain resolved, so that the copy in the run folder stands alone
+  python3 -c 'import json, sys; from priorfit.config import read_config_json; print(json.dumps(read_config_json(sys.argv[1]), indent=2))' "$1"
+}
+
 latest() { for d in train_c train_b train; do [ -d "$W/$d" ] && { echo "$W/$d"; return; }; done; }
 
 snapshot() {
@@ -76,7 +80,7 @@ start)
     refs "d${d}_small" "$(eval_cmd d${d}_small $d 2,4,8,16,32 32 64); $(eval_cmd d${d}_ml2 $d 64,128 0 64)"
   done
   mkdir -p "$W/train"
-  cp configs/gp_default_gpu.json "$W/train/config.json"
+  resolved configs/gp_default_gpu.json > "$W/train/config.json"
   setsid python3 -m priorfit.cli train "$W/train/config.json" --out "$W/train" --quiet --init-from "${PRIORFIT_INIT:-gp_default}" \
     >> "$W/train/train.log" 2>&1 < /dev/null &
   sleep 60
@@ -86,7 +90,7 @@ stage-b|stage-c)  # stage B from stage A; stage C (configs/gp_default_gpu_c.json
   if pgrep -f "$(pattern train)" > /dev/null; then echo "the previous stage is still running" >&2; exit 1; fi
   if [ "$1" = stage-b ]; then stage=train_b; source="$W/train"; else stage=train_c; source="$W/train_b"; fi
   mkdir -p "$W/$stage"
-  cp "configs/gp_default_gpu_${stage#train_}.json" "$W/$stage/config.json"
+  resolved "configs/gp_default_gpu_${stage#train_}.json" > "$W/$stage/config.json"
   setsid python3 -m priorfit.cli train "$W/$stage/config.json" --out "$W/$stage" --quiet \
     --init-from "$source/model.safetensors" >> "$W/$stage/train.log" 2>&1 < /dev/null &
   sleep 30

@@ -44,3 +44,42 @@ def test_load_json_errors(tmp_path):
     bad.write_text("{not json")
     with pytest.raises(ConfigError, match="not valid JSON"):
         load_json(bad)
+
+
+def test_extends_lays_a_stage_over_the_job_it_continues(tmp_path):
+    """A config with "extends" is its parent with the stated keys replaced (objects merged key by key); a cycle
+    or a missing parent is a ConfigError naming the file."""
+    import json
+
+    from priorfit.config import load_json, read_config_json
+    from priorfit.exceptions import ConfigError
+    from priorfit.training import TrainJob
+
+    from pathlib import Path
+
+    base = read_config_json(Path(__file__).resolve().parents[1] / "configs" / "gp_default.json")
+    (tmp_path / "base.json").write_text(json.dumps(base))
+    (tmp_path / "stage.json").write_text(json.dumps({"extends": "base.json", "training": {"lr": 0.25, "steps": 7}}))
+    stage = read_config_json(tmp_path / "stage.json")
+    assert stage["training"]["lr"] == 0.25 and stage["training"]["steps"] == 7
+    assert stage["training"]["batch_size"] == base["training"]["batch_size"] and stage["prior"] == base["prior"]
+    job = load_json(tmp_path / "stage.json", TrainJob)
+    assert job.training.lr == 0.25 and job.model == load_json(tmp_path / "base.json", TrainJob).model
+    (tmp_path / "a.json").write_text(json.dumps({"extends": "b.json"}))
+    (tmp_path / "b.json").write_text(json.dumps({"extends": "a.json"}))
+    with pytest.raises(ConfigError, match="cycle"):
+        read_config_json(tmp_path / "a.json")
+    (tmp_path / "c.json").write_text(json.dumps({"extends": "missing.json"}))
+    with pytest.raises(ConfigError, match="missing.json"):
+        read_config_json(tmp_path / "c.json")
+
+
+def test_every_shipped_training_config_loads():
+    from pathlib import Path
+
+    from priorfit.config import load_json
+    from priorfit.training import TrainJob
+
+    root = Path(__file__).resolve().parents[1] / "configs"
+    for path in sorted(root.glob("*.json")):
+        assert isinstance(load_json(path, TrainJob), TrainJob), path.name

@@ -90,8 +90,16 @@ def dumps(obj: Any) -> str:
     return json.dumps(to_dict(obj), indent=2, sort_keys=True)
 
 
-def load_json(path: str | Path, expected: type | None = None) -> Any:
-    """Read a configuration from a JSON file; errors name the file."""
+def _merge(base: Any, override: Any) -> Any:
+    """``override`` laid over ``base``: objects merge key by key (recursively), anything else replaces."""
+    if isinstance(base, dict) and isinstance(override, dict):
+        return {**base, **{k: _merge(base[k], v) if k in base else v for k, v in override.items()}}
+    return override
+
+
+def read_config_json(path: str | Path, seen: tuple[Path, ...] = ()) -> Any:
+    """A JSON file's data, with ``"extends": "OTHER.json"`` (a path relative to the file) resolved: the file's
+    other keys are laid over OTHER's, so a training stage states only what differs from the job it continues."""
     path = Path(path)
     try:
         data = json.loads(path.read_text())
@@ -99,4 +107,19 @@ def load_json(path: str | Path, expected: type | None = None) -> Any:
         raise ConfigError(f"config file {str(path)!r} does not exist") from None
     except json.JSONDecodeError as exc:
         raise ConfigError(f"config file {str(path)!r} is not valid JSON: {exc}") from None
-    return from_dict(data, expected=expected, where=path.name)
+    if not (isinstance(data, dict) and "extends" in data):
+        return data
+    parent = data.pop("extends")
+    if not isinstance(parent, str):
+        raise ConfigError(f"{path.name}: 'extends' must be a path to another JSON file, got {parent!r}")
+    parent_path = (path.parent / parent).resolve()
+    if parent_path in seen or parent_path == path.resolve():
+        raise ConfigError(f"{path.name}: 'extends' makes a cycle through {parent!r}")
+    return _merge(read_config_json(parent_path, (*seen, path.resolve())), data)
+
+
+def load_json(path: str | Path, expected: type | None = None) -> Any:
+    """Read a configuration from a JSON file (following ``"extends"``, see :func:`read_config_json`); errors name the
+    file."""
+    path = Path(path)
+    return from_dict(read_config_json(path), expected=expected, where=path.name)
