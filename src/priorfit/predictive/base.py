@@ -23,7 +23,7 @@ from torch import Tensor
 
 from priorfit.validation import check_int
 
-__all__ = ["Predictive", "as_float64"]
+__all__ = ["Predictive", "as_float64", "location_scale"]
 
 _F64 = torch.float64
 
@@ -37,6 +37,22 @@ def as_float64(name: str, value: object) -> Tensor:
         return torch.as_tensor(array if array.flags.writeable else array.copy())  # e.g. np.broadcast_to's views
     except (TypeError, ValueError) as err:
         raise ValueError(f"{name} must be a number or an array of numbers, got {type(value).__name__}") from err
+
+
+def location_scale(loc_name: str, loc: object, scale_name: str, scale: object) -> tuple[Tensor, Tensor]:
+    """Per-point location `m` (finite) and spread `m` (positive, finite) as float64 tensors, or a ValueError
+    naming the argument that is wrong."""
+    loc_t, scale_t = as_float64(loc_name, loc), as_float64(scale_name, scale)
+    if loc_t.ndim != 1:
+        raise ValueError(f"{loc_name} must have shape (m,), got {tuple(loc_t.shape)}")
+    if scale_t.shape != loc_t.shape:
+        raise ValueError(f"{scale_name} must have the shape of {loc_name} {tuple(loc_t.shape)}, got "
+                         f"{tuple(scale_t.shape)}")
+    if not torch.isfinite(loc_t).all():
+        raise ValueError(f"{loc_name} contains NaN or infinite values")
+    if not (torch.isfinite(scale_t).all() and (scale_t > 0).all()):
+        raise ValueError(f"{scale_name} must be positive and finite")
+    return loc_t, scale_t
 
 
 def _out(t: Tensor) -> np.ndarray:

@@ -15,7 +15,7 @@ import math
 import torch
 from torch import Tensor
 
-from priorfit.predictive.base import Predictive, as_float64
+from priorfit.predictive.base import Predictive, location_scale
 
 __all__ = ["NormalPredictive", "abs_normal_mean"]
 
@@ -43,16 +43,7 @@ class NormalPredictive(Predictive):
     """
 
     def __init__(self, mean: object, variance: object) -> None:
-        mean, variance = as_float64("mean", mean), as_float64("variance", variance)
-        if mean.ndim != 1:
-            raise ValueError(f"mean must have shape (m,), got {tuple(mean.shape)}")
-        if variance.shape != mean.shape:
-            raise ValueError(f"variance must have the shape of mean {tuple(mean.shape)}, got {tuple(variance.shape)}")
-        if not torch.isfinite(mean).all():
-            raise ValueError("mean contains NaN or infinite values")
-        if not (torch.isfinite(variance).all() and (variance > 0).all()):
-            raise ValueError("variance must be positive and finite")
-        self.loc, self.var = mean, variance
+        self.loc, self.var = location_scale("mean", mean, "variance", variance)
 
     def __len__(self) -> int:
         return self.loc.shape[0]

@@ -24,7 +24,7 @@ import torch
 from scipy import special
 from torch import Tensor
 
-from priorfit.predictive.base import Predictive, as_float64
+from priorfit.predictive.base import Predictive, as_float64, location_scale
 
 __all__ = ["StudentTPredictive"]
 
@@ -43,15 +43,8 @@ class StudentTPredictive(Predictive):
     """
 
     def __init__(self, loc: object, scale: object, df: object) -> None:
-        loc, scale, df = as_float64("loc", loc), as_float64("scale", scale), as_float64("df", df)
-        if loc.ndim != 1:
-            raise ValueError(f"loc must have shape (m,), got {tuple(loc.shape)}")
-        if scale.shape != loc.shape:
-            raise ValueError(f"scale must have the shape of loc {tuple(loc.shape)}, got {tuple(scale.shape)}")
-        if not torch.isfinite(loc).all():
-            raise ValueError("loc contains NaN or infinite values")
-        if not (torch.isfinite(scale).all() and (scale > 0).all()):
-            raise ValueError("scale must be positive and finite")
+        loc, scale = location_scale("loc", loc, "scale", scale)
+        df = as_float64("df", df)
         if df.ndim > 1 or (df.ndim == 1 and df.shape != loc.shape):
             raise ValueError(f"df must be a float or have length m={loc.shape[0]}, got shape {tuple(df.shape)}")
         if not (torch.isfinite(df).all() and (df > 0).all()):
