@@ -24,6 +24,7 @@ from priorfit.exact.marginal import _log_likelihood, _param_table, _potential_fn
 from priorfit.exceptions import InputDataError
 from priorfit.priors import (
     RBF,
+    RationalQuadratic,
     Fixed,
     Gamma,
     GPPrior,
@@ -97,6 +98,7 @@ KERNELS = [
     Periodic(ard=True),
     Linear(),
     SpectralMixture(num_mixtures=2),
+    RationalQuadratic(),
     Scale(RBF()),
     Scale(Matern(nu=1.5)) + Periodic(),
     Scale(RBF()) * Matern(nu=0.5) + Linear(),

@@ -60,6 +60,8 @@ __all__ = [
     "RBF",
     "Matern",
     "Periodic",
+    "RationalQuadratic",
+    "RationalQuadraticParams",
     "Linear",
     "SpectralMixture",
     "Scale",
@@ -477,6 +479,69 @@ class Matern(Kernel):
 
     def get_gpytorch_params(self, gp_kernel) -> LengthscaleParams:
         return LengthscaleParams(lengthscale=_as_param(gp_kernel.lengthscale, (-1,)))
+
+
+@dataclass(frozen=True, eq=False)
+class RationalQuadraticParams(Params):
+    """:class:`RationalQuadratic`: ``lengthscale`` `batch x d` (ARD) or `batch x 1`, ``alpha`` `batch`."""
+
+    lengthscale: Tensor
+    alpha: Tensor
+
+
+@register
+@dataclass(frozen=True)
+class RationalQuadratic(Kernel):
+    r"""Rational quadratic kernel (GPyTorch ``RQKernel``), [RW2006] eq. 4.19 with ARD lengthscales, a scale
+    mixture of RBF kernels whose inverse squared lengthscales are Gamma-distributed with shape :math:`\alpha`:
+
+    .. math:: k(x, x') = \left(1 + \frac{r^2}{2\alpha}\right)^{-\alpha}, \qquad
+        r^2 = \sum_i (x_i - x'_i)^2 / \ell_i^2
+
+    (the RBF as :math:`\alpha \to \infty`). Parameters: ``lengthscale`` of shape `(d,)` if ``ard`` else `(1,)`,
+    ``alpha`` of shape `()`.
+    """
+
+    params_type = RationalQuadraticParams
+
+    lengthscale: Hyperprior = field(default_factory=lambda: LogNormal(loc=-1.2, scale=0.6))
+    alpha: Hyperprior = field(default_factory=lambda: LogNormal(loc=0.0, scale=0.75))
+    ard: bool = True
+
+    def __post_init__(self) -> None:
+        _check_hyperprior("lengthscale", self.lengthscale)
+        _check_hyperprior("alpha", self.alpha)
+        _check_bool("ard", self.ard)
+
+    def param_shapes(self, n_features: int) -> dict[str, tuple[int, ...]]:
+        return {"lengthscale": _lengthscale_shape(self.ard, _check_n_features(n_features)), "alpha": ()}
+
+    def _hyperpriors(self) -> dict[str, Hyperprior]:
+        return {"lengthscale": self.lengthscale, "alpha": self.alpha}
+
+    def matrix(self, params: Params, x1, x2):
+        xp = array_namespace(x1, x2)
+        ls = params.lengthscale[:, None, :]
+        r2 = xp.sum(_sq_diff(x1 / ls, x2 / ls), axis=-1)  # batch x n x m
+        alpha = _batch_view(params.alpha, 2)
+        return xp.exp(-alpha * xp.log1p(r2 / (2.0 * alpha)))
+
+    def _diag(self, params: Params, x: Tensor) -> Tensor:
+        return _ones(x)
+
+    def to_gpytorch(self, n_features: int):
+        import gpytorch
+
+        d = _check_n_features(n_features)
+        return gpytorch.kernels.RQKernel(ard_num_dims=d if self.ard else None).double()
+
+    def set_gpytorch_params(self, gp_kernel, params: Params) -> None:
+        gp_kernel.lengthscale = _as_param(params.lengthscale, (1, -1))
+        gp_kernel.alpha = _as_param(params.alpha, (1,))
+
+    def get_gpytorch_params(self, gp_kernel) -> RationalQuadraticParams:
+        return RationalQuadraticParams(lengthscale=_as_param(gp_kernel.lengthscale, (-1,)),
+                                       alpha=_as_param(gp_kernel.alpha, ()))
 
 
 @register
