@@ -15,4 +15,4 @@ test: install
 	$(PYTHON) -m pytest
 
 bench: install
-	$(PYTHON) benchmarks/bench_core.py all
+	$(PYTHON) benchmarks/bench_core.py all --reference ../shared/reference/naive_pfn.py

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from priorfit.atomic import atomic_write_text
 from priorfit.model.transformer import ModelConfig, PFNTransformer
 from priorfit.priors.gp import GPPrior
 from priorfit.training import TrainConfig, train
@@ -51,9 +52,7 @@ def save(section: str, figures: dict) -> None:
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     data = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     data[section] = figures
-    tmp = RESULTS.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
-    tmp.replace(RESULTS)
+    atomic_write_text(RESULTS, json.dumps(data, indent=2, sort_keys=True))
     print(json.dumps({section: figures}, indent=2))
 
 
@@ -176,7 +175,8 @@ def main() -> None:
     global MODEL
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("what", choices=["throughput", "fidelity", "latency", "all"])
-    parser.add_argument("--reference", default=str(Path(__file__).resolve().parents[2] / "shared/reference/naive_pfn.py"))
+    parser.add_argument("--reference", required=True, metavar="NAIVE_PFN_PY",
+                        help="the naive reference PFN script (in this project: ../shared/reference/naive_pfn.py)")
     parser.add_argument("--minutes", type=float, default=15.0, help="training minutes for the fidelity run")
     parser.add_argument("--throughput-minutes", type=float, default=1.5)
     parser.add_argument("--rounds", type=int, default=2)
@@ -188,6 +188,8 @@ def main() -> None:
     parser.add_argument("--n-frequencies", type=int, default=MODEL.n_frequencies,
                         help="Fourier input features per feature (ModelConfig.n_frequencies)")
     args = parser.parse_args()
+    if not Path(args.reference).is_file():
+        parser.error(f"--reference {args.reference}: no such file; pass the naive reference PFN's script")
     MODEL = dataclasses.replace(MODEL, n_frequencies=args.n_frequencies)
     for what in (["latency", "throughput", "fidelity"] if args.what == "all" else [args.what]):
         globals()[f"cmd_{what}"](args)

@@ -6,11 +6,13 @@ cache; ``predict`` and ``predict_distribution`` answer any number of queries fro
 
 from __future__ import annotations
 
+import numbers
 import warnings
 
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.utils import check_scalar
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from priorfit.exceptions import InputDataError, OutOfDomainWarning
@@ -18,6 +20,16 @@ from priorfit.model.ensemble import encode, predict, symmetry_ensemble
 from priorfit.model.precision import PRECISIONS, native_bfloat16
 from priorfit.models import load_model, resolve_model_path, shipped_models  # noqa: F401  (re-exported)
 from priorfit.predictive.bar import PredictiveDistribution
+
+def _check_positive_int(name: str, value: object) -> None:
+    """scikit-learn's ``check_scalar`` (bools refused too), its message as an InputDataError naming the parameter."""
+    try:
+        if isinstance(value, (bool, np.bool_)):
+            raise TypeError(f"{name} must be an instance of int, not bool.")
+        check_scalar(value, name, numbers.Integral, min_val=1)
+    except (TypeError, ValueError) as exc:
+        raise InputDataError(f"The {name!r} parameter of PFNRegressor must be a positive int: {exc}") from None
+
 
 class PFNRegressor(RegressorMixin, BaseEstimator):
     """Bayesian regression in one forward pass of a Prior-Data Fitted Network.
@@ -79,16 +91,8 @@ class PFNRegressor(RegressorMixin, BaseEstimator):
         """Condition the PFN on the training data (the context). Returns self."""
         if not isinstance(self.normalize, (bool, np.bool_)):
             raise InputDataError(f"The 'normalize' parameter of PFNRegressor must be a bool. Got {self.normalize!r} instead.")
-        if not isinstance(self.query_batch_size, (int, np.integer)) or self.query_batch_size < 1:
-            raise InputDataError(
-                f"The 'query_batch_size' parameter of PFNRegressor must be a positive int. "
-                f"Got {self.query_batch_size!r} instead."
-            )
-        if isinstance(self.ensemble_size, (bool, np.bool_)) or not isinstance(self.ensemble_size, (int, np.integer)) \
-                or self.ensemble_size < 1:
-            raise InputDataError(
-                f"The 'ensemble_size' parameter of PFNRegressor must be a positive int. Got {self.ensemble_size!r} instead."
-            )
+        _check_positive_int("query_batch_size", self.query_batch_size)
+        _check_positive_int("ensemble_size", self.ensemble_size)
         if self.precision not in PRECISIONS:
             raise InputDataError(
                 f"The 'precision' parameter of PFNRegressor must be one of {PRECISIONS}. Got {self.precision!r} instead."
