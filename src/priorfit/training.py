@@ -32,6 +32,7 @@ from priorfit.config import from_dict, register, to_dict
 from priorfit.exceptions import CheckpointError, ConfigError
 from priorfit.model.bar_distribution import BarDistribution
 from priorfit.model.loss import pfn_nll, pfn_predict
+from priorfit.model.precision import PRECISIONS
 from priorfit.seeding import derive_seed
 from priorfit.validation import check_int
 from priorfit.model.transformer import ModelConfig, PFNTransformer, context_standardization
@@ -68,6 +69,10 @@ class TrainConfig:
         checkpoint_every: steps between checkpoints (and at the end).
         num_threads: torch CPU threads (0: leave torch's default).
         device: "auto" (CUDA when available), "cpu" or "cuda".
+        precision: the forward pass's arithmetic: "auto" (bfloat16 autocast on a GPU, float32 on a CPU),
+            "bfloat16" (autocast on either; on a CPU it pays only with AVX-512 BF16 or AMX instructions, see
+            :func:`priorfit.model.precision.native_bfloat16`) or "float32". The loss, the bars and the optimiser
+            stay float32 either way.
     """
 
     steps: int = 2000
@@ -90,12 +95,15 @@ class TrainConfig:
     checkpoint_every: int = 500
     num_threads: int = 0
     device: str = "auto"
+    precision: str = "auto"
 
     def __post_init__(self) -> None:
         positive = ("steps", "batch_size", "n_points", "min_context", "border_datasets", "eval_every",
                     "eval_datasets", "eval_queries", "checkpoint_every")
         for name in positive:
             check_int(name, getattr(self, name), minimum=1)
+        if self.precision not in ("auto", *PRECISIONS):
+            raise ValueError(f"precision must be 'auto' or one of {PRECISIONS}, got {self.precision!r}")
         check_int("n_queries", self.n_queries, minimum=0)
         if self.n_queries and self.context_range[1] + self.n_queries > self.n_points:
             raise ValueError(
@@ -229,11 +237,12 @@ def _distributed() -> tuple[int, int]:
 
 def _resume_key(config: TrainConfig | str, reschedule: bool = False) -> str:
     """What must match for a run to resume: the configuration (a TrainConfig, or the JSON a training state stores,
-    in which fields added since take their defaults) less how it runs (threads, device), and less the step count
+    in which fields added since take their defaults) less how it runs (threads, device, precision), and less the step count
     when the run is rescheduled."""
     if isinstance(config, str):
         config = from_dict(json.loads(config), TrainConfig)
-    config = dataclasses.replace(config, num_threads=0, device="auto", steps=1 if reschedule else config.steps)
+    config = dataclasses.replace(config, num_threads=0, device="auto", precision="auto",
+                                 steps=1 if reschedule else config.steps)
     return json.dumps(to_dict(config), sort_keys=True)
 
 
@@ -328,7 +337,8 @@ def train(
     evaluator = _Evaluator(prior, train_config) if rank == 0 else None
     local_batch = train_config.batch_size // world
     lo = train_config.context_range[0]
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+    bfloat16 = train_config.precision == "bfloat16" or (train_config.precision == "auto" and device.type == "cuda")
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bfloat16)
     last = train_config.steps if stop_after is None else min(train_config.steps, stop_after)
     bar_iter = tqdm(total=train_config.steps, initial=step, disable=not progress or rank != 0,
                     desc="train", dynamic_ncols=True)
