@@ -132,7 +132,7 @@ def test_torchrun_data_parallel(tmp_path):
     (tmp_path / "job.json").write_text(json.dumps(job))
     env = dict(os.environ, OMP_NUM_THREADS="1")
     proc = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29517",
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",  # a free port
          "-m", "priorfit.cli", "train", str(tmp_path / "job.json"), "--out", str(tmp_path / "out"), "--quiet"],
         capture_output=True, text=True, env=env, timeout=300,
     )
