@@ -44,7 +44,7 @@ class LinearRegressionPrior:
         return Symmetries(permute_inputs=True, negate_targets=True)
 
     def sample(self, batch_size: int, n_points: int, generator: torch.Generator, n_features: int | None = None,
-               device=None) -> Batch:
+               device=None, n_context: int | None = None) -> Batch:
         d = self.max_features if n_features is None else n_features
         x = torch.rand(batch_size, n_points, d, generator=generator, dtype=torch.float64)
         w = self.weight_std * torch.randn(batch_size, d, generator=generator, dtype=torch.float64)

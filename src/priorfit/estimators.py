@@ -125,7 +125,7 @@ class PFNRegressor(RegressorMixin, BaseEstimator):
             self.y_mean_, self.y_scale_ = 0.0, 1.0
         self.checkpoint_ = checkpoint
         x_ctx = self._to_model_inputs(X)
-        y_ctx = torch.as_tensor((y - self.y_mean_) / self.y_scale_, dtype=torch.float32)[None]
+        y_ctx = torch.as_tensor((y - self.y_mean_) / self.y_scale_, dtype=torch.float64)[None]
         self.ensemble_ = symmetry_ensemble(checkpoint.prior, checkpoint.bar_distribution, d, int(self.ensemble_size))
         self.precision_ = self.precision
         with torch.inference_mode():
@@ -141,7 +141,9 @@ class PFNRegressor(RegressorMixin, BaseEstimator):
                 OutOfDomainWarning,
                 stacklevel=3,
             )
-        return torch.as_tensor(xn, dtype=torch.float32)[None]
+        # float64: the network casts to its own precision, after an invariant model has put the data in its
+        # context's units (in float64, so that data far from 0 relative to its spread keeps its digits)
+        return torch.as_tensor(xn, dtype=torch.float64)[None]
 
     # -- prediction ----------------------------------------------------------------------------------------
     def _logits(self, X) -> torch.Tensor:

@@ -166,22 +166,32 @@ class TrainResult:
 
 
 def make_bar_distribution(prior: Any, n_bars: int, n_points: int, n_datasets: int, seed: int,
-                          standardize_context: tuple[int, int] | None = None) -> BarDistribution:
+                          standardize_context: tuple[int, int] | None = None,
+                          target_affine: Any = None) -> BarDistribution:
     """Equal-mass bar borders from the targets of `n_datasets` prior datasets (a seed of their own).
 
     With `standardize_context` (the smallest and largest context size, for a model that standardises targets)
     the borders are those of query targets standardised by the statistics of a context of random size, which is
-    what such a model predicts.
+    what such a model predicts: by ``target_affine`` (a model's, for an invariant model, whose prior is then told
+    the context size) or else by :func:`~priorfit.model.transformer.context_standardization`.
     """
     generator = torch.Generator().manual_seed(derive_seed(seed, _BORDER_STREAM))
     ys = []
     for start in range(0, n_datasets, 256):
-        y = prior.sample(min(256, n_datasets - start), n_points, generator).y
-        if standardize_context is not None:
+        count = min(256, n_datasets - start)
+        if target_affine is not None and standardize_context is not None:
             lo, hi = standardize_context
             n_ctx = int(torch.randint(lo, min(hi, n_points - 1) + 1, (), generator=generator))
-            loc, scale = context_standardization(y[:, :n_ctx])
-            y = (y[:, n_ctx:] - loc) / scale
+            y = prior.sample(count, n_points, generator, n_context=n_ctx).y
+            loc, scale = target_affine(y[:, :n_ctx])
+            y = (y[:, n_ctx:] - loc.to(y.dtype)) / scale.to(y.dtype)
+        else:
+            y = prior.sample(count, n_points, generator).y
+            if standardize_context is not None:
+                lo, hi = standardize_context
+                n_ctx = int(torch.randint(lo, min(hi, n_points - 1) + 1, (), generator=generator))
+                loc, scale = context_standardization(y[:, :n_ctx])
+                y = (y[:, n_ctx:] - loc) / scale
         ys.append(y.flatten())
     return BarDistribution.from_samples(torch.cat(ys), n_bars)
 
@@ -208,7 +218,7 @@ class _Evaluator:
         self.sets = []
         for n_ctx in config.eval_context:
             generator = torch.Generator().manual_seed(derive_seed(config.seed, _HELD_OUT_STREAM, n_ctx))
-            batch = prior.sample(config.eval_datasets, n_ctx + config.eval_queries, generator)
+            batch = prior.sample(config.eval_datasets, n_ctx + config.eval_queries, generator, n_context=n_ctx)
             exact = exact_nll(prior, batch.x[:, :n_ctx], batch.y[:, :n_ctx], batch.x[:, n_ctx:],
                               batch.y[:, n_ctx:], batch.params)
             self.sets.append((n_ctx, batch, None if exact is None else float(exact)))
@@ -297,9 +307,11 @@ def train(
     model = PFNTransformer(model_config).to(device)
     init_meta = None
     if init_from is None:
+        standardized = model_config.standardize_targets or model_config.invariant
         bar = make_bar_distribution(
             prior, model_config.n_bars, train_config.n_points, train_config.border_datasets, train_config.seed,
-            standardize_context=train_config.context_range if model_config.standardize_targets else None,
+            standardize_context=train_config.context_range if standardized else None,
+            target_affine=model.target_affine if model_config.invariant else None,
         ).to(device)
     else:
         from priorfit.models import load_model
@@ -374,7 +386,7 @@ def train(
         n_ctx = int(torch.randint(lo, train_config.largest_context(step) + 1, (), generator=generator))
         n_features = int(torch.randint(1, prior.max_features + 1, (), generator=generator))
         n_points = n_ctx + train_config.n_queries if train_config.n_queries else train_config.n_points
-        batch = prior.sample(local_batch, n_points, generator, n_features=n_features, **on_device)
+        batch = prior.sample(local_batch, n_points, generator, n_features=n_features, n_context=n_ctx, **on_device)
         x, y = batch.x.float().to(device), batch.y.float().to(device)
         with autocast:
             logits = ddp(x[:, :n_ctx], y[:, :n_ctx], x[:, n_ctx:])

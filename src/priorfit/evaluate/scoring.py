@@ -126,7 +126,7 @@ class _Cell:
     def __init__(self, ckpt: Checkpoint, d: int, n: int, config: EvaluateConfig) -> None:
         prior = ckpt.prior
         generator = torch.Generator().manual_seed(dataset_seed(config.seed, d, n))
-        self.batch = prior.sample(config.n_datasets, n + config.n_queries, generator, n_features=d)
+        self.batch = prior.sample(config.n_datasets, n + config.n_queries, generator, n_features=d, n_context=n)
         self.d, self.n = d, n
         x, y = self.batch.x, self.batch.y
         self.y_qry = y[:, n:]
@@ -246,7 +246,8 @@ def _examples(ckpt: Checkpoint, references: tuple[Reference, ...], config: Evalu
     out = []
     longest = ckpt.max_context or max(config.example_context)
     for j, n in enumerate(n for n in config.example_context if n <= longest):
-        batch = prior.sample(1, n, torch.Generator().manual_seed(example_seed(config.seed, j)), n_features=1)
+        batch = prior.sample(1, n, torch.Generator().manual_seed(example_seed(config.seed, j)), n_features=1,
+                             n_context=n)
         x_ctx, y_ctx = batch.x[0], batch.y[0]
         example: dict[str, Any] = dict(n_context=n, x=x_ctx[:, 0].tolist(), y=y_ctx.tolist(),
                                        grid=grid[:, 0].tolist())

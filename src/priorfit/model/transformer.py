@@ -19,6 +19,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from priorfit.config import register
+from priorfit.preprocessing import context_input_scaling, scale_inputs
+from priorfit.preprocessing import context_standardization as _standardization
 from priorfit.validation import check_int
 
 
@@ -44,6 +46,10 @@ class ModelConfig:
             enter every token through an embedding of their own, so the model still knows the data's scale; its
             logits then describe the standardised query targets, which :meth:`PFNTransformer.target_affine` and
             :attr:`ContextCache.target_loc` / :attr:`ContextCache.target_scale` map back.
+        invariant: show the network only the context's own units (:mod:`priorfit.preprocessing`): inputs scaled
+            by the context's range per feature, targets standardised, and no embedding of the statistics. Its
+            predictions then move exactly with a positive affine change of units of the targets or of any
+            feature; its prior must be stated in those units (e.g. ``InvariantGPPrior``).
     """
 
     d_model: int = 256
@@ -55,6 +61,7 @@ class ModelConfig:
     n_frequencies: int = 0
     max_frequency: float = 16.0
     standardize_targets: bool = False
+    invariant: bool = False
 
     def __post_init__(self) -> None:
         for name in ("d_model", "n_layers", "n_heads", "d_ff", "max_features"):
@@ -67,6 +74,11 @@ class ModelConfig:
         check_int("n_bars", self.n_bars, minimum=3)
         if not isinstance(self.standardize_targets, bool):
             raise ValueError(f"standardize_targets must be a bool, got {self.standardize_targets!r}")
+        if not isinstance(self.invariant, bool):
+            raise ValueError(f"invariant must be a bool, got {self.invariant!r}")
+        if self.invariant and self.standardize_targets:
+            raise ValueError("invariant already standardises targets (without the statistics' embedding that "
+                             "standardize_targets adds); set one of them")
 
 
 #: The smallest standard deviation a context's targets are divided by (a constant context has none).
@@ -76,8 +88,7 @@ MIN_TARGET_SCALE = 1e-2
 def context_standardization(y_ctx: Tensor) -> tuple[Tensor, Tensor]:
     """Mean and standard deviation (at least ``MIN_TARGET_SCALE``), each `batch x 1`, of contexts' targets
     `y_ctx` (`batch x n`): what a model with ``standardize_targets`` divides them by."""
-    loc = y_ctx.mean(-1, keepdim=True)
-    return loc, (y_ctx - loc).square().mean(-1, keepdim=True).sqrt().clamp_min(MIN_TARGET_SCALE)
+    return _standardization(y_ctx, MIN_TARGET_SCALE)
 
 
 @dataclass(frozen=True)
@@ -94,6 +105,8 @@ class ContextCache:
     target_loc: Tensor
     target_scale: Tensor
     conditioning: Tensor | None = None
+    input_loc: Tensor | None = None  # batch x 1 x d: an invariant model's context scaling of the inputs
+    input_scale: Tensor | None = None
 
     @property
     def n_context(self) -> int:
@@ -187,6 +200,8 @@ class PFNTransformer(nn.Module):
         """`(loc, scale)`, each `batch x 1`, of contexts' targets `y_ctx` (`batch x n`): the logits describe
         ``(y - loc) / scale``. The mean and the standard deviation (at least ``MIN_TARGET_SCALE``) when the model
         standardises targets, else 0 and 1."""
+        if self.config.invariant:  # in the targets' own precision: float64 data keeps its digits
+            return _standardization(y_ctx if y_ctx.is_floating_point() else y_ctx.double())
         y = y_ctx.to(self.head.weight.dtype)
         if not self.config.standardize_targets:
             return torch.zeros_like(y[:, :1]), torch.ones_like(y[:, :1])
@@ -199,7 +214,14 @@ class PFNTransformer(nn.Module):
         if x_ctx.shape[1] < 1:
             raise ValueError("the context must hold at least one point")
         loc, scale = self.target_affine(y_ctx)
-        y = (y_ctx.to(self.head.weight.dtype) - loc) / scale
+        if self.config.invariant:
+            y = ((y_ctx - loc) / scale).to(self.head.weight.dtype)
+        else:
+            y = (y_ctx.to(self.head.weight.dtype) - loc) / scale
+        x_lo = x_width = None
+        if self.config.invariant:
+            x_lo, x_width = context_input_scaling(x_ctx)
+            x_ctx = scale_inputs(x_ctx, x_lo, x_width)
         h = self.x_encoder(self._pad(x_ctx)) + self.y_encoder(y.unsqueeze(-1))
         conditioning = None
         if self.stats_encoder is not None:
@@ -214,12 +236,14 @@ class PFNTransformer(nn.Module):
             values.append(v)
             if i < last:  # the last layer's context outputs are never read
                 h = layer.attend(h, normed, k, v)
-        return ContextCache(tuple(keys), tuple(values), loc, scale, conditioning)
+        return ContextCache(tuple(keys), tuple(values), loc, scale, conditioning, x_lo, x_width)
 
     def predict_logits(self, cache: ContextCache, x_qry: Tensor) -> Tensor:
         """Logits `batch x m x n_bars` for queries `batch x m x d`, from an encoded context."""
         if x_qry.shape[0] != cache.batch_size:
             raise ValueError(f"x_qry has batch size {x_qry.shape[0]}, the context {cache.batch_size}")
+        if cache.input_loc is not None:
+            x_qry = scale_inputs(x_qry, cache.input_loc, cache.input_scale)
         h = self.x_encoder(self._pad(x_qry))
         if cache.conditioning is not None:
             h = h + cache.conditioning

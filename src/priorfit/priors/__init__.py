@@ -3,6 +3,7 @@
 from priorfit.priors.base import Batch, Prior, Symmetries
 from priorfit.priors.gp import GPParams, GPPrior, cholesky_with_jitter
 from priorfit.priors.hyperpriors import Fixed, Gamma, Hyperprior, InverseGamma, LogNormal, Normal, Uniform
+from priorfit.priors.invariant import InvariantGPPrior
 from priorfit.priors.inputs import ClusteredInputs, InputSampler, UniformInputs
 from priorfit.priors.kernels import (
     RBF,
@@ -30,6 +31,7 @@ __all__ = [
     "Prior",
     "Symmetries",
     "GPPrior",
+    "InvariantGPPrior",
     "GPParams",
     "Params",
     "LengthscaleParams",

@@ -82,7 +82,10 @@ class Prior(Protocol):
         generator: torch.Generator,
         n_features: int | None = None,
         device: torch.device | str | None = None,
+        n_context: int | None = None,
     ) -> Batch:
         """Draw `batch_size` datasets of `n_points` points with `n_features` features (default: max), the
-        random numbers from the CPU `generator`, the batch computed on and returned on `device` (default CPU)."""
+        random numbers from the CPU `generator`, the batch computed on and returned on `device` (default CPU).
+        `n_context` says that the first so many points will be the context: a prior stated in the context's
+        units (``InvariantGPPrior``) draws its functions on the inputs scaled by them; others ignore it."""
         ...

@@ -210,12 +210,14 @@ class GPPrior:
         generator: torch.Generator,
         n_features: int | None = None,
         device: torch.device | str | None = None,
+        n_context: int | None = None,
     ) -> Batch:
         """Draw ``batch_size`` datasets of ``n_points`` points: x `batch x n x d`, y `batch x n`, float64.
 
         Every random number comes from the CPU ``generator``; ``device`` (default CPU) is where the kernel
         matrices are built and factorised and where the batch is returned. So a seed gives the same datasets on
-        any device (up to rounding), and a GPU does the cubic part.
+        any device (up to rounding), and a GPU does the cubic part. ``n_context`` is ignored: this prior is
+        stated in its inputs' own units.
         """
         _check_int("batch_size", batch_size, 1)
         _check_int("n_points", n_points, 1)
@@ -224,6 +226,13 @@ class GPPrior:
         if n_features is None:
             n_features = self.max_features
         check_int("n_features", n_features, minimum=1, maximum=self.max_features)
+        return self.draw(batch_size, n_points, n_features, generator, device)
+
+    def draw(self, batch_size: int, n_points: int, n_features: int, generator: torch.Generator,
+             device: torch.device | str | None = None, function_inputs=None) -> Batch:
+        """:meth:`sample` without the argument checks, drawing the function at ``function_inputs(x)`` instead of
+        at x when given (`batch x n x d` -> `batch x n x d`; a prior stated in other units than the inputs', such
+        as ``InvariantGPPrior``). The batch holds x itself."""
         device = torch.device("cpu") if device is None else torch.device(device)
         params = self.sample_params(batch_size, n_features, generator)
         x = self.inputs.sample(batch_size, n_points, n_features, generator).to(torch.float64)  # b x n x d
@@ -232,7 +241,8 @@ class GPPrior:
         if device.type != "cpu":
             params = params.map(lambda t: t.to(device))
             x, z, eta = x.to(device), z.to(device), eta.to(device)
-        k = self.kernel.forward(params.kernel, x, x)  # b x n x n
+        at = x if function_inputs is None else function_inputs(x)
+        k = self.kernel.forward(params.kernel, at, at)  # b x n x n
         chol = cholesky_with_jitter(k, self.jitter)
         f = params.mean[:, None] + (chol @ z).squeeze(-1)  # b x n
         y = f + params.noise_std[:, None] * eta
