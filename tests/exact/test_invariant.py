@@ -118,3 +118,40 @@ def test_an_invariant_model_is_exactly_equivariant(tmp_path) -> None:
                                    rtol=1e-5, atol=1e-5 * a)
         np.testing.assert_allclose(q.log_prob(a * np.zeros(6) + b), p.log_prob(np.zeros(6)) - math.log(a),
                                    rtol=1e-5, atol=1e-5)
+
+
+def test_the_jax_evidence_is_the_torch_one() -> None:
+    import jax.numpy as jnp
+
+    from priorfit.exact.marginal import _invariant_log_likelihood, _x64
+
+    prior = invariant_prior()
+    batch = prior.sample(3, 9, gen(5), n_context=9)
+    cov, _, _ = prior.shape_covariances(batch.params, batch.x, batch.x[:, :1])
+    ref = invariant_log_likelihood(cov, batch.y)
+    from priorfit.preprocessing import context_input_scaling, scale_inputs
+
+    x = scale_inputs(batch.x, *context_input_scaling(batch.x))
+    with _x64():
+        for i in range(3):
+            p = batch.params.map(lambda t: jnp.asarray(t[i].numpy()))
+            got = _invariant_log_likelihood(prior.gp.kernel, p, jnp.asarray(x[i].numpy()),
+                                            jnp.asarray(batch.y[i].numpy()), prior.gp.jitter)
+            assert float(got) == pytest.approx(float(ref[i]), abs=1e-9)
+
+
+def test_nuts_over_the_shape_agrees_with_importance_sampling_in_any_units() -> None:
+    from priorfit.exact.invariant import invariant_importance_predictive, invariant_marginal_predictive
+
+    prior = InvariantGPPrior(GPPrior(kernel=Scale(Matern(nu=2.5, lengthscale=LogNormal(-1.0, 0.5))),
+                                     noise_std=LogNormal(-2.0, 0.5), max_features=1))
+    batch = prior.sample(1, 14, gen(0), n_context=8)
+    x, y = batch.x[0] * 10 + 3, batch.y[0] * 5 - 2  # other units: the same posterior, mapped
+    nuts = invariant_marginal_predictive(prior, x[:8], y[:8], x[8:], num_warmup=300, num_samples=300, seed=1)
+    assert nuts.diagnostics["max_r_hat"] < 1.05 and nuts.diagnostics["min_ess"] > 100
+    ref = invariant_importance_predictive(prior, x[:8], y[:8], x[8:], num_samples=20000, seed=2)
+    assert ref.diagnostics["weights_ess"] > 2000
+    assert np.abs(nuts.log_prob(y[8:]) - ref.log_prob(y[8:])).max() < 0.05
+    unit = invariant_importance_predictive(prior, batch.x[0, :8], batch.y[0, :8], batch.x[0, 8:], num_samples=20000,
+                                           seed=2)
+    np.testing.assert_allclose(ref.log_prob(y[8:]), unit.log_prob(batch.y[0, 8:]) - math.log(5.0), rtol=1e-8)

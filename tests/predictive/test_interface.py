@@ -16,6 +16,7 @@ from priorfit.predictive import (
     NormalMixturePredictive,
     NormalPredictive,
     Predictive,
+    StudentTMixturePredictive,
     StudentTPredictive,
 )
 from priorfit.predictive.normal import abs_normal_mean
@@ -36,6 +37,9 @@ PREDICTIVES = {
                                                                                         [2.0, 1.0]],
                                                log_weights=[0.0, -1.0, 0.5]),
     "bar": _bar,
+    "student_t_mixture": lambda: StudentTMixturePredictive([[0.0, 1.0], [2.0, -1.0], [0.5, 0.0]],
+                                                           [[1.0, 0.3], [0.5, 0.2], [2.0, 1.0]], df=4.5,
+                                                           log_weights=[0.0, -1.0, 0.5]),
 }
 
 

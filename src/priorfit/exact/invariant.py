@@ -36,9 +36,12 @@ from torch import Tensor
 
 from priorfit.exact.reference import ReferenceKind, ReferenceResult, Task
 from priorfit.exceptions import InputDataError
+from priorfit.predictive.mixture import StudentTMixturePredictive
 from priorfit.predictive.student_t import StudentTPredictive
+from priorfit.preprocessing import context_input_scaling, scale_inputs
 
-__all__ = ["invariant_predictive", "invariant_log_likelihood", "InvariantOracle"]
+__all__ = ["invariant_predictive", "invariant_log_likelihood", "invariant_marginal_predictive",
+           "invariant_importance_predictive", "InvariantOracle", "InvariantMarginal"]
 
 
 def _solve_pieces(cov: Tensor, y: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
@@ -105,3 +108,106 @@ class InvariantOracle:
         cov, cross, var_qry = self.prior.shape_covariances(task.truth, task.x_ctx[None], task.x_qry[None])
         loc, scale, df = invariant_predictive(cov, cross, var_qry, task.y_ctx[None])
         return ReferenceResult(StudentTPredictive(loc[0], scale[0], df[0]))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the shape hyperparameters integrated out: NUTS, and importance sampling as its cross-check
+
+_CHUNK = 256  # posterior draws per batched Student-t predictive
+
+
+def _mixture(prior, params, x_ctx: Tensor, y_ctx: Tensor, x_qry: Tensor, log_weights=None,
+             diagnostics=None) -> StudentTMixturePredictive:
+    """One Student-t per draw of the shape hyperparameters (``params`` with S rows), mixed."""
+    total = params.batch_size
+    locs, scales = [], []
+    for start in range(0, total, _CHUNK):
+        p = params.map(lambda t: t[start:start + _CHUNK])
+        b = p.batch_size
+        cov, cross, var_qry = prior.shape_covariances(p, x_ctx.expand(b, -1, -1), x_qry.expand(b, -1, -1))
+        loc, scale, _ = invariant_predictive(cov, cross, var_qry, y_ctx.expand(b, -1))
+        locs.append(loc)
+        scales.append(scale)
+    return StudentTMixturePredictive(torch.cat(locs), torch.cat(scales), df=float(y_ctx.shape[-1] - 1),
+                                     log_weights=log_weights, diagnostics=diagnostics)
+
+
+def _shape_table(prior, d: int) -> tuple:
+    """The NUTS table of the GP's hyperparameters less its mean (the location is integrated out)."""
+    from priorfit.exact.marginal import _param_table
+
+    return tuple(row for row in _param_table(prior.gp, d) if row[0] != "mean")
+
+
+def _checked(x_ctx: object, y_ctx: object, x_qry: object) -> tuple[Tensor, Tensor, Tensor]:
+    from priorfit.exact.marginal import _check_data
+
+    x_ctx, y_ctx, x_qry = _check_data(x_ctx, y_ctx, x_qry)
+    if x_ctx.shape[0] < 2:
+        raise InputDataError(f"the invariant posterior needs at least 2 context points, got n = {x_ctx.shape[0]}")
+    return x_ctx, y_ctx, x_qry
+
+
+def invariant_marginal_predictive(prior, x_ctx: object, y_ctx: object, x_qry: object, num_warmup: int = 500,
+                                  num_samples: int = 500, num_chains: int = 2, seed: int = 0, *,
+                                  target_accept_prob: float = 0.9) -> StudentTMixturePredictive:
+    r"""Exact Bayes for ONE dataset under an :class:`~priorfit.priors.invariant.InvariantGPPrior`: the targets'
+    location and scale integrated in closed form, the shape hyperparameters :math:`\theta` by NUTS under the
+    integrated likelihood (the prior's own kernel and hyperprior bodies on JAX arrays, as
+    :func:`priorfit.exact.marginal_predictive`), then a Student-t per draw, mixed with equal weights.
+    ``diagnostics`` as there (split R-hat, ESS, divergences, leapfrog steps). Needs n >= 2."""
+    from priorfit.exact.marginal import _run_nuts
+
+    x_ctx, y_ctx, x_qry = _checked(x_ctx, y_ctx, x_qry)
+    lo, width = context_input_scaling(x_ctx[None])
+    x_nuts = scale_inputs(x_ctx[None], lo, width)[0]  # the function lives on the context-scaled inputs
+    table = _shape_table(prior, x_ctx.shape[1])
+    params, diag = _run_nuts(prior.gp, table, x_nuts, y_ctx, num_warmup, num_samples, num_chains, seed,
+                             target_accept_prob, invariant=True)
+    return _mixture(prior, params, x_ctx, y_ctx, x_qry, diagnostics=diag)
+
+
+def invariant_importance_predictive(prior, x_ctx: object, y_ctx: object, x_qry: object, num_samples: int = 20000,
+                                    seed: int = 0) -> StudentTMixturePredictive:
+    """The same posterior by self-normalised importance sampling, the hyperprior as proposal and the integrated
+    likelihood as weight: slow but simple, for checking NUTS while the posterior is not much narrower than the
+    prior (``diagnostics["weights_ess"]``)."""
+    x_ctx, y_ctx, x_qry = _checked(x_ctx, y_ctx, x_qry)
+    params = prior.gp.sample_params(num_samples, x_ctx.shape[1], torch.Generator().manual_seed(seed))
+    log_lik = []
+    for start in range(0, num_samples, _CHUNK):
+        p = params.map(lambda t: t[start:start + _CHUNK])
+        cov, _, _ = prior.shape_covariances(p, x_ctx.expand(p.batch_size, -1, -1), x_qry[None, :1].expand(
+            p.batch_size, -1, -1))
+        log_lik.append(invariant_log_likelihood(cov, y_ctx.expand(p.batch_size, -1)))
+    mix = _mixture(prior, params, x_ctx, y_ctx, x_qry, log_weights=torch.cat(log_lik))
+    mix.diagnostics.update(method="importance", num_samples=num_samples,
+                           weights_ess=float(torch.exp(-torch.logsumexp(2.0 * mix.log_weights, 0))))
+    return mix
+
+
+@dataclass(frozen=True)
+class InvariantMarginal:
+    """The invariant prior's Bayes posterior predictive, the shape hyperparameters integrated out by NUTS
+    (:func:`invariant_marginal_predictive`), with the chains' diagnostics."""
+
+    prior: object
+    num_warmup: int = 200
+    num_samples: int = 200
+    num_chains: int = 2
+    name = "marginal"
+    label = "invariant marginal (NUTS)"
+    kind = ReferenceKind.MARGINAL
+
+    def predict(self, task: Task, seed: int) -> ReferenceResult:
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            mix = invariant_marginal_predictive(self.prior, task.x_ctx, task.y_ctx, task.x_qry,
+                                                num_warmup=self.num_warmup, num_samples=self.num_samples,
+                                                num_chains=self.num_chains, seed=seed)
+        diag = mix.diagnostics
+        return ReferenceResult(mix, max_r_hat=float(diag.get("max_r_hat", math.nan)),
+                               min_ess=float(diag.get("min_ess", math.nan)),
+                               divergences=int(diag.get("num_divergences", 0)))

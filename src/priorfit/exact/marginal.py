@@ -239,7 +239,27 @@ def _log_likelihood(kernel: Kernel, params: GPParams, x: Any, y: Any, jitter: fl
     return -0.5 * jnp.dot(a, a) - jnp.log(jnp.diagonal(chol)).sum() - 0.5 * n * _LOG_2PI
 
 
-def _potential_fn_gen(kernel: Kernel, table: tuple, jitter: float) -> Any:
+def _invariant_log_likelihood(kernel: Kernel, params: GPParams, x: Any, y: Any, jitter: float) -> Any:
+    r"""JAX twin of :func:`priorfit.exact.invariant.invariant_log_likelihood` for one dataset (x already in its
+    context's units): the evidence with the targets' location and scale integrated out,
+    :math:`\log[\Gamma(\frac{n-1}{2}) / (2\pi^{(n-1)/2})] - \tfrac12\log|C| - \tfrac12 \log a -
+    \tfrac{n-1}{2}\log S^2`. ``params.mean`` is not used."""
+    import jax.numpy as jnp
+    import jax.scipy.linalg as jsl
+
+    n = x.shape[0]
+    s2 = jnp.square(params.noise_std) + jitter
+    cov = kernel.matrix(params.kernel.map(lambda a: a[None]), x[None], x[None])[0] + s2 * jnp.eye(n)
+    chol = jnp.linalg.cholesky(cov)
+    c_inv_1 = jsl.cho_solve((chol, True), jnp.ones(n))
+    a = c_inv_1.sum()
+    r = y - jnp.dot(c_inv_1, y) / a
+    s_sq = jnp.dot(r, jsl.cho_solve((chol, True), r))
+    const = math.lgamma((n - 1) / 2) - math.log(2.0) - (n - 1) / 2 * math.log(math.pi)
+    return const - jnp.log(jnp.diagonal(chol)).sum() - 0.5 * jnp.log(a) - (n - 1) / 2 * jnp.log(s_sq)
+
+
+def _potential_fn_gen(kernel: Kernel, table: tuple, jitter: float, invariant: bool = False) -> Any:
     r"""``gen(x, y)`` -> the NUTS potential :math:`U(z) = -\log p(\theta(z)) - \log|\det \partial\theta/\partial z|
     - \log p(y \mid \theta(z))` of unconstrained :math:`z` (a dict over the sampled hyperparameters), each
     hyperparameter mapped onto its hyperprior's support by NumPyro's ``biject_to`` (log for positive ones). The
@@ -260,8 +280,10 @@ def _potential_fn_gen(kernel: Kernel, table: tuple, jitter: float) -> Any:
                 log_density = log_density + hp.log_prob(value).sum()
                 log_density = log_density + transform.log_abs_det_jacobian(z[name], value).sum()
                 flat[name] = value
-            params = GPParams(kernel=kernel.params_from(flat), noise_std=flat["noise_std"], mean=flat["mean"])
-            return -(log_density + _log_likelihood(kernel, params, x, y, jitter))
+            mean = flat["mean"] if "mean" in flat else jnp.zeros(())
+            params = GPParams(kernel=kernel.params_from(flat), noise_std=flat["noise_std"], mean=mean)
+            likelihood = _invariant_log_likelihood if invariant else _log_likelihood
+            return -(log_density + likelihood(kernel, params, x, y, jitter))
 
         return potential
 
@@ -273,7 +295,8 @@ _NUM_INIT_CANDIDATES = 16
 
 @functools.lru_cache(maxsize=32)
 def _chain_fn(
-    kernel: Kernel, table: tuple, jitter: float, num_warmup: int, num_samples: int, target_accept_prob: float
+    kernel: Kernel, table: tuple, jitter: float, num_warmup: int, num_samples: int, target_accept_prob: float,
+    invariant: bool = False,
 ) -> Any:
     """A jitted ``chain(rng_key, candidates, x, y) -> (draws, diverging, num_steps)`` running one NUTS chain
     (NumPyro's ``hmc`` kernel, step size and diagonal mass matrix adapted during the first ``num_warmup``
@@ -287,7 +310,7 @@ def _chain_fn(
     from numpyro.distributions.transforms import biject_to
     from numpyro.infer.hmc import hmc
 
-    gen = _potential_fn_gen(kernel, table, jitter)
+    gen = _potential_fn_gen(kernel, table, jitter, invariant)
     transforms = {name: biject_to(_constraint(hp)) for name, _, hp in table if not isinstance(hp, Fixed)}
     init_kernel, sample_kernel = hmc(potential_fn_gen=gen, algo="NUTS")
 
@@ -331,6 +354,57 @@ def _nuts_diagnostics(grouped: dict[str, np.ndarray], diverging: np.ndarray) -> 
         "r_hat": {k: np.asarray(stats[k]["r_hat"]) for k in names},
         "ess": {k: np.asarray(stats[k]["n_eff"]) for k in names},
     }
+
+
+def _run_nuts(prior: GPPrior, table: tuple, x_ctx: Tensor, y_ctx: Tensor, num_warmup: int, num_samples: int,
+              num_chains: int, seed: int, target_accept_prob: float,
+              invariant: bool = False) -> tuple[GPParams, dict[str, Any]]:
+    """NUTS chains over the sampled hyperparameters of ``table`` (see :func:`marginal_predictive`), one dataset:
+    the draws as a :class:`GPParams` with `num_chains * num_samples` rows (chain-major) and the diagnostics. With
+    ``invariant`` the likelihood is the evidence with the targets' location and scale integrated out (x must be
+    in its context's units; the table then has no "mean")."""
+    import jax
+    import jax.numpy as jnp
+
+    d = x_ctx.shape[1]
+    total = num_chains * num_samples
+    sampled = [name for name, _, hp in table if not isinstance(hp, Fixed)]
+    with _x64():
+        chain = _chain_fn(
+            prior.kernel, table, float(prior.jitter), num_warmup, num_samples, float(target_accept_prob), invariant
+        )
+        x_j, y_j = jnp.asarray(x_ctx.numpy()), jnp.asarray(y_ctx.numpy())
+        # each chain's initial candidates: hyperprior draws by the prior's own sampler
+        inits = prior.sample_params(num_chains * _NUM_INIT_CANDIDATES, d, torch.Generator().manual_seed(seed))
+        outputs = []
+        for c, key in enumerate(jax.random.split(jax.random.PRNGKey(seed), num_chains)):
+            rows = slice(c * _NUM_INIT_CANDIDATES, (c + 1) * _NUM_INIT_CANDIDATES)
+            candidates = {name: jnp.asarray(inits.flat()[name][rows].numpy()) for name in sampled}
+            outputs.append(chain(key, candidates, x_j, y_j))
+        grouped = {name: np.stack([np.array(out[0][name], dtype=np.float64) for out in outputs]) for name in sampled}
+        diverging = np.stack([np.asarray(out[1]) for out in outputs])  # chains x samples
+        num_steps = np.stack([np.asarray(out[2]) for out in outputs])  # chains x (warmup + samples)
+    diag = _nuts_diagnostics(grouped, diverging)
+    diag["mean_leapfrog_steps"] = float(num_steps[:, num_warmup:].mean())
+    diag["total_leapfrog_steps"] = int(num_steps.sum())
+    flat = {}
+    for name, shape, hp in table:
+        if isinstance(hp, Fixed):
+            flat[name] = torch.full((total, *shape), float(hp.value), dtype=torch.float64)
+        else:
+            flat[name] = torch.from_numpy(grouped[name]).reshape(total, *shape)  # chain-major
+    if "mean" not in flat:
+        flat["mean"] = torch.zeros(total, dtype=torch.float64)
+    params = prior.params_from(flat)
+    if diag["max_r_hat"] > _RHAT_WARN or diag["num_divergences"] > _DIVERGENCE_WARN * total:
+        warnings.warn(
+            f"NUTS may not have converged: max R-hat {diag['max_r_hat']:.3f} (want <= {_RHAT_WARN}), "
+            f"{diag['num_divergences']} divergent draws of {total}; try more num_warmup or a higher "
+            "target_accept_prob",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    return params, diag
 
 
 def marginal_predictive(
@@ -404,39 +478,8 @@ def marginal_predictive(
         diag = {"method": "prior", "max_r_hat": math.nan, "min_ess": float(total), "num_divergences": 0}
         return NormalMixturePredictive(means=means, variances=variances, diagnostics=diag)
 
-    with _x64():
-        chain = _chain_fn(
-            prior.kernel, table, float(prior.jitter), num_warmup, num_samples, float(target_accept_prob)
-        )
-        x_j, y_j = jnp.asarray(x_ctx.numpy()), jnp.asarray(y_ctx.numpy())
-        # each chain's initial candidates: hyperprior draws by the prior's own sampler
-        inits = prior.sample_params(num_chains * _NUM_INIT_CANDIDATES, d, torch.Generator().manual_seed(seed))
-        outputs = []
-        for c, key in enumerate(jax.random.split(jax.random.PRNGKey(seed), num_chains)):
-            rows = slice(c * _NUM_INIT_CANDIDATES, (c + 1) * _NUM_INIT_CANDIDATES)
-            candidates = {name: jnp.asarray(inits.flat()[name][rows].numpy()) for name in sampled}
-            outputs.append(chain(key, candidates, x_j, y_j))
-        grouped = {name: np.stack([np.array(out[0][name], dtype=np.float64) for out in outputs]) for name in sampled}
-        diverging = np.stack([np.asarray(out[1]) for out in outputs])  # chains x samples
-        num_steps = np.stack([np.asarray(out[2]) for out in outputs])  # chains x (warmup + samples)
-    diag = _nuts_diagnostics(grouped, diverging)
-    diag["mean_leapfrog_steps"] = float(num_steps[:, num_warmup:].mean())
-    diag["total_leapfrog_steps"] = int(num_steps.sum())
-    flat = {}
-    for name, shape, hp in table:
-        if isinstance(hp, Fixed):
-            flat[name] = torch.full((total, *shape), float(hp.value), dtype=torch.float64)
-        else:
-            flat[name] = torch.from_numpy(grouped[name]).reshape(total, *shape)  # chain-major
-    params = prior.params_from(flat)
-    if diag["max_r_hat"] > _RHAT_WARN or diag["num_divergences"] > _DIVERGENCE_WARN * total:
-        warnings.warn(
-            f"NUTS may not have converged: max R-hat {diag['max_r_hat']:.3f} (want <= {_RHAT_WARN}), "
-            f"{diag['num_divergences']} divergent draws of {total}; try more num_warmup or a higher "
-            "target_accept_prob",
-            RuntimeWarning,
-            stacklevel=2,
-        )
+    params, diag = _run_nuts(prior, table, x_ctx, y_ctx, num_warmup, num_samples, num_chains, seed,
+                             target_accept_prob)
     means, variances = _mixture_moments(prior, params, x_ctx, y_ctx, x_qry)
     return NormalMixturePredictive(means=means, variances=variances, diagnostics=diag)
 

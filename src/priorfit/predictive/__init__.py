@@ -2,7 +2,7 @@
 
 from priorfit.predictive.bar import BarPredictive, PredictiveDistribution
 from priorfit.predictive.base import Predictive
-from priorfit.predictive.mixture import NormalMixturePredictive
+from priorfit.predictive.mixture import NormalMixturePredictive, StudentTMixturePredictive
 from priorfit.predictive.normal import NormalPredictive
 from priorfit.predictive.student_t import StudentTPredictive
 
@@ -13,4 +13,5 @@ __all__ = [
     "NormalPredictive",
     "StudentTPredictive",
     "NormalMixturePredictive",
+    "StudentTMixturePredictive",
 ]

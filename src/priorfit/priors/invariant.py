@@ -65,10 +65,14 @@ class InvariantGPPrior:
                           negate_targets=True)
 
     def references(self, settings=None) -> tuple:
-        """The invariant oracle (Student-t with the true shape hyperparameters)."""
-        from priorfit.exact.invariant import InvariantOracle
+        """The invariant oracle (Student-t with the true shape hyperparameters) and the invariant marginal (the
+        shape hyperparameters integrated out by NUTS, as ``settings``, a ``ReferenceSettings``, sets it)."""
+        from priorfit.exact.invariant import InvariantMarginal, InvariantOracle
+        from priorfit.exact.reference import ReferenceSettings
 
-        return (InvariantOracle(self),)
+        settings = ReferenceSettings() if settings is None else settings
+        return (InvariantOracle(self),
+                InvariantMarginal(self, settings.nuts_warmup, settings.nuts_samples, settings.nuts_chains))
 
     def shape_covariances(self, params: GPParams, x_ctx: Tensor, x_qry: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """The context's shape covariance (`batch x n x n`, noise and jitter included), its covariances with the
