@@ -78,6 +78,19 @@ def test_predict_errors(tmp_path, tiny_checkpoint, capsys):
     assert "--target 'zz'" in capsys.readouterr().err
     assert main(args + ["--query", str(tmp_path / "missing.csv")]) == 2
     assert "does not exist" in capsys.readouterr().err
+    # missing values and text: the file, line and column named, exit 2, no traceback
+    (tmp_path / "nan.csv").write_text("a,y\n0.1,1.0\n0.5,nan\n0.9,0.5\n")
+    (tmp_path / "text.csv").write_text("a,y\n0.1,1.0\n0.5,abc\n")
+    (tmp_path / "short.csv").write_text("a,y\n0.1,1.0\n0.5\n")
+    good_query = tmp_path / "good_query.csv"
+    good_query.write_text("a\n0.3\n")
+    for name, message in (("nan.csv", "line 3, column 'y': 'nan' is not a finite number"),
+                          ("text.csv", "line 3, column 'y': 'abc' is not a number"),
+                          ("short.csv", "line 3: 1 values")):
+        code = main(["predict", "--train", str(tmp_path / name), "--query", str(good_query),
+                     "--model", str(tiny_checkpoint)])
+        err = capsys.readouterr().err
+        assert code == 2 and message in err and "Traceback" not in err, err
 
 
 def test_demo_writes_a_plot(tmp_path, tiny_checkpoint, capsys):

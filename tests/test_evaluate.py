@@ -195,3 +195,33 @@ def test_references_of_another_protocol_are_refused(tiny_checkpoint, tmp_path, c
     assert main(["evaluate", str(tiny_checkpoint), "--quick", "--nuts-warmup", "7", "--out", str(tmp_path / "o"),
                  "--references", str(tmp_path / "refs.json"), "--quiet", "--no-plots"]) == 2
     assert "--references" in capsys.readouterr().err
+
+
+def test_gaps_to_references_on_a_subset_are_paired_on_that_subset(tiny_checkpoint):
+    """A slow reference that scored only the first k datasets of a cell (here: records put in its store) is
+    compared with the PFN on exactly those k: the gap is the mean of per-dataset differences there, not the
+    difference of the two means over different datasets."""
+    from priorfit.exact.store import ReferenceStore, dataset_fingerprint
+    from priorfit.evaluate import reference_protocol
+
+    ckpt = load_checkpoint(tiny_checkpoint)
+    config = EvaluateConfig(n_context=(6,), n_features=(1,), n_datasets=8, n_queries=8, marginal_datasets=3,
+                            ml2_datasets=0, timing_datasets=1)
+    batch = ckpt.prior.sample(8, 14, torch.Generator().manual_seed(dataset_seed(config.seed, 1, 6)), n_features=1,
+                              n_context=6)
+    store = ReferenceStore(reference_protocol(ckpt.prior, config))
+    stored = [0.3, -0.2, 1.1]
+    for i, nll in enumerate(stored):
+        store.put("marginal", 1, 6, i, dict(fingerprint=dataset_fingerprint(batch.x[i], batch.y[i]), nll=nll,
+                                            crps=0.1, pit=[0.5] * 8, ms=1.0, max_r_hat=1.0, min_ess=100.0,
+                                            divergences=0))
+    (cell,) = evaluate(ckpt, config, progress=False, examples=False, references=store, new_references=False).cells
+    logits, loc, scale = pfn_predict(ckpt.model, batch.x, batch.y, 6)
+    per_dataset = pfn_nll(ckpt.bar_distribution, logits.double(), loc.double(), scale.double(),
+                          batch.y[:, 6:]).mean(-1)
+    marginal = cell.references["marginal"]
+    assert marginal.datasets == 3 and marginal.nll == pytest.approx(sum(stored) / 3)
+    assert marginal.gap == pytest.approx(float((per_dataset[:3] - torch.tensor(stored, dtype=torch.float64)).mean()),
+                                         abs=1e-6)
+    assert marginal.gap != pytest.approx(cell.pfn.nll - marginal.nll, abs=1e-3)  # the unpaired difference
+    assert cell.pfn.nll == pytest.approx(float(per_dataset.mean()), abs=1e-6)

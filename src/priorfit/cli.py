@@ -39,13 +39,20 @@ def _read_csv(path: str, what: str) -> tuple[list[str], np.ndarray]:
     if len(rows) < 2:
         raise PriorfitError(f"{what} file {path!r} needs a header row and at least one data row")
     header, body = rows[0], rows[1:]
-    try:
-        data = np.array([[float(v) for v in row] for row in body], dtype=np.float64)
-    except ValueError as exc:
-        raise PriorfitError(f"{what} file {path!r} holds a non-numeric value: {exc}") from None
-    if data.ndim != 2 or data.shape[1] != len(header):
-        raise PriorfitError(f"{what} file {path!r}: every row must have {len(header)} values")
-    return header, data
+    for line, row in enumerate(body, start=2):
+        if len(row) != len(header):
+            raise PriorfitError(f"{what} file {path!r}, line {line}: {len(row)} values, the header names "
+                                f"{len(header)}")
+        for name, value in zip(header, row):
+            try:
+                number = float(value)
+            except ValueError:
+                raise PriorfitError(f"{what} file {path!r}, line {line}, column {name!r}: {value!r} is not a "
+                                    "number") from None
+            if not np.isfinite(number):
+                raise PriorfitError(f"{what} file {path!r}, line {line}, column {name!r}: {value!r} is not a "
+                                    "finite number (missing values must be removed or filled first)")
+    return header, np.array([[float(v) for v in row] for row in body], dtype=np.float64)
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
