@@ -213,3 +213,23 @@ def test_standardized_borders_do_not_depend_on_the_prior_s_scale():
     std = [make_bar_distribution(p, 50, 24, 512, seed=0, standardize_context=(8, 16)).borders for p in (small, large)]
     torch.testing.assert_close(std[1], std[0], rtol=1e-4, atol=1e-4)
     assert not torch.allclose(std[0], raw[0], rtol=0.05)
+
+
+def test_a_model_warm_starts_an_invariant_one(tmp_path, tiny_checkpoint):
+    """The same architecture, made invariant: the network's weights carry over, the bars are placed afresh for
+    the new prior's targets; any other difference of configuration is refused."""
+    from priorfit.priors import GPPrior
+    from priorfit.priors.invariant import InvariantGPPrior
+
+    source = load_checkpoint(tiny_checkpoint)
+    invariant = dataclasses.replace(TINY_MODEL, invariant=True)
+    run = dataclasses.replace(SMALL, steps=2, eval_every=2, checkpoint_every=2)
+    result = train(InvariantGPPrior(tiny_prior()), invariant, run, tmp_path / "inv", resume=False, progress=False,
+                   init_from=str(tiny_checkpoint))
+    warm = load_checkpoint(result.checkpoint)
+    assert warm.model_config.invariant and warm.metadata["init_from"]["source"] == str(tiny_checkpoint)
+    assert not torch.equal(warm.bar_distribution.borders, source.bar_distribution.borders)
+    with pytest.raises(ConfigError, match="another model configuration"):
+        train(InvariantGPPrior(tiny_prior()), dataclasses.replace(invariant, d_ff=32), run, tmp_path / "bad",
+              resume=False, progress=False, init_from=str(tiny_checkpoint))
+    assert isinstance(InvariantGPPrior(GPPrior(max_features=2)).gp, GPPrior)

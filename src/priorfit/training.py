@@ -238,6 +238,14 @@ class _Evaluator:
         return out
 
 
+def _to_invariant(source: ModelConfig, target: ModelConfig) -> bool:
+    """Whether a model of config ``source`` may warm-start one of config ``target``: the same architecture, from a
+    model shown raw or standardised targets (its statistics' embedding, if any, left behind) to an invariant
+    model."""
+    return (not source.invariant and target.invariant
+            and dataclasses.replace(source, standardize_targets=False, invariant=True) == target)
+
+
 def _distributed() -> tuple[int, int]:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1 and not dist.is_initialized():
@@ -285,7 +293,10 @@ def train(
 
     `init_from` (a checkpoint path or shipped-model name) warm-starts a new run: its weights and bar borders
     replace the fresh ones, the optimiser and schedule start afresh. Its model configuration must equal
-    `model_config`; a resumed run ignores it (the training state already holds the weights).
+    `model_config`, except that a non-invariant model may warm-start an invariant one of the same architecture
+    (a standardising model's statistics' embedding is left behind): the network's weights carry over and the
+    bars are placed afresh for the new prior, since its targets are other ones. A resumed run ignores `init_from` (the training state
+    already holds the weights).
     """
     if getattr(prior, "max_features", None) != model_config.max_features:
         raise ConfigError(
@@ -306,7 +317,22 @@ def train(
     torch.manual_seed(train_config.seed)
     model = PFNTransformer(model_config).to(device)
     init_meta = None
-    if init_from is None:
+    source = None
+    if init_from is not None:
+        from priorfit.models import load_model
+
+        source = load_model(init_from)
+        if to_dict(source.model_config) == to_dict(model_config):
+            model.load_state_dict(source.model.state_dict())
+        elif _to_invariant(source.model_config, model_config):
+            weights = {k: v for k, v in source.model.state_dict().items() if not k.startswith("stats_encoder.")}
+            model.load_state_dict(weights)
+        else:
+            raise ConfigError(f"init_from {str(init_from)!r} has another model configuration than model_config")
+        init_meta = dict(source=str(init_from), step=source.metadata.get("step"),
+                         train_seconds=source.metadata.get("train_seconds"),
+                         init_from=source.metadata.get("init_from"))
+    if source is None or to_dict(source.model_config) != to_dict(model_config):
         standardized = model_config.standardize_targets or model_config.invariant
         bar = make_bar_distribution(
             prior, model_config.n_bars, train_config.n_points, train_config.border_datasets, train_config.seed,
@@ -314,16 +340,7 @@ def train(
             target_affine=model.target_affine if model_config.invariant else None,
         ).to(device)
     else:
-        from priorfit.models import load_model
-
-        source = load_model(init_from)
-        if to_dict(source.model_config) != to_dict(model_config):
-            raise ConfigError(f"init_from {str(init_from)!r} has another model configuration than model_config")
-        model.load_state_dict(source.model.state_dict())
         bar = source.bar_distribution.to(device)
-        init_meta = dict(source=str(init_from), step=source.metadata.get("step"),
-                         train_seconds=source.metadata.get("train_seconds"),
-                         init_from=source.metadata.get("init_from"))
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=train_config.lr, weight_decay=train_config.weight_decay, betas=(0.9, 0.99)
     )
