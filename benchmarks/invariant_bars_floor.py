@@ -14,6 +14,7 @@ no training removes. Writes benchmarks/results/invariant_bars_floor.json.
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import sys
 from pathlib import Path
@@ -36,13 +37,16 @@ def main() -> None:
     parser.add_argument("--datasets", type=int, default=256, help="datasets per context size")
     parser.add_argument("--queries", type=int, default=32)
     parser.add_argument("--context", default="2,3,4,8,16,32,128")
+    parser.add_argument("--tail-bars", type=int, default=None, help="override the job's tail_bars (0: none)")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "invariant_bars_floor.json"))
     args = parser.parse_args()
     job = load_json(ROOT / "configs" / "invariant_default.json", TrainJob)
     model = PFNTransformer(job.model)
     t = job.training
     bar = make_bar_distribution(job.prior, job.model.n_bars, t.n_points, t.border_datasets, t.seed,
-                                standardize_context=t.context_range, target_affine=model.target_affine)
+                                standardize_context=t.context_range, target_affine=model.target_affine,
+                                tail_bars=args.tail_bars if args.tail_bars is not None else t.tail_bars,
+                                tail_reach=t.tail_reach)
     oracle = next(r for r in job.prior.references() if r.name == "oracle")
     inner = bar.borders[1:-1].to(torch.float64)
     print(f"bars: {job.model.n_bars}, outer borders {float(bar.borders[1]):.1f} and {float(bar.borders[-2]):.1f}")
@@ -66,8 +70,13 @@ def main() -> None:
         rows.append(row)
         print(f"n = {n:>3}: bars' floor {row['floor']:+.4f} nats per point (worst dataset {row['floor_max']:+.3f}), "
               f"{100 * row['share_beyond_outer_borders']:.2f}% of queries beyond the outer borders", flush=True)
-    atomic_write_json(args.out, dict(command="python " + " ".join(shlex.quote(a) for a in sys.argv),
-                                     outer_borders=[float(bar.borders[1]), float(bar.borders[-2])], rows=rows))
+    runs = json.loads(Path(args.out).read_text()) if Path(args.out).exists() else {}
+    runs = runs if "runs" in runs else {"runs": []}
+    runs["runs"] = [r for r in runs["runs"] if r["command"] != "python " + " ".join(shlex.quote(a) for a in sys.argv)]
+    runs["runs"].append(dict(command="python " + " ".join(shlex.quote(a) for a in sys.argv), tail_bars=int(
+        args.tail_bars if args.tail_bars is not None else t.tail_bars),
+                             outer_borders=[float(bar.borders[1]), float(bar.borders[-2])], rows=rows))
+    atomic_write_json(args.out, runs)
     print(f"wrote {args.out}")
 
 

@@ -64,6 +64,9 @@ class TrainConfig:
             steps then cosine decay to 0, gradient-norm clipping.
         seed: seeds the prior's generator and the weights' initialisation.
         border_datasets: datasets drawn (with their own seed) to place the equal-mass bar borders.
+        tail_bars, tail_reach: for heavy-tailed targets (an invariant model's, a Cauchy at n = 2), so many bars on
+            each side grow geometrically out to tail_reach times the equal-mass bars' span
+            (:meth:`~priorfit.model.bar_distribution.BarDistribution.from_samples`); 0: equal-mass bars only.
         eval_every, eval_datasets, eval_context, eval_queries: held-out NLL against the exact posterior
             (when the prior has one) every `eval_every` steps, on fixed datasets with these context sizes.
         checkpoint_every: steps between checkpoints (and at the end).
@@ -88,6 +91,8 @@ class TrainConfig:
     grad_clip: float = 1.0
     seed: int = 0
     border_datasets: int = 2000
+    tail_bars: int = 0
+    tail_reach: float = 1e4
     eval_every: int = 500
     eval_datasets: int = 128
     eval_context: tuple[int, ...] = (8, 32)
@@ -105,6 +110,9 @@ class TrainConfig:
         if self.precision not in ("auto", *PRECISIONS):
             raise ValueError(f"precision must be 'auto' or one of {PRECISIONS}, got {self.precision!r}")
         check_int("n_queries", self.n_queries, minimum=0)
+        check_int("tail_bars", self.tail_bars, minimum=0)
+        if not (isinstance(self.tail_reach, (int, float)) and math.isfinite(self.tail_reach) and self.tail_reach > 1):
+            raise ValueError(f"tail_reach must be a finite number > 1, got {self.tail_reach!r}")
         if self.n_queries and self.context_range[1] + self.n_queries > self.n_points:
             raise ValueError(
                 f"max_context + n_queries ({self.context_range[1]} + {self.n_queries}) must not exceed "
@@ -167,7 +175,7 @@ class TrainResult:
 
 def make_bar_distribution(prior: Any, n_bars: int, n_points: int, n_datasets: int, seed: int,
                           standardize_context: tuple[int, int] | None = None,
-                          target_affine: Any = None) -> BarDistribution:
+                          target_affine: Any = None, tail_bars: int = 0, tail_reach: float = 1e4) -> BarDistribution:
     """Equal-mass bar borders from the targets of `n_datasets` prior datasets (a seed of their own).
 
     With `standardize_context` (the smallest and largest context size, for a model that standardises targets)
@@ -195,7 +203,7 @@ def make_bar_distribution(prior: Any, n_bars: int, n_points: int, n_datasets: in
                 loc, scale = context_standardization(y[:, :n_ctx])
                 y = (y[:, n_ctx:] - loc) / scale
         ys.append(y.flatten())
-    return BarDistribution.from_samples(torch.cat(ys), n_bars)
+    return BarDistribution.from_samples(torch.cat(ys), n_bars, tail_bars=tail_bars, tail_reach=tail_reach)
 
 
 def exact_nll(prior: Any, x_ctx, y_ctx, x_qry, y_qry, params) -> torch.Tensor | None:
@@ -340,6 +348,7 @@ def train(
             prior, model_config.n_bars, train_config.n_points, train_config.border_datasets, train_config.seed,
             standardize_context=train_config.context_range if standardized else None,
             target_affine=model.target_affine if model_config.invariant else None,
+            tail_bars=train_config.tail_bars, tail_reach=train_config.tail_reach,
         ).to(device)
     else:
         bar = source.bar_distribution.to(device)

@@ -302,17 +302,29 @@ class BarDistribution(torch.nn.Module):
         return f"n_bars={self.n_bars}, range=[{b[0].item():.4g}, {b[-1].item():.4g}]"
 
     @classmethod
-    def from_samples(cls, y: Tensor, n_bars: int) -> "BarDistribution":
+    def from_samples(cls, y: Tensor, n_bars: int, tail_bars: int = 0, tail_reach: float = 1e4) -> "BarDistribution":
         """Borders at the equal-mass quantiles ``i / K``, ``i = 0..K``, of the samples ``y`` (any shape).
 
         The outer borders are the samples' minimum and maximum. Ties (duplicate quantiles, e.g. from an atom or
         rounded targets) are broken by ``b_i <- max(b_i, b_{i-1} + delta)`` with
         ``delta = (max - min) / (1000 K)``, so the borders are strictly increasing and move by at most
         ``(max - min) / 1000``. Computed in float64; the borders come back in ``y``'s floating dtype.
+
+        With ``tail_bars`` T > 0, for heavy-tailed targets: the K - 2T inner bars are equal-mass between the
+        samples' quantiles T / K and 1 - T / K, and T bars on each side have geometrically growing widths, from
+        the neighbouring inner bar's to ``tail_reach`` times the inner borders' span (so a density falling like a
+        power of |y| keeps about the same mass per tail bar, where equal-mass bars would put its far tail in the
+        half-normal beyond the last border).
         """
         if isinstance(n_bars, bool) or not isinstance(n_bars, numbers.Integral) or n_bars < 2:
             raise ValueError(f"n_bars must be an integer >= 2, got {n_bars!r}")
         n_bars = int(n_bars)
+        if isinstance(tail_bars, bool) or not isinstance(tail_bars, numbers.Integral) or not 0 <= 2 * tail_bars <= n_bars - 2:
+            raise ValueError(f"tail_bars must be an integer in 0..{(n_bars - 2) // 2}, got {tail_bars!r}")
+        if tail_bars:
+            if not (isinstance(tail_reach, (int, float)) and math.isfinite(tail_reach) and tail_reach > 1):
+                raise ValueError(f"tail_reach must be a finite number > 1, got {tail_reach!r}")
+            return cls._with_tail_bars(torch.as_tensor(y), n_bars, int(tail_bars), float(tail_reach))
         y = torch.as_tensor(y)
         dtype = y.dtype if y.is_floating_point() else torch.get_default_dtype()
         ys = y.detach().reshape(-1).to(device="cpu", dtype=torch.float64)
@@ -339,6 +351,25 @@ class BarDistribution(torch.nn.Module):
                 f"y's quantiles cannot be made strictly increasing in {dtype}; pass y as float64 or use fewer bars"
             )
         return cls(b)
+
+    @classmethod
+    def _with_tail_bars(cls, y: Tensor, n_bars: int, tail_bars: int, tail_reach: float) -> "BarDistribution":
+        dtype = y.dtype if y.is_floating_point() else torch.get_default_dtype()
+        ys = y.detach().reshape(-1).to(device="cpu", dtype=torch.float64)
+        if not torch.isfinite(ys).all():
+            raise ValueError("y must be finite, got NaN or infinite samples")
+        inner_bars = n_bars - 2 * tail_bars
+        levels = torch.linspace(tail_bars / n_bars, 1 - tail_bars / n_bars, inner_bars + 1, dtype=torch.float64)
+        inner = cls.from_samples(torch.quantile(ys, levels), inner_bars).borders.to(torch.float64)
+        span = (inner[-1] - inner[0]).item()
+        first, last = (inner[1] - inner[0]).item(), (inner[-1] - inner[-2]).item()
+        steps = torch.arange(1, tail_bars + 1, dtype=torch.float64) / tail_bars
+        left = inner[0] - first * (tail_reach * span / first) ** steps  # growing distances below the inner bars
+        right = inner[-1] + last * (tail_reach * span / last) ** steps
+        borders = torch.cat([left.flip(0), inner, right]).to(dtype)
+        if not (borders[1:] > borders[:-1]).all():
+            raise ValueError(f"the tail borders cannot be made strictly increasing in {dtype}; use float64")
+        return cls(borders)
 
     # -- validation --------------------------------------------------------------------------------------------
 
