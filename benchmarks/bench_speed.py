@@ -121,7 +121,7 @@ def main() -> None:
                 bar.mean(logits), bar.quantile(logits, levels)
 
         def exact(i: int) -> None:
-            params = {k: v[i:i + 1] for k, v in batch.params.items()}
+            params = batch.params.map(lambda t: t[i:i + 1])
             gp_predictive(prior, params, x[i:i + 1, :n], y[i:i + 1, :n], x[i:i + 1, n:])
 
         def ml2(i: int) -> None:
