@@ -207,7 +207,4 @@ class InvariantMarginal:
             mix = invariant_marginal_predictive(self.prior, task.x_ctx, task.y_ctx, task.x_qry,
                                                 num_warmup=self.num_warmup, num_samples=self.num_samples,
                                                 num_chains=self.num_chains, seed=seed)
-        diag = mix.diagnostics
-        return ReferenceResult(mix, max_r_hat=float(diag.get("max_r_hat", math.nan)),
-                               min_ess=float(diag.get("min_ess", math.nan)),
-                               divergences=int(diag.get("num_divergences", 0)))
+        return ReferenceResult.from_mcmc(mix)

@@ -81,6 +81,14 @@ class ReferenceResult:
     def failed(self) -> bool:
         return self.predictive is None
 
+    @classmethod
+    def from_mcmc(cls, predictive: Predictive) -> "ReferenceResult":
+        """The result of an MCMC reference whose predictive carries ``diagnostics`` (``max_r_hat``, ``min_ess``,
+        ``num_divergences``, as :func:`priorfit.exact.marginal_predictive` reports them)."""
+        diag = getattr(predictive, "diagnostics", {})
+        return cls(predictive, max_r_hat=float(diag.get("max_r_hat", math.nan)),
+                   min_ess=float(diag.get("min_ess", math.nan)), divergences=int(diag.get("num_divergences", 0)))
+
 
 @runtime_checkable
 class Reference(Protocol):
