@@ -155,10 +155,6 @@ def _check_data(x_ctx: object, y_ctx: object, x_qry: object) -> tuple[Tensor, Te
     return x_ctx, y_ctx, x_qry
 
 
-def _check_int(name: str, value: object, minimum: int) -> int:
-    return check_int(name, value, minimum=minimum)
-
-
 def _check_prior(prior: object) -> GPPrior:
     if not isinstance(prior, GPPrior):
         raise TypeError(f"prior must be a GPPrior, got {type(prior).__name__}")
@@ -449,15 +445,12 @@ def marginal_predictive(
           predictive); ``min_ess`` = S, ``max_r_hat`` NaN, no divergences.
         - ``"fixed"`` (every hyperparameter ``Fixed``): the single closed-form predictive, S = 1, no sampling.
     """
-    import jax
-    import jax.numpy as jnp
-
     prior = _check_prior(prior)
     x_ctx, y_ctx, x_qry = _check_data(x_ctx, y_ctx, x_qry)
-    num_warmup = _check_int("num_warmup", num_warmup, 0)
-    num_samples = _check_int("num_samples", num_samples, 1)
-    num_chains = _check_int("num_chains", num_chains, 1)
-    seed = _check_int("seed", seed, 0)
+    num_warmup = check_int("num_warmup", num_warmup, minimum=0)
+    num_samples = check_int("num_samples", num_samples, minimum=1)
+    num_chains = check_int("num_chains", num_chains, minimum=1)
+    seed = check_int("seed", seed, minimum=0)
     if not (isinstance(target_accept_prob, (int, float)) and 0 < target_accept_prob < 1):
         raise ValueError(f"target_accept_prob must lie in (0, 1), got {target_accept_prob!r}")
     n, d = x_ctx.shape
@@ -511,8 +504,8 @@ def importance_predictive(
     """
     prior = _check_prior(prior)
     x_ctx, y_ctx, x_qry = _check_data(x_ctx, y_ctx, x_qry)
-    num_samples = _check_int("num_samples", num_samples, 1)
-    seed = _check_int("seed", seed, 0)
+    num_samples = check_int("num_samples", num_samples, minimum=1)
+    seed = check_int("seed", seed, minimum=0)
     d = x_ctx.shape[1]
     params = prior.sample_params(num_samples, d, torch.Generator().manual_seed(seed))
     log_lik = _log_marginal_likelihoods(prior, params, x_ctx, y_ctx)  # S

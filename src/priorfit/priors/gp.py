@@ -75,10 +75,6 @@ class GPParams(Params):
     mean: Tensor
 
 
-def _check_int(name: str, value: object, minimum: int) -> None:
-    check_int(name, value, minimum=minimum)
-
-
 @register
 @dataclass(frozen=True)
 class GPPrior:
@@ -116,7 +112,7 @@ class GPPrior:
                 raise TypeError(f"{name} must be a Hyperprior, got {type(value).__name__}: {value!r}")
         if not isinstance(self.inputs, InputSampler):
             raise TypeError(f"inputs must be an InputSampler, got {type(self.inputs).__name__}: {self.inputs!r}")
-        _check_int("max_features", self.max_features, 1)
+        check_int("max_features", self.max_features, minimum=1)
         if (
             isinstance(self.jitter, bool)
             or not isinstance(self.jitter, (int, float))
@@ -219,8 +215,8 @@ class GPPrior:
         any device (up to rounding), and a GPU does the cubic part. ``n_context`` is ignored: this prior is
         stated in its inputs' own units.
         """
-        _check_int("batch_size", batch_size, 1)
-        _check_int("n_points", n_points, 1)
+        check_int("batch_size", batch_size, minimum=1)
+        check_int("n_points", n_points, minimum=1)
         if not isinstance(generator, torch.Generator):
             raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
         if n_features is None:

@@ -16,10 +16,6 @@ from priorfit.validation import check_int
 __all__ = ["InputSampler", "UniformInputs", "ClusteredInputs"]
 
 
-def _check_count(name: str, value: object, minimum: int) -> None:
-    check_int(name, value, minimum=minimum)
-
-
 class InputSampler:
     """Base class: ``sample(batch_size, n_points, n_features, generator)`` -> `batch x n x d` in [0, 1]^d."""
 
@@ -31,9 +27,9 @@ class InputSampler:
 
     @staticmethod
     def _check(batch_size: int, n_points: int, n_features: int, generator: torch.Generator) -> None:
-        _check_count("batch_size", batch_size, 1)
-        _check_count("n_points", n_points, 0)
-        _check_count("n_features", n_features, 1)
+        check_int("batch_size", batch_size, minimum=1)
+        check_int("n_points", n_points, minimum=0)
+        check_int("n_features", n_features, minimum=1)
         if not isinstance(generator, torch.Generator):
             raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
 
@@ -75,7 +71,7 @@ class ClusteredInputs(InputSampler):
     max_width: float = 0.2
 
     def __post_init__(self) -> None:
-        _check_count("max_clusters", self.max_clusters, 1)
+        check_int("max_clusters", self.max_clusters, minimum=1)
         for name in ("min_width", "max_width"):
             value = getattr(self, name)
             ok = isinstance(value, (int, float)) and not isinstance(value, bool)

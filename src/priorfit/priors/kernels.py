@@ -89,10 +89,6 @@ def _check_bool(name: str, value: object) -> None:
         raise TypeError(f"{name} must be a bool, got {type(value).__name__}: {value!r}")
 
 
-def _check_positive_int(name: str, value: object) -> None:
-    check_int(name, value, minimum=1)
-
-
 def _check_n_features(n_features: object) -> int:
     return check_int("n_features", n_features, minimum=1)
 
@@ -204,7 +200,7 @@ class Kernel:
 
     def sample_params(self, batch_size: int, n_features: int, generator: torch.Generator) -> Params:
         """Draw hyperparameters from the hyperpriors: each a float64 tensor `batch_size x *shape`."""
-        _check_positive_int("batch_size", batch_size)
+        check_int("batch_size", batch_size, minimum=1)
         shapes = self.param_shapes(_check_n_features(n_features))
         priors = self._hyperpriors()
         out: dict[str, Tensor] = {}
@@ -671,7 +667,7 @@ class SpectralMixture(Kernel):
     params_type = SpectralMixtureParams
 
     def __post_init__(self) -> None:
-        _check_positive_int("num_mixtures", self.num_mixtures)
+        check_int("num_mixtures", self.num_mixtures, minimum=1)
         _check_hyperprior("weights", self.weights)
         _check_hyperprior("means", self.means)
         _check_hyperprior("scales", self.scales)
@@ -756,7 +752,7 @@ class Scale(Kernel):
         return ScaleParams(outputscale=flat["outputscale"], base=self.base.params_from(flat))
 
     def sample_params(self, batch_size: int, n_features: int, generator: torch.Generator) -> ScaleParams:
-        _check_positive_int("batch_size", batch_size)
+        check_int("batch_size", batch_size, minimum=1)
         _check_n_features(n_features)
         value = self.outputscale.sample((batch_size,), generator).to(torch.float64)
         if not (torch.isfinite(value).all() and (value > 0).all()):
