@@ -38,6 +38,7 @@ from priorfit.model.ensemble import SymmetryEnsemble, symmetry_ensemble
 from priorfit.model.loss import pfn_nll, pfn_predict
 from priorfit.model.transformer import PFNTransformer
 from priorfit.predictive.bar import BarPredictive
+from priorfit.predictive.base import Predictive
 from priorfit.priors.base import Prior
 from priorfit.seeding import dataset_seed, example_seed
 
@@ -106,18 +107,21 @@ def _pfn_ms_per_dataset(model: PFNTransformer, x: Tensor, y: Tensor, n_ctx: int,
     return 1000 * float(np.median(times))
 
 
-def _score(reference: Reference, task: Task, y_qry: Tensor, seed: int) -> _Record:
-    """Run one reference on one dataset and score its predictive at the held-out targets."""
+def _score(reference: Reference, task: Task, y_qry: Tensor, seed: int) -> tuple[_Record, Predictive | None]:
+    """Run one reference on one dataset and score its predictive at the held-out targets; the predictive too
+    (None where the reference failed)."""
     t = time.perf_counter()
     slow = reference.kind is not ReferenceKind.ORACLE
     with _one_thread() if slow else contextlib.nullcontext():
         result = reference.predict(task, seed)
         if result.failed:
-            return _Record(failed=True, ms=1000 * (time.perf_counter() - t))
+            return _Record(failed=True, ms=1000 * (time.perf_counter() - t)), None
         pred = result.predictive
         nll, crps, pit = -pred._log_prob(y_qry).mean(), pred._crps(y_qry).mean(), pred._cdf(y_qry)
-    return _Record(nll=float(nll), crps=float(crps), pit=tuple(pit_list(pit)), ms=1000 * (time.perf_counter() - t),
-                   max_r_hat=result.max_r_hat, min_ess=result.min_ess, divergences=result.divergences)
+    record = _Record(nll=float(nll), crps=float(crps), pit=tuple(pit_list(pit)),
+                     ms=1000 * (time.perf_counter() - t), max_r_hat=result.max_r_hat, min_ess=result.min_ess,
+                     divergences=result.divergences)
+    return record, pred
 
 
 class _Cell:
@@ -145,19 +149,21 @@ class _Cell:
 
 
 def _records(cell: _Cell, reference: Reference, k: int, config: EvaluateConfig, store: ReferenceStore,
-             new_references: bool, on_reference: Callable[[], None] | None) -> tuple[list[int], list[_Record]]:
+             new_references: bool, on_reference: Callable[[], None] | None,
+             ) -> tuple[list[int], list[_Record], list[Predictive | None]]:
     """The records of the first `k` datasets of a cell. The oracle is computed afresh; slow references come from
-    the store, else are computed (and stored) when `new_references`. Returns the indices that have one and their
-    records."""
-    used, records = [], []
+    the store, else are computed (and stored) when `new_references`. Returns the indices that have one, their
+    records, and the oracle's predictives (for the bars' floor; none for the other references)."""
+    used, records, predictives = [], [], []
     for i in range(k):
         if reference.kind is ReferenceKind.ORACLE:
-            record = _score(reference, cell.task(i), cell.y_qry[i], config.seed + i)
+            record, pred = _score(reference, cell.task(i), cell.y_qry[i], config.seed + i)
+            predictives.append(pred)
         else:
             fingerprint = cell.fingerprint(i)
             stored = store.get(reference.name, cell.d, cell.n, i, fingerprint)
             if stored is None and new_references:
-                record = _score(reference, cell.task(i), cell.y_qry[i], config.seed + i)
+                record, _ = _score(reference, cell.task(i), cell.y_qry[i], config.seed + i)
                 store.put(reference.name, cell.d, cell.n, i, dict(fingerprint=fingerprint, **record.to_json()))
                 if on_reference is not None:
                     on_reference()
@@ -166,7 +172,7 @@ def _records(cell: _Cell, reference: Reference, k: int, config: EvaluateConfig, 
         if record is not None:
             used.append(i)
             records.append(record)
-    return used, records
+    return used, records, predictives
 
 
 def _reference_scores(cell: _Cell, used: list[int], records: list[_Record],
@@ -191,14 +197,14 @@ def _reference_scores(cell: _Cell, used: list[int], records: list[_Record],
     )
 
 
-def _bar_floor(ckpt: Checkpoint, cell: _Cell, oracle: Reference, oracle_nll: Tensor) -> float:
-    """The oracle's predictive moved onto the model's bars (in each dataset's frame), its NLL minus the oracle's,
-    averaged over the cell: what the bars' resolution alone costs."""
+def _bar_floor(ckpt: Checkpoint, cell: _Cell, oracle: list[Predictive], oracle_nll: Tensor) -> float:
+    """The oracle's predictives (one per dataset of the cell) moved onto the model's bars (in each dataset's
+    frame), their NLL minus the oracle's, averaged over the cell: what the bars' resolution alone costs."""
     bar = ckpt.bar_distribution
     inner = bar.borders[1:-1].to(torch.float64)  # K - 1
     excess = []
     for i in range(cell.batch.batch_size):
-        pred = oracle.predict(cell.task(i), 0).predictive
+        pred = oracle[i]
         at = cell.loc[i] + cell.scale[i] * inner[:, None].expand(-1, len(pred))  # (K-1) x m, the user's units
         logits = bar.project(pred._cdf(at).T, pred._sf(at).T)  # m x K
         nll = pfn_nll(bar, logits[None], cell.loc[i:i + 1], cell.scale[i:i + 1], cell.y_qry[i:i + 1]).mean()
@@ -228,13 +234,13 @@ def _score_cell(ckpt: Checkpoint, references: tuple[Reference, ...], d: int, n: 
         k = config.datasets_for(reference.kind)
         if not k:
             continue
-        used, records = _records(cell, reference, k, config, store, new_references, on_reference)
+        used, records, predictives = _records(cell, reference, k, config, store, new_references, on_reference)
         if not records:
             continue
         scores[reference.name] = _reference_scores(cell, used, records, pits, reference.name)
-        if reference.kind is ReferenceKind.ORACLE and len(used) == config.n_datasets:
+        if reference.kind is ReferenceKind.ORACLE and len(used) == config.n_datasets and None not in predictives:
             oracle_nll = torch.tensor([r.nll for r in records], dtype=torch.float64)
-            bar_floor = _bar_floor(ckpt, cell, reference, oracle_nll)
+            bar_floor = _bar_floor(ckpt, cell, predictives, oracle_nll)
     return FidelityCell(n_features=d, n_context=n, n_datasets=config.n_datasets, pfn=pfn, references=scores,
                         bar_floor=bar_floor, pfn_ensemble_members=1 if cell.ensemble is None else len(cell.ensemble))
 
