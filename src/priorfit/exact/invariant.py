@@ -181,8 +181,7 @@ def invariant_importance_predictive(prior, x_ctx: object, y_ctx: object, x_qry: 
             p.batch_size, -1, -1))
         log_lik.append(invariant_log_likelihood(cov, y_ctx.expand(p.batch_size, -1)))
     mix = _mixture(prior, params, x_ctx, y_ctx, x_qry, log_weights=torch.cat(log_lik))
-    mix.diagnostics.update(method="importance", num_samples=num_samples,
-                           weights_ess=float(torch.exp(-torch.logsumexp(2.0 * mix.log_weights, 0))))
+    mix.diagnostics.update(method="importance", num_samples=num_samples, weights_ess=mix.weights_ess)
     return mix
 
 

@@ -28,6 +28,13 @@ _CRPS_CHUNK = 8  # query points at a time in the S x S pair sums of the CRPS
 _CRPS_NODES = 200  # Gauss-Legendre nodes on each side of y, for the Student-t mixture's CRPS
 
 
+def _pick_components(weights: Tensor, n_samples: int, m: int,
+                     generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
+    """Row and column indices (`n_samples x m` each) of a component drawn by weight for every draw and query."""
+    idx = torch.multinomial(weights, n_samples * m, replacement=True, generator=generator).reshape(n_samples, m)
+    return idx, torch.arange(m).expand(n_samples, -1)
+
+
 class NormalMixturePredictive(Predictive):
     """A mixture of normals over y at m query points, one component per row. Each query's marginal only: the
     components' covariances between queries are not kept.
@@ -141,9 +148,7 @@ class NormalMixturePredictive(Predictive):
 
     def _sample(self, n_samples: int, generator: torch.Generator | None) -> Tensor:
         # a component per draw and query point, then a normal draw from it
-        idx = torch.multinomial(self.weights, n_samples * len(self), replacement=True, generator=generator)
-        idx = idx.reshape(n_samples, len(self))
-        cols = torch.arange(len(self)).expand(n_samples, -1)
+        idx, cols = _pick_components(self.weights, n_samples, len(self), generator)
         z = torch.randn(n_samples, len(self), generator=generator, dtype=torch.float64)
         return self.means[idx, cols] + self.variances[idx, cols].sqrt() * z
 
@@ -187,6 +192,11 @@ class StudentTMixturePredictive(Predictive):
     @property
     def weights(self) -> Tensor:
         return self.log_weights.exp()
+
+    @property
+    def weights_ess(self) -> float:
+        """Kish's effective sample size of the weights (see :attr:`NormalMixturePredictive.weights_ess`)."""
+        return self._normal.weights_ess
 
     def _component_cdf(self, y: Tensor, upper: bool = False) -> Tensor:
         z = (y.unsqueeze(-2) - self.locs) / self.scales  # ... x S x m
@@ -249,9 +259,7 @@ class StudentTMixturePredictive(Predictive):
         return torch.stack(out).reshape(y.shape)
 
     def _sample(self, n_samples: int, generator: torch.Generator | None) -> Tensor:
-        idx = torch.multinomial(self.weights, n_samples * len(self), replacement=True, generator=generator)
-        idx = idx.reshape(n_samples, len(self))
-        cols = torch.arange(len(self)).expand(n_samples, -1)
+        idx, cols = _pick_components(self.weights, n_samples, len(self), generator)
         u = torch.rand(n_samples, len(self), generator=generator, dtype=torch.float64).clamp(1e-300, 1 - 2**-53)
         t = torch.from_numpy(special.stdtrit(self.df[idx].numpy(), u.numpy()))
         return self.locs[idx, cols] + self.scales[idx, cols] * t
