@@ -10,7 +10,7 @@ as keys. Reports written before this layout (one flat record of 34 fields per ce
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from priorfit.evaluate.config import CALIBRATION_LEVELS, EvaluateConfig
@@ -201,7 +201,6 @@ def _legacy_cell(c: dict[str, Any]) -> FidelityCell:
             datasets=c["ml2_datasets"], failures=c.get("ml2_failures", 0), nll=c.get("ml2_nll"),
             crps=c.get("ml2_crps"), ms_per_dataset=c.get("ml2_ms_per_dataset"), gap=c.get("gap_to_ml2"),
             gap_se=c.get("gap_to_ml2_se"))
-    known = {f.name for f in fields(FidelityCell)}
     return FidelityCell(n_features=c["n_features"], n_context=c["n_context"], n_datasets=c["n_datasets"], pfn=pfn,
-                        references=refs, bar_floor=c.get("bar_floor") if "bar_floor" in known else None,
+                        references=refs, bar_floor=c.get("bar_floor"),
                         pfn_ensemble_members=c.get("pfn_ensemble_members", 1))
