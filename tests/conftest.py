@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import pytest
@@ -36,6 +37,17 @@ def tiny_checkpoint(tmp_path_factory):
     out = tmp_path_factory.mktemp("tiny_model")
     result = train(tiny_prior(), TINY_MODEL, TINY_TRAIN, out, resume=False, progress=False)
     return result.checkpoint
+
+
+@pytest.fixture(scope="session")
+def tiny_invariant_checkpoint(tmp_path_factory):
+    """Path of a tiny model trained 40 steps on the invariant version of the tiny prior (it sees only its
+    context's units)."""
+    from priorfit.priors.invariant import InvariantGPPrior
+
+    out = tmp_path_factory.mktemp("tiny_invariant_model")
+    model = dataclasses.replace(TINY_MODEL, invariant=True)
+    return train(InvariantGPPrior(tiny_prior()), model, TINY_TRAIN, out, resume=False, progress=False).checkpoint
 
 
 @pytest.fixture(scope="session")

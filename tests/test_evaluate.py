@@ -65,7 +65,7 @@ def test_an_ensemble_report_scores_the_average_of_its_members(tiny_checkpoint):
     (Jensen) and the cell records the member count; the oracle column does not change."""
     ckpt = load_checkpoint(tiny_checkpoint)
     base = EvaluateConfig(n_context=(8,), n_features=(2,), n_datasets=16, n_queries=16, marginal_datasets=0,
-                          ml2_datasets=0, timing_datasets=1)
+                          ml2_datasets=0, timing_datasets=1, path="raw")
     (plain,) = evaluate(ckpt, base, progress=False, examples=False).cells
     ensemble = SymmetryEnsemble.create(ckpt.prior.symmetries, ckpt.bar_distribution, 2, 3)
     members = []
@@ -107,7 +107,7 @@ def test_oracle_is_the_best_on_average(tiny_checkpoint):
     its NLL falls (a property of the exact GP, checked through the report)."""
     ckpt = load_checkpoint(tiny_checkpoint)
     cells = fidelity_report(ckpt, n_context=(2, 16), n_features=(1,), n_datasets=64, n_queries=16,
-                            marginal_datasets=0, ml2_datasets=0, progress=False)
+                            marginal_datasets=0, ml2_datasets=0, progress=False, path="raw")
     assert all(c.gap("oracle") > 0 for c in cells)
     # the oracle moved onto the bars loses a little (a KL projection: >= 0 up to sampling noise), far less than
     # the barely trained PFN
@@ -206,7 +206,7 @@ def test_gaps_to_references_on_a_subset_are_paired_on_that_subset(tiny_checkpoin
 
     ckpt = load_checkpoint(tiny_checkpoint)
     config = EvaluateConfig(n_context=(6,), n_features=(1,), n_datasets=8, n_queries=8, marginal_datasets=3,
-                            ml2_datasets=0, timing_datasets=1)
+                            ml2_datasets=0, timing_datasets=1, path="raw")
     batch = ckpt.prior.sample(8, 14, torch.Generator().manual_seed(dataset_seed(config.seed, 1, 6)), n_features=1,
                               n_context=6)
     store = ReferenceStore(reference_protocol(ckpt.prior, config))
@@ -225,3 +225,78 @@ def test_gaps_to_references_on_a_subset_are_paired_on_that_subset(tiny_checkpoin
                                          abs=1e-6)
     assert marginal.gap != pytest.approx(cell.pfn.nll - marginal.nll, abs=1e-3)  # the unpaired difference
     assert cell.pfn.nll == pytest.approx(float(per_dataset.mean()), abs=1e-6)
+
+
+def test_the_user_path_feeds_random_units_through_the_estimator(tiny_checkpoint, tiny_invariant_checkpoint):
+    """The user path moves every dataset to random units and predicts through PFNRegressor, mapping the
+    predictive back with its Jacobian: for a model that sees only its context's units, every PFN figure equals
+    the raw path's; for a model trained on raw units it does not (its estimator rescales what it never saw)."""
+    from priorfit.evaluate.scoring import UserUnits
+
+    units = UserUnits.draw(4000, 3, torch.Generator().manual_seed(0))
+    assert units.a.min() < 1e-3 and units.a.max() > 1e3 and units.c.min() < 1e-3 and units.c.max() > 1e3
+    assert ((units.b / units.a).abs().max() > 1e3) and (units.b < 0).any() and (units.b > 0).any()
+    base = EvaluateConfig(n_context=(2, 8), n_features=(2,), n_datasets=12, n_queries=8, marginal_datasets=0,
+                          ml2_datasets=0, timing_datasets=1)
+    for checkpoint, same in ((tiny_invariant_checkpoint, True), (tiny_checkpoint, False)):
+        ckpt = load_checkpoint(checkpoint)
+        user = evaluate(ckpt, base, progress=False, examples=False)
+        raw = evaluate(ckpt, dataclasses.replace(base, path="raw"), progress=False, examples=False)
+        assert user.config.path == "user" and raw.config.path == "raw"
+        for u, r in zip(user.cells, raw.cells):
+            assert u.references["oracle"].nll == r.references["oracle"].nll  # the same datasets
+            close = [u.pfn.nll == pytest.approx(r.pfn.nll, abs=1e-5),
+                     u.pfn.crps == pytest.approx(r.pfn.crps, rel=1e-5),
+                     u.pfn.coverage_90 == pytest.approx(r.pfn.coverage_90, abs=1e-9)]
+            assert all(close) if same else not close[0], (checkpoint, u.n_context)
+        again = FidelityReport.from_json(json.loads(json.dumps(user.to_json())))
+        assert again.config == user.config
+
+
+def test_a_cell_near_its_target_gets_the_marginal_on_every_dataset(tiny_checkpoint):
+    """One rule for every cell: where the gap to the marginal is within two standard errors of its target, the
+    marginal runs on all datasets of the cell, else on the first marginal_datasets."""
+    ckpt = load_checkpoint(tiny_checkpoint)
+    config = EvaluateConfig(n_context=(4,), n_features=(1,), n_datasets=5, n_queries=8, marginal_datasets=2,
+                            nuts_warmup=30, nuts_samples=30, ml2_datasets=0, timing_datasets=1, path="raw",
+                            gap_targets=((1, 100.0),))
+    (far,) = evaluate(ckpt, config, progress=False, examples=False).cells
+    assert far.references["marginal"].datasets == 2
+    near = dataclasses.replace(config, gap_targets=((1, far.references["marginal"].gap),))
+    (cell,) = evaluate(ckpt, near, progress=False, examples=False).cells
+    assert cell.references["marginal"].datasets == 5
+    assert cell.references["marginal"].gap == pytest.approx(cell.pfn.nll - cell.references["marginal"].nll)
+    with pytest.raises(ValueError, match="gap_targets"):
+        EvaluateConfig(gap_targets=((0, 0.1),))
+
+
+def test_an_unconverged_mcmc_run_is_rerun_with_longer_chains():
+    """A run whose R-hat exceeds the limit is rerun once with chains RERUN_FACTOR times longer, and the rerun is
+    kept; a run that converged, or a reference without chains, is not rerun."""
+    from priorfit.evaluate.scoring import _slow_record
+    from priorfit.exact.reference import R_HAT_LIMIT, RERUN_FACTOR, ReferenceKind, ReferenceResult, Task
+    from priorfit.predictive.normal import NormalPredictive
+
+    calls = []
+
+    @dataclasses.dataclass(frozen=True)
+    class Chains:
+        num_warmup: int = 10
+        num_samples: int = 10
+        r_hat: float = 1.5
+        name = "marginal"
+        label = "fake"
+        kind = ReferenceKind.MARGINAL
+
+        def predict(self, task, seed):
+            calls.append(self.num_warmup)
+            r_hat = self.r_hat if self.num_warmup == 10 else 1.01
+            return ReferenceResult(NormalPredictive(torch.zeros(2), torch.ones(2)), max_r_hat=r_hat, min_ess=50.0)
+
+    task = Task(torch.zeros(3, 1), torch.zeros(3), torch.zeros(2, 1))
+    record = _slow_record(Chains(), task, torch.zeros(2), 0)
+    assert calls == [10, 10 * RERUN_FACTOR] and record.chain_factor == RERUN_FACTOR and record.max_r_hat == 1.01
+    assert not record.unconverged
+    calls.clear()
+    record = _slow_record(Chains(r_hat=R_HAT_LIMIT - 0.01), task, torch.zeros(2), 0)
+    assert calls == [10] and record.chain_factor == 1

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from priorfit.exceptions import InputDataError, PriorfitError
+from priorfit.evaluate.config import PATHS
 from priorfit.model.precision import PRECISIONS
 
 
@@ -109,6 +110,15 @@ def _int_tuple(name: str, text: str | None) -> tuple[int, ...] | None:
     return values
 
 
+def _gap_targets(text: str) -> tuple[tuple[int, float], ...]:
+    try:
+        pairs = tuple((int(d), float(t)) for d, t in (item.split(":") for item in text.split(",")))
+    except ValueError:
+        raise InputDataError(f"--gap-targets must be comma-separated D:GAP pairs, e.g. 1:0.05,3:0.1; got {text!r}"
+                             ) from None
+    return pairs
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     import torch
 
@@ -125,7 +135,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         n_context=_int_tuple("context", args.context), n_features=_int_tuple("features", args.features),
         n_datasets=args.datasets, marginal_datasets=args.marginal_datasets, ml2_datasets=args.ml2_datasets,
         nuts_warmup=args.nuts_warmup, nuts_samples=args.nuts_samples, seed=args.seed, ensemble_size=args.ensemble,
-        precision=args.precision,
+        precision=args.precision, path=args.path,
+        gap_targets=None if args.gap_targets is None else _gap_targets(args.gap_targets),
     )
     try:
         config = dataclasses.replace(config, **{k: v for k, v in overrides.items() if v is not None})
@@ -247,6 +258,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", choices=PRECISIONS, default=None,
                    help="arithmetic of the PFN's forward passes (default float32; bfloat16 is faster on CPUs "
                         "with bfloat16 instructions)")
+    p.add_argument("--path", choices=PATHS, default=None,
+                   help="user (default): each dataset in random units through PFNRegressor's defaults, as users "
+                        "call it; raw: the prior's units straight into the network")
+    p.add_argument("--gap-targets", default=None, metavar="D:GAP,...",
+                   help="e.g. 1:0.05,2:0.05,3:0.1,4:0.1: a cell whose gap to the marginal is within two standard "
+                        "errors of its target gets the marginal on all of its datasets")
     p.add_argument("--references", nargs="+", default=None, metavar="JSON",
                    help="references.json files of earlier runs on the same protocol (any model): their NUTS and "
                         "ML-II results are reused, not recomputed. OUT/references.json holds them and the new ones")

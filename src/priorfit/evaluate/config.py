@@ -11,7 +11,10 @@ from priorfit.exact.reference import ReferenceKind, ReferenceSettings
 from priorfit.model.precision import check_precision
 from priorfit.validation import check_int
 
-__all__ = ["EvaluateConfig", "reference_protocol", "CALIBRATION_LEVELS"]
+__all__ = ["EvaluateConfig", "reference_protocol", "CALIBRATION_LEVELS", "PATHS"]
+
+#: How a report feeds the PFN: through the estimator in random units, or raw into the network.
+PATHS = ("user", "raw")
 
 #: Central-interval levels of the calibration curve.
 CALIBRATION_LEVELS = tuple(round(0.05 * i, 2) for i in range(1, 20))
@@ -37,6 +40,15 @@ class EvaluateConfig:
             the prior is invariant (:mod:`priorfit.model.ensemble`); 1 is the plain PFN.
         precision: the arithmetic of the PFN's forward passes, "float32" or "bfloat16"
             (:mod:`priorfit.model.precision`).
+        path: how the PFN is fed. "user" (the default): each dataset is moved to random units (targets and every
+            feature scaled by factors over 8 orders of magnitude and shifted far from 0) and predicted by
+            :class:`~priorfit.estimators.PFNRegressor` with its defaults, as a user would; its predictive is
+            mapped back to the prior's units exactly (the Jacobian included), where the references score.
+            "raw": the datasets in the prior's own units straight into the network (the reports before
+            units-free training).
+        gap_targets: (d, target) pairs: a cell whose gap to the marginal reference is within two standard errors
+            of its d's target gets that reference on all of its datasets, not only the first
+            ``marginal_datasets`` (one rule for every cell that is too close to call).
     """
 
     n_context: tuple[int, ...] = (2, 4, 8, 16, 32, 64, 128)
@@ -54,9 +66,13 @@ class EvaluateConfig:
     seed: int = 0
     ensemble_size: int = 1
     precision: str = "float32"
+    path: str = "user"
+    gap_targets: tuple[tuple[int, float], ...] = ()
 
     def __post_init__(self) -> None:
         check_precision("precision", self.precision)
+        if self.path not in PATHS:
+            raise ValueError(f"path must be one of {PATHS}, got {self.path!r}")
         for name in ("n_datasets", "n_queries", "timing_datasets", "ensemble_size"):
             check_int(name, getattr(self, name), minimum=1)
         for name in ("marginal_datasets", "ml2_datasets", "seed"):
@@ -68,12 +84,20 @@ class EvaluateConfig:
                 raise ValueError(f"{name} must be a non-empty tuple of positive integers, got {values!r}")
             for v in values:
                 check_int(f"each of {name}", v, minimum=1)
+        if not isinstance(self.gap_targets, tuple) or not all(
+                isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], int) and p[0] >= 1
+                and isinstance(p[1], (int, float)) and p[1] >= 0 for p in self.gap_targets):
+            raise ValueError(f"gap_targets must be a tuple of (d >= 1, target >= 0) pairs, got {self.gap_targets!r}")
         if self.n_features is not None:
             if not isinstance(self.n_features, tuple) or not self.n_features:
                 raise ValueError(f"n_features must be None or a non-empty tuple of positive integers, got "
                                  f"{self.n_features!r}")
             for v in self.n_features:
                 check_int("each of n_features", v, minimum=1)
+
+    def gap_target(self, d: int) -> float | None:
+        """The target of the PFN's gap to the marginal reference at d input features, if one is set."""
+        return dict(self.gap_targets).get(d)
 
     @property
     def reference_settings(self) -> ReferenceSettings:

@@ -108,6 +108,8 @@ class FidelityReport:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "FidelityReport":
         config = {k: tuple(v) if isinstance(v, list) else v for k, v in data["config"].items()}
+        config.setdefault("path", "raw")  # every report before the user path fed the network raw
+        config["gap_targets"] = tuple((int(d), float(t)) for d, t in config.get("gap_targets", ()))
         labels = data.get("labels") or {PFN: "PFN", **{name: label for label, name in _LEGACY_NAMES.items()}}
         rename = {} if "labels" in data else _LEGACY_NAMES  # old reports keyed curves and examples by label
         examples = [{rename.get(k, k): v for k, v in ex.items()} for ex in data.get("examples", [])]

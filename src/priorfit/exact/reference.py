@@ -16,6 +16,7 @@ Kinds, which decide on how many datasets a fidelity report runs a reference:
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import math
 from dataclasses import dataclass
@@ -26,7 +27,8 @@ from torch import Tensor
 from priorfit.predictive.base import Predictive
 from priorfit.validation import check_int
 
-__all__ = ["ReferenceKind", "ReferenceSettings", "Task", "ReferenceResult", "Reference"]
+__all__ = ["ReferenceKind", "ReferenceSettings", "Task", "ReferenceResult", "Reference", "R_HAT_LIMIT",
+           "RERUN_FACTOR", "longer_chains"]
 
 
 class ReferenceKind(enum.Enum):
@@ -107,3 +109,19 @@ class Reference(Protocol):
     def predict(self, task: Task, seed: int) -> ReferenceResult:
         """The reference's predictive of noisy y at ``task.x_qry``; ``seed`` seeds whatever it draws."""
         ...
+
+
+#: Split R-hat above which an MCMC reference's run is rerun with longer chains (:func:`longer_chains`).
+R_HAT_LIMIT = 1.05
+#: How much longer (warm-up and draws) the rerun's chains are.
+RERUN_FACTOR = 4
+
+
+def longer_chains(reference: Reference, factor: int = RERUN_FACTOR) -> Reference | None:
+    """The same MCMC reference with ``factor`` times the warm-up and draws per chain, or None for a reference
+    without chains (an MCMC reference is a frozen dataclass with ``num_warmup`` and ``num_samples``)."""
+    fields = getattr(reference, "__dataclass_fields__", {})
+    if "num_warmup" not in fields or "num_samples" not in fields:
+        return None
+    return dataclasses.replace(reference, num_warmup=factor * reference.num_warmup,
+                               num_samples=factor * reference.num_samples)

@@ -65,14 +65,18 @@ class InvariantGPPrior:
                           negate_targets=True)
 
     def references(self, settings=None) -> tuple:
-        """The invariant oracle (Student-t with the true shape hyperparameters) and the invariant marginal (the
-        shape hyperparameters integrated out by NUTS, as ``settings``, a ``ReferenceSettings``, sets it)."""
+        """The invariant oracle (Student-t with the true shape hyperparameters), the invariant marginal (the
+        shape hyperparameters integrated out by NUTS, as ``settings``, a ``ReferenceSettings``, sets it), and
+        the practitioners' fitted GPs (:mod:`priorfit.exact.baselines`: scikit-learn's ML-II with
+        ``settings.ml2_restarts`` restarts, BoTorch's SingleTaskGP)."""
+        from priorfit.exact.baselines import BoTorchGP, SklearnGP
         from priorfit.exact.invariant import InvariantMarginal, InvariantOracle
         from priorfit.exact.reference import ReferenceSettings
 
         settings = ReferenceSettings() if settings is None else settings
         return (InvariantOracle(self),
-                InvariantMarginal(self, settings.nuts_warmup, settings.nuts_samples, settings.nuts_chains))
+                InvariantMarginal(self, settings.nuts_warmup, settings.nuts_samples, settings.nuts_chains),
+                SklearnGP(settings.ml2_restarts), BoTorchGP())
 
     def shape_covariances(self, params: GPParams, x_ctx: Tensor, x_qry: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """The context's shape covariance (`batch x n x n`, noise and jitter included), its covariances with the
