@@ -155,3 +155,24 @@ def test_nuts_over_the_shape_agrees_with_importance_sampling_in_any_units() -> N
     unit = invariant_importance_predictive(prior, batch.x[0, :8], batch.y[0, :8], batch.x[0, 8:], num_samples=20000,
                                            seed=2)
     np.testing.assert_allclose(ref.log_prob(y[8:]), unit.log_prob(batch.y[0, 8:]) - math.log(5.0), rtol=1e-8)
+
+
+def test_quadrature_over_the_shape_agrees_with_importance_sampling() -> None:
+    """Two slow references that share nothing but the integrand: Gauss-Hermite over the log-normal shape
+    hyperparameters and self-normalised importance sampling from the hyperprior."""
+    from priorfit.exact.invariant import invariant_importance_predictive, invariant_quadrature_predictive
+
+    prior = InvariantGPPrior(GPPrior(kernel=Scale(Matern(nu=2.5, lengthscale=LogNormal(-1.0, 0.5))),
+                                     noise_std=LogNormal(-2.0, 0.5), max_features=1))
+    for n in (3, 10):
+        batch = prior.sample(1, n + 12, gen(n), n_context=n)
+        x, y = batch.x[0], batch.y[0]
+        quad = invariant_quadrature_predictive(prior, x[:n], y[:n], x[n:], nodes=16)
+        assert quad.diagnostics["points"] == 16 ** 3  # outputscale, lengthscale and noise
+        ref = invariant_importance_predictive(prior, x[:n], y[:n], x[n:], num_samples=40000, seed=3)
+        assert np.abs(quad.log_prob(y[n:]) - ref.log_prob(y[n:])).max() < 0.02
+    with pytest.raises(Exception, match="LogNormal or Fixed"):
+        from priorfit.priors import Gamma
+
+        invariant_quadrature_predictive(InvariantGPPrior(GPPrior(
+            kernel=Scale(Matern(nu=2.5, lengthscale=Gamma(2.0, 4.0))), max_features=1)), x[:n], y[:n], x[n:])
