@@ -233,3 +233,17 @@ def test_a_model_warm_starts_an_invariant_one(tmp_path, tiny_checkpoint):
         train(InvariantGPPrior(tiny_prior()), dataclasses.replace(invariant, d_ff=32), run, tmp_path / "bad",
               resume=False, progress=False, init_from=str(tiny_checkpoint))
     assert isinstance(InvariantGPPrior(GPPrior(max_features=2)).gp, GPPrior)
+
+
+def test_log_uniform_context_sizes_give_each_doubling_the_same_share() -> None:
+    from priorfit.training import draw_context_size
+
+    gen = torch.Generator().manual_seed(0)
+    sizes = torch.tensor([draw_context_size(2, 127, "log_uniform", gen) for _ in range(20000)])
+    assert sizes.min() == 2 and sizes.max() == 127
+    octaves = [float(((sizes >= 2**k) & (sizes < 2**(k + 1))).double().mean()) for k in range(1, 7)]
+    assert all(abs(share - 1 / 6) < 0.015 for share in octaves), octaves
+    uniform = torch.tensor([draw_context_size(2, 127, "uniform", gen) for _ in range(20000)])
+    assert float((uniform < 8).double().mean()) < 0.06 < float((sizes < 8).double().mean())
+    with pytest.raises(ValueError, match="context_sampling"):
+        TrainConfig(context_sampling="octaves")

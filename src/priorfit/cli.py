@@ -167,7 +167,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     save_references(force=True)
     table = format_table(report.cells)
     print(table)
-    data = dict(model=str(args.model), **report.to_json())
+    data = dict(model=str(args.model), threads=torch.get_num_threads(), **report.to_json())
     atomic_write_json(out / "evaluate.json", data)
     atomic_write_text(out / "evaluate.txt", table + "\n")
     written = [out / "evaluate.json", out / "evaluate.txt", store_path]

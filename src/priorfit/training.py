@@ -40,6 +40,9 @@ from priorfit.model.transformer import ModelConfig, PFNTransformer, context_stan
 # the random streams a run draws (priorfit.seeding.derive_seed keys): bar borders, held-out sets, training data
 _BORDER_STREAM, _HELD_OUT_STREAM, _DATA_STREAM = 1, 2, 3
 
+#: How a step's context size is drawn (TrainConfig.context_sampling).
+CONTEXT_SAMPLING = ("uniform", "log_uniform")
+
 STATE_FILE = "train_state.pt"
 MODEL_FILE = "model.safetensors"
 
@@ -55,6 +58,9 @@ class TrainConfig:
         n_points: points per dataset, context and queries together (with `n_queries`, the most points).
         min_context, max_context: the context size of each step is uniform on [min_context, max_context]
             (max_context 0 means n_points - 1).
+        context_sampling: how the context size of a step is drawn on [min_context, max_context]: "uniform", or
+            "log_uniform" (its log uniform, so that each doubling of n gets the same share of steps: small
+            contexts, where the posterior is widest, are learned as well as large ones, and cost less).
         context_curriculum: fraction of the steps over which the largest context size grows linearly from
             min_context to max_context (0: the full range from the first step). Small contexts are cheap, so
             early steps run faster, and the model first learns what small contexts teach.
@@ -85,6 +91,7 @@ class TrainConfig:
     max_context: int = 0
     n_queries: int = 0
     context_curriculum: float = 0.0
+    context_sampling: str = "uniform"
     lr: float = 1e-3
     weight_decay: float = 0.0
     warmup_fraction: float = 0.05
@@ -131,6 +138,8 @@ class TrainConfig:
             raise ValueError(f"context_curriculum must lie in [0, 1], got {self.context_curriculum!r}")
         if not 0 <= self.warmup_fraction < 1:
             raise ValueError(f"warmup_fraction must lie in [0, 1), got {self.warmup_fraction!r}")
+        if self.context_sampling not in CONTEXT_SAMPLING:
+            raise ValueError(f"context_sampling must be one of {CONTEXT_SAMPLING}, got {self.context_sampling!r}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {self.device!r}")
 
@@ -173,9 +182,18 @@ class TrainResult:
     datasets_per_second: float = float("nan")
 
 
+def draw_context_size(lo: int, hi: int, sampling: str, generator: torch.Generator) -> int:
+    """A context size on [lo, hi]: uniform, or log-uniform (``floor(exp(U(log lo, log(hi + 1))))``)."""
+    if sampling == "uniform":
+        return int(torch.randint(lo, hi + 1, (), generator=generator))
+    u = float(torch.rand((), generator=generator, dtype=torch.float64))
+    return min(hi, int(math.exp(math.log(lo) + u * (math.log(hi + 1) - math.log(lo)))))
+
+
 def make_bar_distribution(prior: Any, n_bars: int, n_points: int, n_datasets: int, seed: int,
                           standardize_context: tuple[int, int] | None = None,
-                          target_affine: Any = None, tail_bars: int = 0, tail_reach: float = 1e4) -> BarDistribution:
+                          target_affine: Any = None, tail_bars: int = 0, tail_reach: float = 1e4,
+                          context_sampling: str = "uniform") -> BarDistribution:
     """Equal-mass bar borders from the targets of `n_datasets` prior datasets (a seed of their own).
 
     With `standardize_context` (the smallest and largest context size, for a model that standardises targets)
@@ -191,7 +209,7 @@ def make_bar_distribution(prior: Any, n_bars: int, n_points: int, n_datasets: in
         count = min(chunk, n_datasets - start)
         if target_affine is not None and standardize_context is not None:
             lo, hi = standardize_context
-            n_ctx = int(torch.randint(lo, min(hi, n_points - 1) + 1, (), generator=generator))
+            n_ctx = draw_context_size(lo, min(hi, n_points - 1), context_sampling, generator)
             y = prior.sample(count, n_points, generator, n_context=n_ctx).y
             loc, scale = target_affine(y[:, :n_ctx])
             y = (y[:, n_ctx:] - loc.to(y.dtype)) / scale.to(y.dtype)
@@ -349,6 +367,7 @@ def train(
             standardize_context=train_config.context_range if standardized else None,
             target_affine=model.target_affine if model_config.invariant else None,
             tail_bars=train_config.tail_bars, tail_reach=train_config.tail_reach,
+            context_sampling=train_config.context_sampling,
         ).to(device)
     else:
         bar = source.bar_distribution.to(device)
@@ -411,7 +430,7 @@ def train(
     while step < last:
         for group in optimizer.param_groups:
             group["lr"] = train_config.learning_rate(step)
-        n_ctx = int(torch.randint(lo, train_config.largest_context(step) + 1, (), generator=generator))
+        n_ctx = draw_context_size(lo, train_config.largest_context(step), train_config.context_sampling, generator)
         n_features = int(torch.randint(1, prior.max_features + 1, (), generator=generator))
         n_points = n_ctx + train_config.n_queries if train_config.n_queries else train_config.n_points
         batch = prior.sample(local_batch, n_points, generator, n_features=n_features, n_context=n_ctx, **on_device)
