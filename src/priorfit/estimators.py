@@ -135,12 +135,10 @@ class PFNRegressor(RegressorMixin, BaseEstimator):
     def _to_model_inputs(self, X: np.ndarray) -> torch.Tensor:
         xn = (X - self.x_min_) / self.x_scale_
         if self.normalize and xn.size and (xn.min() < -0.05 or xn.max() > 1.05):
-            warnings.warn(
-                "X lies outside the range of the training inputs, which the model maps to its prior's domain "
-                "[0, 1]; predictions there extrapolate",
-                OutOfDomainWarning,
-                stacklevel=3,
-            )
+            where = ("" if self.checkpoint_.model_config.invariant
+                     else ", which the model maps to its prior's domain [0, 1]")
+            warnings.warn(f"X lies outside the range of the training inputs{where}; predictions there extrapolate",
+                          OutOfDomainWarning, stacklevel=3)
         # float64: the network casts to its own precision, after an invariant model has put the data in its
         # context's units (in float64, so that data far from 0 relative to its spread keeps its digits)
         return torch.as_tensor(xn, dtype=torch.float64)[None]

@@ -146,7 +146,8 @@ class FidelityReport:
 
 def format_table(cells: list[FidelityCell]) -> str:
     """A fixed-width text table (NLL in nats per query point; gaps are the PFN's minus each method's, paired, with
-    the standard error where it matters; ``floor`` is the bars' floor; R-hat the largest of the MCMC references)."""
+    the standard error where it matters; ``floor`` is the bars' floor; R-hat the largest and ESS the smallest of
+    the MCMC references, over the ``mcmc`` datasets they ran on)."""
     names = list(dict.fromkeys(name for c in cells for name in c.references))
 
     def fmt(v: float | None, spec: str) -> str:
@@ -160,11 +161,13 @@ def format_table(cells: list[FidelityCell]) -> str:
     head = (f"{'d':>2} {'n':>4} | {'pfn':>7} " + " ".join(f"{k:>8}" for k in names) + " | "
             + " ".join(f"{'-' + k:>14}" for k in names) + f" {'floor':>6} | {'cov50':>5} {'cov90':>5} | "
             + f"{'CRPS pfn':>8} " + " ".join(f"{k:>8}" for k in names) + " | "
-            + f"{'ms pfn':>6} " + " ".join(f"{k:>8}" for k in names) + f" | {'R-hat':>5}")
+            + f"{'ms pfn':>6} " + " ".join(f"{k:>8}" for k in names) + f" | {'R-hat':>5} {'ESS':>5} {'mcmc':>4}")
     lines = [head, "-" * len(head)]
     for c in cells:
         refs = [c.references.get(k) for k in names]
-        r_hats = [s.max_r_hat for s in refs if s is not None and s.max_r_hat is not None]
+        mcmc = [s for s in refs if s is not None and s.max_r_hat is not None]
+        r_hats = [s.max_r_hat for s in mcmc]
+        ess = [s.min_ess for s in mcmc if s.min_ess is not None]
         lines.append(
             f"{c.n_features:>2} {c.n_context:>4} | {c.pfn.nll:7.3f} "
             + " ".join(fmt(None if s is None else s.nll, "8.3f") for s in refs) + " | "
@@ -173,7 +176,8 @@ def format_table(cells: list[FidelityCell]) -> str:
             + " ".join(fmt(None if s is None else s.crps, "8.4f") for s in refs) + " | "
             + f"{c.pfn.ms_per_dataset:6.2f} " + " ".join(fmt(None if s is None else s.ms_per_dataset, "8.1f")
                                                        for s in refs)
-            + f" | {fmt(max(r_hats) if r_hats else None, '5.3f')}"
+            + f" | {fmt(max(r_hats) if r_hats else None, '5.3f')} {fmt(min(ess) if ess else None, '5.0f')}"
+            + f" {fmt(max(s.datasets for s in mcmc) if mcmc else None, '4d')}"
         )
     return "\n".join(lines)
 
