@@ -1,4 +1,5 @@
-"""``priorfit demo``: the shipped GP model against an exact GP on a small noisy 1-D dataset."""
+"""``priorfit demo``: the shipped default model against exact Bayes under its own prior (NUTS) on a small noisy
+1-D dataset."""
 
 from __future__ import annotations
 
@@ -18,16 +19,24 @@ def demo_data(seed: int = 0, n: int = 14) -> tuple[np.ndarray, np.ndarray]:
     return x[:, None], y
 
 
-def exact_gp_predictive(reg: PFNRegressor, X: np.ndarray, y: np.ndarray, Xq: np.ndarray):
-    """The exact GP of the model's prior kernel, with hyperparameters fitted by ML-II on the same
-    normalised data the PFN sees, mapped back to user units: (mean, std)."""
-    from priorfit.exact.gp import ml2_fit
+def exact_predictive(reg: PFNRegressor, X: np.ndarray, y: np.ndarray, Xq: np.ndarray):
+    """The exact Bayes posterior predictive of the model's prior (its marginal reference: hyperparameters
+    integrated out by NUTS) on the same normalised data the PFN sees, mapped back to user units: (label, mean,
+    5% and 95% quantiles)."""
+    import warnings
+
+    from priorfit.exact.reference import ReferenceKind, Task
 
     prior = reg.checkpoint_.prior
+    reference = next(r for r in prior.references() if r.kind is ReferenceKind.MARGINAL)
     to_x = lambda a: torch.as_tensor((a - reg.x_min_) / reg.x_scale_, dtype=torch.float64)  # noqa: E731
     yn = torch.as_tensor((y - reg.y_mean_) / reg.y_scale_, dtype=torch.float64)
-    mean, var = ml2_fit(prior, to_x(X), yn, generator=torch.Generator().manual_seed(0)).predict(to_x(Xq))
-    return reg.y_mean_ + reg.y_scale_ * mean.numpy(), reg.y_scale_ * np.sqrt(var.numpy())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # JAX's and NumPyro's notices
+        pred = reference.predict(Task(to_x(X), yn, to_x(Xq)), 0).predictive
+    q = pred.quantile([0.05, 0.95])
+    back = lambda v: reg.y_mean_ + reg.y_scale_ * np.asarray(v)  # noqa: E731
+    return reference.label, back(pred.mean), back(q[:, 0]), back(q[:, 1])
 
 
 def run_demo(model: str | None = None, out: str | Path = "priorfit_demo.png", seed: int = 0) -> dict:
@@ -42,27 +51,26 @@ def run_demo(model: str | None = None, out: str | Path = "priorfit_demo.png", se
     grid = np.linspace(X.min(), X.max(), 200)[:, None]
     dist = reg.predict_distribution(grid)
     q = dist.quantile([0.05, 0.95])
-    gp_mean, gp_std = exact_gp_predictive(reg, X, y, grid)
-    z = 1.6448536269514722
+    label, gp_mean, gp_lo, gp_hi = exact_predictive(reg, X, y, grid)
 
     show = np.linspace(0, len(grid) - 1, 6).astype(int)
     print(f"{len(X)} noisy observations; predictive mean and central 90% interval")
     print(f"{'x':>7} | {'PFN mean':>9} {'PFN 90% interval':>21} | {'GP mean':>9} {'GP 90% interval':>21}")
     for i in show:
         print(f"{grid[i, 0]:7.2f} | {dist.mean[i]:9.3f} [{q[i, 0]:8.3f}, {q[i, 1]:8.3f}]  | "
-              f"{gp_mean[i]:9.3f} [{gp_mean[i] - z * gp_std[i]:8.3f}, {gp_mean[i] + z * gp_std[i]:8.3f}]")
-    print("(GP: the exact GP posterior of the model's prior kernel with ML-II hyperparameters)")
+              f"{gp_mean[i]:9.3f} [{gp_lo[i]:8.3f}, {gp_hi[i]:8.3f}]")
+    print(f"(GP: exact Bayes under the model's own prior, {label})")
 
     fig, ax = plt.subplots(figsize=(8, 4.5))
     ax.fill_between(grid[:, 0], q[:, 0], q[:, 1], color="C0", alpha=0.25, label="PFN 90% interval")
     ax.plot(grid[:, 0], dist.mean, color="C0", label="PFN mean")
-    ax.plot(grid[:, 0], gp_mean - z * gp_std, "--", color="C1", lw=1)
-    ax.plot(grid[:, 0], gp_mean + z * gp_std, "--", color="C1", lw=1, label="exact GP (ML-II) 90% interval")
-    ax.plot(grid[:, 0], gp_mean, color="C1", lw=1.5, label="exact GP (ML-II) mean")
+    ax.plot(grid[:, 0], gp_lo, "--", color="C1", lw=1)
+    ax.plot(grid[:, 0], gp_hi, "--", color="C1", lw=1, label=f"exact Bayes ({label}) 90% interval")
+    ax.plot(grid[:, 0], gp_mean, color="C1", lw=1.5, label=f"exact Bayes ({label}) mean")
     ax.scatter(X[:, 0], y, color="k", zorder=3, s=18, label="data")
     ax.set_xlabel("x")
     ax.set_ylabel("y")
-    ax.set_title("priorfit demo: shipped PFN vs exact GP")
+    ax.set_title("priorfit demo: shipped PFN vs exact Bayes")
     ax.legend(loc="best", fontsize=8)
     fig.tight_layout()
     out = Path(out)
@@ -72,4 +80,5 @@ def run_demo(model: str | None = None, out: str | Path = "priorfit_demo.png", se
     plt.close(fig)
     tmp.replace(out)
     print(f"wrote {out}")
-    return dict(x=grid[show, 0], pfn_mean=dist.mean[show], pfn_q=q[show], gp_mean=gp_mean[show], gp_std=gp_std[show])
+    return dict(x=grid[show, 0], pfn_mean=dist.mean[show], pfn_q=q[show], exact_mean=gp_mean[show],
+                exact_q=np.stack([gp_lo[show], gp_hi[show]], axis=-1))

@@ -177,7 +177,7 @@ def format_table(cells: list[FidelityCell]) -> str:
             + f"{c.pfn.ms_per_dataset:6.2f} " + " ".join(fmt(None if s is None else s.ms_per_dataset, "8.1f")
                                                        for s in refs)
             + f" | {fmt(max(r_hats) if r_hats else None, '5.3f')} {fmt(min(ess) if ess else None, '5.0f')}"
-            + f" {fmt(max(s.datasets for s in mcmc) if mcmc else None, '4d')}"
+            + f" {fmt(max(s.datasets for s in mcmc) if mcmc else None, '4.0f')}"
         )
     return "\n".join(lines)
 
