@@ -97,5 +97,5 @@ def test_demo_writes_a_plot(tmp_path, tiny_checkpoint, capsys):
     out = tmp_path / "demo.png"
     assert main(["demo", "--model", str(tiny_checkpoint), "--out", str(out)]) == 0
     text = capsys.readouterr().out
-    assert "PFN 90% interval" in text and "GP 90% interval" in text
+    assert "PFN 90% interval" in text and "exact 90% interval" in text
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

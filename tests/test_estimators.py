@@ -175,26 +175,28 @@ def test_scikit_learn_estimator_checks(wide_checkpoint):
     check_estimator(PFNRegressor(model=str(wide_checkpoint)), expected_failed_checks=expected, on_fail="raise")
 
 
-def test_the_shipped_model_loads_and_carries_its_fidelity():
+@pytest.mark.parametrize("name", ["invariant_default", "gp_default"])
+def test_the_shipped_model_loads_and_carries_its_fidelity(name):
     from priorfit.estimators import load_model, shipped_models
 
-    assert "gp_default" in shipped_models()
-    ckpt = load_model(None)
+    assert name in shipped_models()
+    ckpt = load_model(name)
     assert ckpt.model_config.max_features == 4
     cells = ckpt.metadata["fidelity"]["cells"]
     assert {c["n_context"] for c in cells} == {2, 4, 8, 16, 32, 64, 128}
     assert {c["n_features"] for c in cells} == {1, 2, 3, 4}
     X, y = _data(n=40, d=3)
-    reg = PFNRegressor().fit(X, y)
+    reg = PFNRegressor(model=name).fit(X, y)
     dist = reg.predict_distribution(X[:5])
     assert np.all(np.isfinite(dist.log_prob(y[:5])))
     # the shipped GP model interpolates smooth data far better than predicting the mean
     assert reg.score(X, y) > 0.5
 
 
-def test_the_shipped_fidelity_is_reproducible_and_is_what_the_results_file_says():
-    """The report in the shipped model's metadata is the committed results file (quoted in the docs), and a
-    cell's PFN and oracle figures come out again from the shipped weights."""
+@pytest.mark.parametrize("name", ["invariant_default", "gp_default"])
+def test_the_shipped_fidelity_is_reproducible_and_is_what_the_results_file_says(name):
+    """The report in a shipped model's metadata is the committed results file (quoted in the docs), and a
+    cell's PFN and oracle figures come out again from the shipped weights (by the report's own path)."""
     import dataclasses
     import json
     from pathlib import Path
@@ -202,9 +204,9 @@ def test_the_shipped_fidelity_is_reproducible_and_is_what_the_results_file_says(
     from priorfit.evaluate import FidelityReport, evaluate
     from priorfit.models import load_model
 
-    ckpt = load_model(None)
+    ckpt = load_model(name)
     shipped = FidelityReport.from_json(ckpt.metadata["fidelity"])
-    results = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "gp_default_fidelity.json"
+    results = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / f"{name}_fidelity.json"
     if results.exists():  # absent in an installed package
         assert FidelityReport.from_json(json.loads(results.read_text())).cells == shipped.cells
     config = dataclasses.replace(shipped.config, n_context=(16,), n_features=(2,), marginal_datasets=0,

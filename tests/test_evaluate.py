@@ -300,3 +300,11 @@ def test_an_unconverged_mcmc_run_is_rerun_with_longer_chains():
     calls.clear()
     record = _slow_record(Chains(r_hat=R_HAT_LIMIT - 0.01), task, torch.zeros(2), 0)
     assert calls == [10] and record.chain_factor == 1
+
+    @dataclasses.dataclass(frozen=True)
+    class FailsWhenLonger(Chains):
+        def predict(self, task, seed):
+            return super().predict(task, seed) if self.num_warmup == 10 else ReferenceResult(None)
+
+    kept = _slow_record(FailsWhenLonger(), task, torch.zeros(2), 0)  # a failed rerun keeps the first run
+    assert not kept.failed and kept.max_r_hat == 1.5 and kept.chain_factor == 1

@@ -20,11 +20,12 @@ from priorfit.exact.invariant import invariant_quadrature_predictive
 from priorfit.models import DEFAULT_MODEL, load_model
 from priorfit.priors.invariant import InvariantGPPrior
 
-#: Largest mean gap per query point (nats) allowed over the fixed datasets: the model's measured gap to the NUTS
-#: marginal at d = 1 (its fidelity report) plus the spread of a mean over 6 datasets of 32 queries.
-MEAN_GAP_BOUND = 0.15
+#: Largest mean gap per query point (nats) over the six datasets. Measured when the model shipped: 0.027 (largest
+#: single dataset 0.17). gp_default through the same path gets 0.127 (0.43), the invariant model after its first
+#: 12,250 training steps 0.109 (0.60): the bounds tell those apart with room for the spread of six datasets.
+MEAN_GAP_BOUND = 0.08
 #: Largest gap on any single dataset.
-DATASET_GAP_BOUND = 0.5
+DATASET_GAP_BOUND = 0.35
 
 
 def test_the_default_model_is_the_invariant_one() -> None:

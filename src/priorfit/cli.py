@@ -207,7 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train", required=True, help="CSV with a header; features and the target column")
     p.add_argument("--query", required=True, help="CSV with the same feature columns")
     p.add_argument("--target", default=None, help="name of the target column (default: the last one)")
-    p.add_argument("--model", default=None, help="checkpoint path or shipped model name (default: gp_default)")
+    p.add_argument("--model", default=None, help="checkpoint path or shipped model name (default: invariant_default)")
     p.add_argument("--quantiles", default="0.05,0.5,0.95", help="comma-separated (default: 0.05,0.5,0.95)")
     p.add_argument("--ensemble", type=int, default=1, metavar="K",
                    help="average over up to K transforms of the data under which the model's prior is invariant "
@@ -218,10 +218,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="-", help="output CSV (default: standard output)")
     p.set_defaults(func=_cmd_predict)
 
-    p = sub.add_parser("demo", help="fit the shipped GP model to a small dataset, compare with the exact GP",
-                       description="Condition the shipped GP model on a small noisy 1-D dataset, print its "
-                                   "predictive mean and 90%% interval beside an exact GP's, and plot both.")
-    p.add_argument("--model", default=None, help="checkpoint path or shipped model name (default: gp_default)")
+    p = sub.add_parser("demo", help="fit the default model to a small dataset, compare with exact Bayes (NUTS)",
+                       description="Condition the default model on a small noisy 1-D dataset, print its "
+                                   "predictive mean and 90%% interval beside exact Bayes under its own prior (NUTS), "
+                                   "and plot both.")
+    p.add_argument("--model", default=None, help="checkpoint path or shipped model name (default: invariant_default)")
     p.add_argument("--out", default="priorfit_demo.png", help="PNG file to write (default: priorfit_demo.png)")
     p.add_argument("--seed", type=int, default=0, help="seed of the demo dataset")
     p.set_defaults(func=_cmd_demo)
@@ -234,7 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "PNG plots (nll_vs_context, calibration, examples), and OUT/references.json, the "
                                    "per-dataset NUTS and ML-II results that later runs reuse. While it runs, "
                                    "OUT/cells.partial.json holds the cells finished so far.")
-    p.add_argument("model", nargs="?", default=None, help="checkpoint path or shipped model name (default: gp_default)")
+    p.add_argument("model", nargs="?", default=None, help="checkpoint path or shipped model name (default: invariant_default)")
     p.add_argument("--out", default="priorfit_evaluate", help="output folder (default: priorfit_evaluate)")
     p.add_argument("--quick", action="store_true", help="a small run of seconds (d=1, n in 4,16, few datasets)")
     p.add_argument("--context", default=None, help="context sizes, e.g. 2,4,8,16,32,64,128")

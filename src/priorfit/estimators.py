@@ -37,8 +37,8 @@ class PFNRegressor(RegressorMixin, BaseEstimator):
     Parameters
     ----------
     model : str, path or None, default=None
-        A checkpoint written by ``priorfit train`` or the name of a shipped model; None uses the shipped GP
-        model (``shipped_models()`` lists them).
+        A checkpoint written by ``priorfit train`` or the name of a shipped model; None uses the default,
+        ``invariant_default``, which sees only the data's own units (``shipped_models()`` lists them all).
     normalize : bool, default=True
         Scale each input feature to the prior's input domain [0, 1] with the training data's min and max, and
         z-score the targets with the training data's mean and standard deviation. Predictions are mapped back,

@@ -39,7 +39,8 @@ def unit_cube(x_ctx: Tensor, x_qry: Tensor) -> tuple[np.ndarray, np.ndarray]:
 
 @dataclass(frozen=True)
 class SklearnGP:
-    """scikit-learn's GP regressor, ML-II with ``restarts`` extra random starts of the optimiser."""
+    """scikit-learn's GP regressor, ML-II with ``restarts`` random restarts of the optimiser after its first
+    start (scikit-learn's ``n_restarts_optimizer``)."""
 
     restarts: int = 5
     name = "sklearn_gp"
@@ -83,11 +84,11 @@ class BoTorchGP:
         from botorch.models.transforms import Normalize, Standardize
         from gpytorch.mlls import ExactMarginalLogLikelihood
 
-        torch.manual_seed(seed)
         x = task.x_ctx.double()
         d = x.shape[1]
         try:
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), torch.random.fork_rng():
+                torch.manual_seed(seed)  # the fit's random restarts, without touching the caller's generator
                 warnings.simplefilter("ignore")  # BoTorch's optimiser and input-scaling notices
                 model = SingleTaskGP(x, task.y_ctx.double()[:, None], input_transform=Normalize(d=d),
                                      outcome_transform=Standardize(m=1))
@@ -95,7 +96,7 @@ class BoTorchGP:
                 with torch.no_grad():
                     post = model.posterior(task.x_qry.double(), observation_noise=True)
                     mean, var = post.mean[:, 0], post.variance[:, 0]
-        except (RuntimeError, ValueError):  # a fit that fails on every attempt
+        except Exception:  # noqa: BLE001  every attempt failed (ModelFittingError), or a non-PD matrix
             return ReferenceResult(None)
         if not (torch.isfinite(mean).all() and (var > 0).all()):
             return ReferenceResult(None)

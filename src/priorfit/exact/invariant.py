@@ -224,6 +224,8 @@ def invariant_quadrature_predictive(prior, x_ctx: object, y_ctx: object, x_qry: 
         if name in spans:
             start, size = spans[name]
             flat[name] = grid[:, start:start + size].exp().reshape(shape)
+        elif name == "mean":  # integrated out with the location: its hyperprior plays no part
+            flat[name] = torch.zeros(shape, dtype=torch.float64)
         else:
             flat[name] = torch.full(shape, float(hyperprior.value), dtype=torch.float64)
     params = prior.gp.params_from(flat)

@@ -15,7 +15,7 @@ from priorfit.exceptions import CheckpointError
 __all__ = ["MODELS_DIR", "DEFAULT_MODEL", "shipped_models", "resolve_model_path", "load_model"]
 
 MODELS_DIR = Path(__file__).parent
-DEFAULT_MODEL = "gp_default"
+DEFAULT_MODEL = "invariant_default"
 
 
 def shipped_models() -> list[str]:
