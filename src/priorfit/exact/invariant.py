@@ -135,6 +135,17 @@ def _mixture(prior, params, x_ctx: Tensor, y_ctx: Tensor, x_qry: Tensor, log_wei
                                      log_weights=log_weights, diagnostics=diagnostics)
 
 
+def _log_likelihoods(prior, params, x_ctx: Tensor, y_ctx: Tensor) -> Tensor:
+    """The integrated likelihood of the context under each row of ``params`` (S rows: S values)."""
+    out = []
+    for start in range(0, params.batch_size, _CHUNK):
+        p = params.map(lambda t: t[start:start + _CHUNK])
+        b = p.batch_size
+        cov, _, _ = prior.shape_covariances(p, x_ctx.expand(b, -1, -1), x_ctx[None, :1].expand(b, -1, -1))
+        out.append(invariant_log_likelihood(cov, y_ctx.expand(b, -1)))
+    return torch.cat(out)
+
+
 def _shape_table(prior, d: int) -> tuple:
     """The NUTS table of the GP's hyperparameters less its mean (the location is integrated out)."""
     from priorfit.exact.marginal import _param_table
@@ -177,13 +188,7 @@ def invariant_importance_predictive(prior, x_ctx: object, y_ctx: object, x_qry: 
     prior (``diagnostics["weights_ess"]``)."""
     x_ctx, y_ctx, x_qry = _checked(x_ctx, y_ctx, x_qry)
     params = prior.gp.sample_params(num_samples, x_ctx.shape[1], torch.Generator().manual_seed(seed))
-    log_lik = []
-    for start in range(0, num_samples, _CHUNK):
-        p = params.map(lambda t: t[start:start + _CHUNK])
-        cov, _, _ = prior.shape_covariances(p, x_ctx.expand(p.batch_size, -1, -1), x_qry[None, :1].expand(
-            p.batch_size, -1, -1))
-        log_lik.append(invariant_log_likelihood(cov, y_ctx.expand(p.batch_size, -1)))
-    mix = _mixture(prior, params, x_ctx, y_ctx, x_qry, log_weights=torch.cat(log_lik))
+    mix = _mixture(prior, params, x_ctx, y_ctx, x_qry, log_weights=_log_likelihoods(prior, params, x_ctx, y_ctx))
     mix.diagnostics.update(method="importance", num_samples=num_samples, weights_ess=mix.weights_ess)
     return mix
 
@@ -229,13 +234,8 @@ def invariant_quadrature_predictive(prior, x_ctx: object, y_ctx: object, x_qry: 
         else:
             flat[name] = torch.full(shape, float(hyperprior.value), dtype=torch.float64)
     params = prior.gp.params_from(flat)
-    log_lik = []
-    for start in range(0, total, _CHUNK):
-        p = params.map(lambda v: v[start:start + _CHUNK])
-        cov, _, _ = prior.shape_covariances(p, x_ctx.expand(p.batch_size, -1, -1), x_qry[None, :1].expand(
-            p.batch_size, -1, -1))
-        log_lik.append(invariant_log_likelihood(cov, y_ctx.expand(p.batch_size, -1)))
-    mix = _mixture(prior, params, x_ctx, y_ctx, x_qry, log_weights=torch.cat(log_lik) + log_prior)
+    log_weights = _log_likelihoods(prior, params, x_ctx, y_ctx) + log_prior
+    mix = _mixture(prior, params, x_ctx, y_ctx, x_qry, log_weights=log_weights)
     mix.diagnostics.update(method="quadrature", nodes=nodes, points=total, weights_ess=mix.weights_ess)
     return mix
 
