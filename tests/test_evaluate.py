@@ -268,6 +268,8 @@ def test_a_cell_near_its_target_gets_the_marginal_on_every_dataset(tiny_checkpoi
     assert cell.references["marginal"].gap == pytest.approx(cell.pfn.nll - cell.references["marginal"].nll)
     with pytest.raises(ValueError, match="gap_targets"):
         EvaluateConfig(gap_targets=((0, 0.1),))
+    with pytest.raises(ValueError, match="more than one target"):
+        EvaluateConfig(gap_targets=((1, 0.05), (1, 0.1)))
 
 
 def test_an_unconverged_mcmc_run_is_rerun_with_longer_chains():

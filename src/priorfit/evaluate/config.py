@@ -88,6 +88,8 @@ class EvaluateConfig:
                 isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], int) and p[0] >= 1
                 and isinstance(p[1], (int, float)) and p[1] >= 0 for p in self.gap_targets):
             raise ValueError(f"gap_targets must be a tuple of (d >= 1, target >= 0) pairs, got {self.gap_targets!r}")
+        if len({d for d, _ in self.gap_targets}) != len(self.gap_targets):
+            raise ValueError(f"gap_targets gives some d more than one target: {self.gap_targets!r}")
         if self.n_features is not None:
             if not isinstance(self.n_features, tuple) or not self.n_features:
                 raise ValueError(f"n_features must be None or a non-empty tuple of positive integers, got "
