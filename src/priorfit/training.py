@@ -217,7 +217,7 @@ def make_bar_distribution(prior: Any, n_bars: int, n_points: int, n_datasets: in
             y = prior.sample(count, n_points, generator).y
             if standardize_context is not None:
                 lo, hi = standardize_context
-                n_ctx = int(torch.randint(lo, min(hi, n_points - 1) + 1, (), generator=generator))
+                n_ctx = draw_context_size(lo, min(hi, n_points - 1), context_sampling, generator)
                 loc, scale = context_standardization(y[:, :n_ctx])
                 y = (y[:, n_ctx:] - loc) / scale
         ys.append(y.flatten())

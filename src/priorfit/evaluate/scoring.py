@@ -27,6 +27,7 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 from torch import Tensor
 from tqdm.auto import tqdm
 
@@ -100,8 +101,6 @@ def _mean_se(values: Tensor) -> tuple[float, float]:
 def _one_thread():
     """Every timed method runs on one torch thread, so that the ms columns compare like for like (small GP fits
     and NUTS chains run fastest on one thread anyway)."""
-    from threadpoolctl import threadpool_limits
-
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -196,7 +195,8 @@ def _user_path(ckpt: Checkpoint, x: Tensor, y: Tensor, n: int, config: EvaluateC
 
 
 class _Cell:
-    """The datasets of one (d, n) cell and the PFN's predictions on them (by the config's path)."""
+    """The datasets of one (d, n) cell, the PFN's predictions on them (by the config's path) and its milliseconds
+    per dataset."""
 
     def __init__(self, ckpt: Checkpoint, d: int, n: int, config: EvaluateConfig) -> None:
         prior = ckpt.prior
@@ -206,14 +206,15 @@ class _Cell:
         x, y = self.batch.x, self.batch.y
         self.y_qry = y[:, n:]
         self.ensemble = symmetry_ensemble(prior, ckpt.bar_distribution, d, config.ensemble_size)
-        self.user_ms: float | None = None
         if config.path == "user":
             units = UserUnits.draw(config.n_datasets, d,
                                    torch.Generator().manual_seed(derive_seed(config.seed, _UNITS_STREAM, d, n)))
-            self.logits, self.loc, self.scale, self.user_ms = _user_path(ckpt, x, y, n, config, units)
+            self.logits, self.loc, self.scale, self.ms = _user_path(ckpt, x, y, n, config, units)
         else:
             self.logits, self.loc, self.scale = (t.double() for t in pfn_predict(
                 ckpt.model, x, y, n, ensemble=self.ensemble, precision=config.precision))
+            self.ms = _pfn_ms_per_dataset(ckpt.model, x, y, n, config.timing_datasets, self.ensemble,
+                                          config.precision)
         self.nll = pfn_nll(ckpt.bar_distribution, self.logits, self.loc, self.scale, self.y_qry).mean(-1)  # B
 
     def task(self, i: int) -> Task:
@@ -316,8 +317,7 @@ def _score_cell(ckpt: Checkpoint, references: tuple[Reference, ...], d: int, n: 
         datasets=config.n_datasets, nll=pfn_mean, nll_se=pfn_se,
         crps=float((cell.scale * bar.crps(cell.logits, z_qry)).mean()),
         coverage_50=_coverage(pfn_pit, 0.5), coverage_90=_coverage(pfn_pit, 0.9),
-        ms_per_dataset=cell.user_ms if cell.user_ms is not None else _pfn_ms_per_dataset(
-            ckpt.model, cell.batch.x, cell.batch.y, n, config.timing_datasets, cell.ensemble, config.precision),
+        ms_per_dataset=cell.ms,
     )
     scores: dict[str, MethodScores] = {}
     bar_floor = None

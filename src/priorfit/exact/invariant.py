@@ -254,11 +254,6 @@ class InvariantMarginal:
     kind = ReferenceKind.MARGINAL
 
     def predict(self, task: Task, seed: int) -> ReferenceResult:
-        import warnings
+        from priorfit.exact.marginal import nuts_reference_result
 
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            mix = invariant_marginal_predictive(self.prior, task.x_ctx, task.y_ctx, task.x_qry,
-                                                num_warmup=self.num_warmup, num_samples=self.num_samples,
-                                                num_chains=self.num_chains, seed=seed)
-        return ReferenceResult.from_mcmc(mix)
+        return nuts_reference_result(self, invariant_marginal_predictive, task, seed)

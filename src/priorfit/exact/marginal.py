@@ -534,8 +534,15 @@ class GPMarginal:
     kind = ReferenceKind.MARGINAL
 
     def predict(self, task: Task, seed: int) -> ReferenceResult:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            mix = marginal_predictive(self.prior, task.x_ctx, task.y_ctx, task.x_qry, num_warmup=self.num_warmup,
-                                      num_samples=self.num_samples, num_chains=self.num_chains, seed=seed)
-        return ReferenceResult.from_mcmc(mix)
+        return nuts_reference_result(self, marginal_predictive, task, seed)
+
+
+def nuts_reference_result(reference: Any, predictive: Any, task: Task, seed: int) -> ReferenceResult:
+    """What an MCMC reference (``prior``, ``num_warmup``, ``num_samples``, ``num_chains``) returns for ``task``:
+    ``predictive`` (e.g. :func:`marginal_predictive`) run quietly, a chain that did not converge showing in the
+    diagnostics rather than as a warning."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mix = predictive(reference.prior, task.x_ctx, task.y_ctx, task.x_qry, num_warmup=reference.num_warmup,
+                         num_samples=reference.num_samples, num_chains=reference.num_chains, seed=seed)
+    return ReferenceResult.from_mcmc(mix)
