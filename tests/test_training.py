@@ -247,3 +247,33 @@ def test_log_uniform_context_sizes_give_each_doubling_the_same_share() -> None:
     assert float((uniform < 8).double().mean()) < 0.06 < float((sizes < 8).double().mean())
     with pytest.raises(ValueError, match="context_sampling"):
         TrainConfig(context_sampling="octaves")
+
+
+def test_a_model_for_more_features_warm_starts_one_for_fewer_exactly(tmp_path, tiny_checkpoint):
+    """Narrowed, a model computes on d <= its new max_features exactly what the wide one computes on the same
+    inputs zero-padded (its Fourier features' cosines at x = 0 folded into the bias); and a warm start for
+    another prior places the bars afresh."""
+    from types import SimpleNamespace
+
+    from priorfit.model.transformer import PFNTransformer
+    from priorfit.training import _warm_start_weights
+
+    wide = ModelConfig(d_model=32, n_layers=1, n_heads=2, d_ff=32, max_features=4, n_bars=20, n_frequencies=3)
+    torch.manual_seed(0)
+    source = SimpleNamespace(model_config=wide, model=PFNTransformer(wide).eval())
+    for keep in (1, 2):
+        narrow_config = dataclasses.replace(wide, max_features=keep)
+        narrow = PFNTransformer(narrow_config).eval()
+        narrow.load_state_dict(_warm_start_weights(source, narrow_config))
+        x, y = torch.rand(3, 9, keep), torch.randn(3, 6)
+        with torch.no_grad():
+            torch.testing.assert_close(narrow(x[:, :6], y, x[:, 6:]), source.model(x[:, :6], y, x[:, 6:]))
+    with pytest.raises(ConfigError, match="another model configuration"):
+        _warm_start_weights(source, dataclasses.replace(wide, max_features=5))
+
+    run = dataclasses.replace(SMALL, steps=2, eval_every=2, checkpoint_every=2)
+    result = train(tiny_prior(max_features=1), dataclasses.replace(TINY_MODEL, max_features=1), run,
+                   tmp_path / "narrow", resume=False, progress=False, init_from=str(tiny_checkpoint))
+    warm = load_checkpoint(result.checkpoint)
+    assert warm.model_config.max_features == 1
+    assert not torch.equal(warm.bar_distribution.borders, load_checkpoint(tiny_checkpoint).bar_distribution.borders)

@@ -194,7 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stop-after", type=int, default=None, help="stop this run after step N (resume later)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--init-from", default=None, metavar="MODEL",
-                   help="warm-start a new run from this checkpoint or shipped model (same model config)")
+                   help="warm-start a new run from this checkpoint or shipped model (the same model config, or one for more features or a non-invariant one)")
     p.add_argument("--reschedule", action="store_true",
                    help="resume although training.steps changed; the learning rate follows the new schedule")
     p.add_argument("--threads", type=int, default=None,

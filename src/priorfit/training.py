@@ -274,6 +274,38 @@ def _to_invariant(source: ModelConfig, target: ModelConfig) -> bool:
             and dataclasses.replace(source, standardize_targets=False, invariant=True) == target)
 
 
+def _narrowed(state: dict, source: ModelConfig, max_features: int) -> dict:
+    """The weights of a model of config ``source`` for ``max_features`` < its own, computing on inputs with at
+    most that many features exactly what ``source`` computes on them zero-padded: the input embedding keeps the
+    first ``max_features`` columns, and the dropped features' constant contribution at x = 0 (their Fourier
+    features' cosines are 1) moves into its bias."""
+    state = dict(state)
+    keep, freqs = max_features, source.n_frequencies
+    state["x_encoder.linear.weight"] = state["x_encoder.linear.weight"][:, :keep].clone()
+    if freqs:
+        weight = state["x_encoder.fourier.weight"]  # d_model x (2 * max_features * freqs): sin block, cos block
+        sin, cos = weight.chunk(2, dim=1)
+        state["x_encoder.linear.bias"] = state["x_encoder.linear.bias"] + cos[:, keep * freqs:].sum(1)
+        state["x_encoder.fourier.weight"] = torch.cat([sin[:, :keep * freqs], cos[:, :keep * freqs]], 1).clone()
+    return state
+
+
+def _warm_start_weights(source: Any, target: ModelConfig) -> dict:
+    """``source``'s (a loaded checkpoint's) weights for a model of config ``target``: the same configuration; a
+    non-invariant model's for an invariant one (:func:`_to_invariant`); or a model for fewer input features,
+    narrowed exactly (:func:`_narrowed`)."""
+    config, state = source.model_config, source.model.state_dict()
+    if config.max_features > target.max_features:
+        state = _narrowed(state, config, target.max_features)
+        config = dataclasses.replace(config, max_features=target.max_features)
+    if to_dict(config) == to_dict(target):
+        return state
+    if _to_invariant(config, target):
+        return {k: v for k, v in state.items() if not k.startswith("stats_encoder.")}
+    raise ConfigError("init_from has another model configuration than model_config (it may differ only in "
+                      "being non-invariant for an invariant model, or in accepting more features)")
+
+
 def _distributed() -> tuple[int, int]:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1 and not dist.is_initialized():
@@ -322,8 +354,9 @@ def train(
     `init_from` (a checkpoint path or shipped-model name) warm-starts a new run: its weights and bar borders
     replace the fresh ones, the optimiser and schedule start afresh. Its model configuration must equal
     `model_config`, except that a non-invariant model may warm-start an invariant one of the same architecture
-    (a standardising model's statistics' embedding is left behind): the network's weights carry over and the
-    bars are placed afresh for the new prior, since its targets are other ones. A resumed run ignores `init_from` (the training state
+    (a standardising model's statistics' embedding is left behind), and a model for more input features may
+    warm-start one for fewer (its input embedding narrowed exactly). The bars carry over when the prior is the
+    source's own; for another prior they are placed afresh, since its targets are other ones. A resumed run ignores `init_from` (the training state
     already holds the weights).
     """
     if getattr(prior, "max_features", None) != model_config.max_features:
@@ -350,17 +383,15 @@ def train(
         from priorfit.models import load_model
 
         source = load_model(init_from)
-        if to_dict(source.model_config) == to_dict(model_config):
-            model.load_state_dict(source.model.state_dict())
-        elif _to_invariant(source.model_config, model_config):
-            weights = {k: v for k, v in source.model.state_dict().items() if not k.startswith("stats_encoder.")}
-            model.load_state_dict(weights)
-        else:
-            raise ConfigError(f"init_from {str(init_from)!r} has another model configuration than model_config")
+        try:
+            model.load_state_dict(_warm_start_weights(source, model_config))
+        except ConfigError as err:
+            raise ConfigError(f"init_from {str(init_from)!r}: {err}") from None
         init_meta = dict(source=str(init_from), step=source.metadata.get("step"),
                          train_seconds=source.metadata.get("train_seconds"),
                          init_from=source.metadata.get("init_from"))
-    if source is None or to_dict(source.model_config) != to_dict(model_config):
+    if (source is None or source.model_config.invariant != model_config.invariant
+            or to_dict(source.prior) != to_dict(prior)):
         standardized = model_config.standardize_targets or model_config.invariant
         bar = make_bar_distribution(
             prior, model_config.n_bars, train_config.n_points, train_config.border_datasets, train_config.seed,

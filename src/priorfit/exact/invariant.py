@@ -170,14 +170,14 @@ def invariant_marginal_predictive(prior, x_ctx: object, y_ctx: object, x_qry: ob
     integrated likelihood (the prior's own kernel and hyperprior bodies on JAX arrays, as
     :func:`priorfit.exact.marginal_predictive`), then a Student-t per draw, mixed with equal weights.
     ``diagnostics`` as there (split R-hat, ESS, divergences, leapfrog steps). Needs n >= 2."""
-    from priorfit.exact.marginal import _run_nuts
+    from priorfit.exact.marginal import _invariant_log_likelihood, _run_nuts
 
     x_ctx, y_ctx, x_qry = _checked(x_ctx, y_ctx, x_qry)
     lo, width = context_input_scaling(x_ctx[None])
     x_nuts = scale_inputs(x_ctx[None], lo, width)[0]  # the function lives on the context-scaled inputs
     table = _shape_table(prior, x_ctx.shape[1])
     params, diag = _run_nuts(prior.gp, table, x_nuts, y_ctx, num_warmup, num_samples, num_chains, seed,
-                             target_accept_prob, invariant=True)
+                             target_accept_prob, likelihood=_invariant_log_likelihood)
     return _mixture(prior, params, x_ctx, y_ctx, x_qry, diagnostics=diag)
 
 

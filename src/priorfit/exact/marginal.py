@@ -255,11 +255,14 @@ def _invariant_log_likelihood(kernel: Kernel, params: GPParams, x: Any, y: Any, 
     return const - jnp.log(jnp.diagonal(chol)).sum() - 0.5 * jnp.log(a) - (n - 1) / 2 * jnp.log(s_sq)
 
 
-def _potential_fn_gen(kernel: Kernel, table: tuple, jitter: float, invariant: bool = False) -> Any:
+def _potential_fn_gen(kernel: Kernel, table: tuple, jitter: float, likelihood: Any = None) -> Any:
     r"""``gen(x, y)`` -> the NUTS potential :math:`U(z) = -\log p(\theta(z)) - \log|\det \partial\theta/\partial z|
     - \log p(y \mid \theta(z))` of unconstrained :math:`z` (a dict over the sampled hyperparameters), each
     hyperparameter mapped onto its hyperprior's support by NumPyro's ``biject_to`` (log for positive ones). The
-    densities are the hyperpriors' own ``log_prob`` and the kernel's own ``matrix``, run on JAX arrays."""
+    densities are the hyperpriors' own ``log_prob`` and the kernel's own ``matrix``, run on JAX arrays.
+    ``likelihood(kernel, params, x, y, jitter)`` is the evidence of one dataset (default: the GP's,
+    :func:`_log_likelihood`; the invariant prior's and the Student-t process's integrate a scale out)."""
+    likelihood = _log_likelihood if likelihood is None else likelihood
     import jax.numpy as jnp
     from numpyro.distributions.transforms import biject_to
 
@@ -278,7 +281,6 @@ def _potential_fn_gen(kernel: Kernel, table: tuple, jitter: float, invariant: bo
                 flat[name] = value
             mean = flat["mean"] if "mean" in flat else jnp.zeros(())
             params = GPParams(kernel=kernel.params_from(flat), noise_std=flat["noise_std"], mean=mean)
-            likelihood = _invariant_log_likelihood if invariant else _log_likelihood
             return -(log_density + likelihood(kernel, params, x, y, jitter))
 
         return potential
@@ -292,7 +294,7 @@ _NUM_INIT_CANDIDATES = 16
 @functools.lru_cache(maxsize=32)
 def _chain_fn(
     kernel: Kernel, table: tuple, jitter: float, num_warmup: int, num_samples: int, target_accept_prob: float,
-    invariant: bool = False,
+    likelihood: Any = None,
 ) -> Any:
     """A jitted ``chain(rng_key, candidates, x, y) -> (draws, diverging, num_steps)`` running one NUTS chain
     (NumPyro's ``hmc`` kernel, step size and diagonal mass matrix adapted during the first ``num_warmup``
@@ -306,7 +308,7 @@ def _chain_fn(
     from numpyro.distributions.transforms import biject_to
     from numpyro.infer.hmc import hmc
 
-    gen = _potential_fn_gen(kernel, table, jitter, invariant)
+    gen = _potential_fn_gen(kernel, table, jitter, likelihood)
     transforms = {name: biject_to(_constraint(hp)) for name, _, hp in table if not isinstance(hp, Fixed)}
     init_kernel, sample_kernel = hmc(potential_fn_gen=gen, algo="NUTS")
 
@@ -354,11 +356,12 @@ def _nuts_diagnostics(grouped: dict[str, np.ndarray], diverging: np.ndarray) -> 
 
 def _run_nuts(prior: GPPrior, table: tuple, x_ctx: Tensor, y_ctx: Tensor, num_warmup: int, num_samples: int,
               num_chains: int, seed: int, target_accept_prob: float,
-              invariant: bool = False) -> tuple[GPParams, dict[str, Any]]:
+              likelihood: Any = None) -> tuple[GPParams, dict[str, Any]]:
     """NUTS chains over the sampled hyperparameters of ``table`` (see :func:`marginal_predictive`), one dataset:
-    the draws as a :class:`GPParams` with `num_chains * num_samples` rows (chain-major) and the diagnostics. With
-    ``invariant`` the likelihood is the evidence with the targets' location and scale integrated out (x must be
-    in its context's units; the table then has no "mean")."""
+    the draws as a :class:`GPParams` with `num_chains * num_samples` rows (chain-major) and the diagnostics.
+    ``likelihood`` is the evidence as :func:`_potential_fn_gen` takes it (hashable: it keys the compiled chain),
+    e.g. :func:`_invariant_log_likelihood`, with the targets' location and scale integrated out (x then in its
+    context's units and no "mean" in the table)."""
     import jax
     import jax.numpy as jnp
 
@@ -367,7 +370,7 @@ def _run_nuts(prior: GPPrior, table: tuple, x_ctx: Tensor, y_ctx: Tensor, num_wa
     sampled = [name for name, _, hp in table if not isinstance(hp, Fixed)]
     with _x64():
         chain = _chain_fn(
-            prior.kernel, table, float(prior.jitter), num_warmup, num_samples, float(target_accept_prob), invariant
+            prior.kernel, table, float(prior.jitter), num_warmup, num_samples, float(target_accept_prob), likelihood
         )
         x_j, y_j = jnp.asarray(x_ctx.numpy()), jnp.asarray(y_ctx.numpy())
         # each chain's initial candidates: hyperprior draws by the prior's own sampler

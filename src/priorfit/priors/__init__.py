@@ -2,8 +2,19 @@
 
 from priorfit.priors.base import Batch, Prior, Symmetries
 from priorfit.priors.gp import GPParams, GPPrior, cholesky_with_jitter
-from priorfit.priors.hyperpriors import Fixed, Gamma, Hyperprior, InverseGamma, LogNormal, Normal, Uniform
+from priorfit.priors.hyperpriors import (
+    Fixed,
+    Gamma,
+    HalfCauchy,
+    Hyperprior,
+    InverseGamma,
+    LogNormal,
+    Normal,
+    Uniform,
+)
 from priorfit.priors.invariant import InvariantGPPrior
+from priorfit.priors.nngp import NNGP, NNGPParams
+from priorfit.priors.student_t import StudentTProcessParams, StudentTProcessPrior
 from priorfit.priors.inputs import ClusteredInputs, InputSampler, UniformInputs
 from priorfit.priors.kernels import (
     RBF,
@@ -32,6 +43,8 @@ __all__ = [
     "Symmetries",
     "GPPrior",
     "InvariantGPPrior",
+    "StudentTProcessPrior",
+    "StudentTProcessParams",
     "GPParams",
     "Params",
     "LengthscaleParams",
@@ -50,6 +63,7 @@ __all__ = [
     "Uniform",
     "Gamma",
     "InverseGamma",
+    "HalfCauchy",
     "InputSampler",
     "UniformInputs",
     "ClusteredInputs",
@@ -59,6 +73,8 @@ __all__ = [
     "Periodic",
     "Linear",
     "SpectralMixture",
+    "NNGP",
+    "NNGPParams",
     "Scale",
     "Sum",
     "Product",

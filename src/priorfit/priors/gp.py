@@ -137,9 +137,9 @@ class GPPrior:
 
     @property
     def symmetries(self) -> Symmetries:
-        """Reflecting and reordering input features leave this prior unchanged when its kernel is stationary and
-        its inputs symmetric; negating the targets does when the mean's hyperprior is symmetric about 0."""
-        reflect = self.kernel.stationary and self.inputs.symmetric
+        """Reflecting and reordering input features leave this prior unchanged when its kernel is reflection
+        invariant (e.g. stationary) and its inputs symmetric; negating the targets does when the mean's hyperprior is symmetric about 0."""
+        reflect = self.kernel.reflection_invariant and self.inputs.symmetric
         return Symmetries(reflect_inputs=reflect, permute_inputs=self.inputs.symmetric,
                           negate_targets=self.mean.symmetric_about_zero)
 

@@ -205,3 +205,26 @@ class InverseGamma(Hyperprior):
         a, b = self.concentration, self.scale
         log_value = array_namespace(value).log(value)
         return (a * math.log(b) - math.lgamma(a)) - (a + 1.0) * log_value - b / value
+
+
+@register
+@dataclass(frozen=True)
+class HalfCauchy(Hyperprior):
+    r"""Half-Cauchy with ``scale`` :math:`\gamma`: :math:`p(v) = 2 / (\pi\gamma(1 + v^2/\gamma^2))` on
+    :math:`v > 0`; sampled by the inverse CDF :math:`\gamma \tan(\pi u / 2)`. The weakly informative prior on a
+    scale parameter of Gelman (2006)."""
+
+    scale: float
+
+    def __post_init__(self) -> None:
+        _positive("scale", self.scale)
+
+    def sample(self, shape: tuple[int, ...], generator: torch.Generator) -> Tensor:
+        u = torch.rand(shape, generator=generator, dtype=torch.float64).clamp(1e-300, 1 - 1e-16)
+        return self.scale * torch.tan(0.5 * math.pi * u)
+
+    support = Support(0.0, math.inf)
+
+    def log_prob(self, value):
+        z = value / self.scale
+        return math.log(2.0 / (math.pi * self.scale)) - array_namespace(value).log1p(z * z)

@@ -177,6 +177,12 @@ class Kernel:
     #: GP unchanged. Every kernel here is also exchangeable in the input features (iid per-feature hyperpriors).
     stationary = True
 
+    @property
+    def reflection_invariant(self) -> bool:
+        """Whether reflecting any input feature (x_j -> 1 - x_j) leaves the kernel unchanged: true of every
+        stationary kernel here (even in x - x'), and of some others (a centred NNGP)."""
+        return self.stationary
+
     # ---- hyperparameters ---------------------------------------------------------------------------------------
 
     def param_shapes(self, n_features: int) -> dict[str, tuple[int, ...]]:
@@ -743,6 +749,10 @@ class Scale(Kernel):
     def stationary(self) -> bool:  # type: ignore[override]
         return self.base.stationary
 
+    @property
+    def reflection_invariant(self) -> bool:
+        return self.base.reflection_invariant
+
     def param_shapes(self, n_features: int) -> dict[str, tuple[int, ...]]:
         return {"outputscale": (), **self.base.param_shapes(n_features)}
 
@@ -810,6 +820,10 @@ class _Composite(Kernel):
     @property
     def stationary(self) -> bool:  # type: ignore[override]
         return all(k.stationary for k in self.kernels)
+
+    @property
+    def reflection_invariant(self) -> bool:
+        return all(k.reflection_invariant for k in self.kernels)
 
     def param_shapes(self, n_features: int) -> dict[str, tuple[int, ...]]:
         out: dict[str, tuple[int, ...]] = {}
