@@ -30,6 +30,7 @@ from priorfit.priors import (
     LogNormal,
     Matern,
     Scale,
+    StudentTNoisePrior,
     StudentTProcessPrior,
 )
 
@@ -195,3 +196,88 @@ def test_bad_arguments() -> None:
     with pytest.raises(ConfigError, match="InverseGamma"):
         student_t_process_predictive(StudentTProcessPrior(mixing=Gamma(2.0, 1.0)), None, torch.zeros(1, 1, 1),
                                      torch.zeros(1, 1), torch.zeros(1, 1, 1))
+
+
+# ---- Student-t observation noise -------------------------------------------------------------------------------
+
+
+def noise_prior(df=None) -> StudentTNoisePrior:
+    gp = GPPrior(kernel=Scale(Matern(lengthscale=LogNormal(-1.0, 0.5)), outputscale=Fixed(1.0)),
+                 noise_std=LogNormal(-2.0, 0.5), max_features=2)
+    return StudentTNoisePrior(gp=gp) if df is None else StudentTNoisePrior(gp=gp, df=df)
+
+
+def test_noise_is_student_t() -> None:
+    """With a negligible function, the noise divided by its scale is Student-t with the drawn degrees of
+    freedom (Kolmogorov-Smirnov), and the precisions are Gamma(df/2, rate df/2)."""
+    from scipy import stats
+
+    from priorfit.priors.student_t import gamma_precisions
+
+    gp = GPPrior(kernel=Scale(Matern(), outputscale=Fixed(1e-12)), noise_std=Fixed(1.0), max_features=1)
+    batch = StudentTNoisePrior(gp=gp, df=Fixed(3.0)).sample(400, 20, gen(10))
+    assert stats.kstest(batch.y.flatten().numpy(), stats.t(3.0).cdf).pvalue > 1e-3
+    assert stats.kstest(batch.y.flatten().numpy(), stats.norm().cdf).pvalue < 1e-6  # it can fail
+    lam = gamma_precisions(torch.full((200,), 0.7, dtype=F64), 50, gen(11))
+    assert stats.kstest(lam.flatten().numpy(), stats.gamma(0.35, scale=1 / 0.35).cdf).pvalue > 1e-3
+
+
+def test_noise_oracle_against_monte_carlo() -> None:
+    """The oracle's mixture over the query's precision (quadrature) against drawing that precision."""
+    from priorfit.exact.invariant import invariant_predictive
+    from priorfit.exact.student_t import _noise_covariances, student_t_noise_predictive
+    from priorfit.priors.student_t import gamma_precisions
+
+    prior = noise_prior(df=Fixed(1.5))
+    batch = prior.sample(1, 14, gen(12), n_features=2)
+    truth = batch.params
+    x_c, y_c, x_q, y_q = batch.x[0, :10], batch.y[0, :10], batch.x[0, 10:], batch.y[0, 10:]
+    quad = student_t_noise_predictive(prior, truth.gp, truth.df, truth.precisions[:, :10], x_c, y_c, x_q)
+    draws = gamma_precisions(torch.full((1,), 1.5, dtype=F64), 200_000, gen(13))[0]
+    cov, cross, var_f = _noise_covariances(prior, truth.gp, truth.precisions[:, :10], x_c[None], x_q[None])
+    noisy = var_f + truth.gp.noise_std.square()[:, None] / draws[:, None]  # draws x m
+    loc, scale, df = invariant_predictive(cov.expand(len(draws), -1, -1), cross.expand(len(draws), -1, -1), noisy,
+                                          y_c.expand(len(draws), -1))
+    mc = torch.logsumexp(torch.distributions.StudentT(df[:, None], loc, scale).log_prob(y_q), 0) - math.log(len(draws))
+    np.testing.assert_allclose(quad.log_prob(y_q), mc.numpy(), atol=0.01)
+
+
+def test_noise_marginal_against_importance_sampling() -> None:
+    """NUTS over the latent function (the reference) against self-normalised importance sampling over the
+    precisions with everything else integrated in closed form: two formulations, one posterior."""
+    import warnings
+
+    from priorfit.exact.student_t import (
+        student_t_noise_evidence,
+        student_t_noise_marginal_predictive,
+        student_t_noise_predictive,
+    )
+    from priorfit.priors.student_t import gamma_precisions
+
+    prior = noise_prior()
+    batch = prior.sample(1, 12, gen(14), n_features=1)
+    x_c, y_c, x_q, y_q = batch.x[0, :5], batch.y[0, :5], batch.x[0, 5:], batch.y[0, 5:]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        nuts = student_t_noise_marginal_predictive(prior, x_c, y_c, x_q, num_warmup=300, num_samples=400, seed=1)
+    assert nuts.diagnostics["max_r_hat"] < 1.05 and nuts.diagnostics["min_ess"] > 50
+    assert {"df", "loc", "log_scale", "w", "noise_std", "lengthscale"} <= set(nuts.diagnostics["r_hat"])
+    g = gen(15)
+    params = prior.gp.sample_params(20000, 1, g)
+    df = prior.df.sample((20000,), g)
+    lam = gamma_precisions(df, 5, g)
+    log_w = student_t_noise_evidence(prior, params, lam, x_c, y_c)
+    reference = student_t_noise_predictive(prior, params, df, lam, x_c, y_c, x_q, log_weights=log_w, nodes=16)
+    assert float(1 / torch.softmax(log_w, 0).square().sum()) > 1000
+    assert abs(float(nuts.log_prob(y_q).mean() - reference.log_prob(y_q).mean())) < 0.03
+    assert np.abs(nuts.log_prob(y_q) - reference.log_prob(y_q)).max() < 0.1
+
+
+def test_noise_prior_references_and_arguments() -> None:
+    kinds = [r.kind for r in noise_prior().references()]
+    assert kinds == [ReferenceKind.ORACLE, ReferenceKind.MARGINAL, ReferenceKind.FITTED, ReferenceKind.FITTED]
+    assert noise_prior().symmetries.negate_targets
+    with pytest.raises(ValueError, match="df"):
+        StudentTNoisePrior(df=Fixed(0.0))
+    with pytest.raises(TypeError, match="gp"):
+        StudentTNoisePrior(gp=None)

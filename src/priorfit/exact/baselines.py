@@ -10,8 +10,12 @@ units as their documentation does: inputs scaled to the unit cube by the context
 - :class:`BoTorchGP`: ``SingleTaskGP`` with its default kernel and hyperpriors (the dimension-scaled log-normal
   lengthscale prior), ``Normalize`` and ``Standardize`` transforms, fitted by ``fit_gpytorch_mll``: a MAP
   estimate.
+- :class:`GPyTorchStudentT`: GPyTorch's robust GP, a variational GP (inducing points at the context, a full
+  Cholesky variational distribution) with a ``StudentTLikelihood``, fitted by Adam on the ELBO as GPyTorch's
+  examples do.
 
-Each predicts noisy y as independent normals.
+The first two predict noisy y as independent normals, the third as a Student-t averaged over the approximate
+posterior of f (Gauss-Hermite quadrature).
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from torch import Tensor
 from priorfit.exact.reference import ReferenceKind, ReferenceResult, Task
 from priorfit.predictive.normal import NormalPredictive
 
-__all__ = ["SklearnGP", "BoTorchGP", "unit_cube"]
+__all__ = ["SklearnGP", "BoTorchGP", "GPyTorchStudentT", "unit_cube"]
 
 
 def unit_cube(x_ctx: Tensor, x_qry: Tensor) -> tuple[np.ndarray, np.ndarray]:
@@ -101,3 +105,75 @@ class BoTorchGP:
         if not (torch.isfinite(mean).all() and (var > 0).all()):
             return ReferenceResult(None)
         return ReferenceResult(NormalPredictive(mean, var))
+
+
+@dataclass(frozen=True)
+class GPyTorchStudentT:
+    """A GP with a Student-t likelihood as GPyTorch fits one: ``ApproximateGP`` with inducing points at the
+    (unit-cube) context, ``CholeskyVariationalDistribution``, ``ConstantMean`` and a Matérn-5/2 ARD
+    ``ScaleKernel``, ``StudentTLikelihood`` (its degrees of freedom learned), targets standardised; Adam
+    (learning rate ``lr``) on the variational ELBO for ``iterations`` steps. Its predictive of a query is the
+    likelihood's Student-t averaged over the approximate posterior of f by Gauss-Hermite quadrature on
+    ``nodes`` nodes, in the user's units."""
+
+    iterations: int = 300
+    lr: float = 0.05
+    nodes: int = 32
+    name = "gpytorch_student_t"
+    label = "Student-t likelihood GP (GPyTorch, variational)"
+    kind = ReferenceKind.FITTED
+
+    def predict(self, task: Task, seed: int) -> ReferenceResult:
+        import gpytorch
+
+        from priorfit.predictive.mixture import StudentTMixturePredictive
+
+        xc, xq = (torch.from_numpy(a) for a in unit_cube(task.x_ctx, task.x_qry))
+        y = task.y_ctx.double()
+        loc, scale = y.mean(), y.std() if y.numel() > 1 else torch.tensor(1.0, dtype=torch.float64)
+        scale = scale if scale > 0 else torch.tensor(1.0, dtype=torch.float64)
+        yz = (y - loc) / scale
+        d = xc.shape[1]
+
+        class _Robust(gpytorch.models.ApproximateGP):
+            def __init__(self, inducing: Tensor) -> None:
+                variational = gpytorch.variational.CholeskyVariationalDistribution(inducing.shape[0])
+                strategy = gpytorch.variational.VariationalStrategy(self, inducing, variational,
+                                                                    learn_inducing_locations=False)
+                super().__init__(strategy)
+                self.mean_module = gpytorch.means.ConstantMean()
+                self.covar_module = gpytorch.kernels.ScaleKernel(gpytorch.kernels.MaternKernel(nu=2.5,
+                                                                                              ard_num_dims=d))
+
+            def forward(self, x: Tensor):
+                return gpytorch.distributions.MultivariateNormal(self.mean_module(x), self.covar_module(x))
+
+        try:
+            with warnings.catch_warnings(), torch.random.fork_rng():
+                torch.manual_seed(seed)
+                warnings.simplefilter("ignore")
+                model, likelihood = _Robust(xc).double(), gpytorch.likelihoods.StudentTLikelihood().double()
+                model.train()
+                likelihood.train()
+                optimizer = torch.optim.Adam([*model.parameters(), *likelihood.parameters()], lr=self.lr)
+                elbo = gpytorch.mlls.VariationalELBO(likelihood, model, num_data=yz.numel())
+                for _ in range(self.iterations):
+                    optimizer.zero_grad()
+                    loss = -elbo(model(xc), yz)
+                    loss.backward()
+                    optimizer.step()
+                model.eval()
+                likelihood.eval()
+                with torch.no_grad():
+                    f = model(xq)
+                    mean, sd = f.mean, f.variance.clamp_min(0.0).sqrt()
+                    df, noise = float(likelihood.deg_free), float(likelihood.noise.sqrt())
+        except Exception:  # noqa: BLE001  a non-PD matrix or a diverged fit
+            return ReferenceResult(None)
+        z, w = np.polynomial.hermite_e.hermegauss(self.nodes)
+        z, log_w = torch.as_tensor(z), torch.as_tensor(np.log(w / w.sum()))
+        locs = loc + scale * (mean[None, :] + sd[None, :] * z[:, None])  # nodes x m
+        if not (torch.isfinite(locs).all() and np.isfinite(df) and df > 0 and noise > 0):
+            return ReferenceResult(None)
+        scales = torch.full_like(locs, float(scale) * noise)
+        return ReferenceResult(StudentTMixturePredictive(locs, scales, df=df, log_weights=log_w))

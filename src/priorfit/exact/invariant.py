@@ -80,6 +80,14 @@ def invariant_predictive(cov: Tensor, cross: Tensor, var_qry: Tensor, y: Tensor)
     (`batch x n x m`) and own variances ``var_qry`` (`batch x m`, noise included), given the context's shape
     covariance ``cov`` (`batch x n x n`) and targets ``y`` (`batch x n`). Returns location and scale (not the
     standard deviation), each `batch x m`, and the degrees of freedom n - 1 (`batch`)."""
+    loc, shape_var, unit = invariant_pieces(cov, cross, var_qry, y)
+    return loc, (unit[:, None] * shape_var).sqrt(), torch.full_like(unit, float(y.shape[1] - 1))
+
+
+def invariant_pieces(cov: Tensor, cross: Tensor, var_qry: Tensor, y: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """:func:`invariant_predictive`'s location (`batch x m`), the shape variance it scales (`batch x m`, linear
+    in ``var_qry``) and the factor :math:`S^2 / (n - 1)` (`batch`): the squared scale is their product. Apart,
+    so that a query's own noise can be varied (Student-t noise) without solving again."""
     cov, cross, var_qry, y = (t.to(torch.float64) for t in (cov, cross, var_qry, y))
     chol, a, mu_hat, r, c_inv_r = _solve_pieces(cov, y)
     n = y.shape[1]
@@ -89,8 +97,7 @@ def invariant_predictive(cov: Tensor, cross: Tensor, var_qry: Tensor, y: Tensor)
     c_inv_cross = torch.cholesky_solve(cross, chol)  # b x n x m
     gls = (1.0 - c_inv_cross.sum(-2)).square() / a[:, None]  # (1 - 1'C^-1 c*)^2 / a
     shape_var = (var_qry - v.square().sum(-2)).clamp_min(0.0) + gls
-    scale = (s2[:, None] / (n - 1) * shape_var).sqrt()
-    return loc, scale, torch.full_like(a, float(n - 1))
+    return loc, shape_var, s2 / (n - 1)
 
 
 # ----------------------------------------------------------------------------------------------------------------

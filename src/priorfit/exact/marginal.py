@@ -246,6 +246,15 @@ def _invariant_log_likelihood(kernel: Kernel, params: GPParams, x: Any, y: Any, 
     n = x.shape[0]
     s2 = jnp.square(params.noise_std) + jitter
     cov = kernel.matrix(params.kernel.map(lambda a: a[None]), x[None], x[None])[0] + s2 * jnp.eye(n)
+    return _invariant_evidence(cov, y)
+
+
+def _invariant_evidence(cov: Any, y: Any) -> Any:
+    """The invariant evidence of one dataset (JAX) from its shape covariance ``cov`` (`n x n`, noise included)."""
+    import jax.numpy as jnp
+    import jax.scipy.linalg as jsl
+
+    n = y.shape[0]
     chol = jnp.linalg.cholesky(cov)
     c_inv_1 = jsl.cho_solve((chol, True), jnp.ones(n))
     a = c_inv_1.sum()

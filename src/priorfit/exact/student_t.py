@@ -25,6 +25,7 @@ With hyperpriors on :math:`\theta`, the Bayes posterior integrates :math:`\theta
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -43,7 +44,8 @@ from priorfit.validation import check_int
 
 __all__ = ["student_t_process_log_likelihood", "student_t_process_predictive", "scale_quadrature_predictive",
            "student_t_process_marginal_predictive", "StudentTProcessOracle", "StudentTProcessMarginal",
-           "StudentTEvidence"]
+           "StudentTEvidence", "student_t_noise_predictive", "student_t_noise_evidence",
+           "student_t_noise_marginal_predictive", "StudentTNoiseOracle", "StudentTNoiseMarginal"]
 
 
 def _pieces(prior, params: GPParams, x_ctx: Tensor, y_ctx: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -267,3 +269,255 @@ class StudentTProcessMarginal:
             return ReferenceResult(scale_quadrature_predictive(self.prior, params, task.x_ctx, task.y_ctx,
                                                                task.x_qry))
         return nuts_reference_result(self, student_t_process_marginal_predictive, task, seed)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Student-t observation noise (priorfit.priors.student_t.StudentTNoisePrior)
+
+_QUERY_NODES = 32  # Gauss-Legendre nodes over a query's own precision factor
+# NUTS's trees are capped at 2^8 leapfrog steps per draw (NumPyro's default is 2^10): a chain wandering into the
+# heavy tail of the degrees of freedom otherwise takes minutes for one dataset. The cap costs mixing, which shows
+# in R-hat and ESS, not correctness.
+_MAX_TREE_DEPTH = 8
+
+
+def _noise_covariances(prior, params: GPParams, precisions: Tensor, x_ctx: Tensor,
+                       x_qry: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """On the context-scaled inputs: the context's shape covariance with per-point noise variances
+    :math:`\\sigma_n^2/\\lambda_i` (`batch x n x n`), the covariances to the queries (`batch x n x m`) and the
+    queries' variances of f (`batch x m`, jitter included, no noise)."""
+    from priorfit.preprocessing import context_input_scaling, scale_inputs
+
+    lo, width = context_input_scaling(x_ctx)
+    xc, xq = scale_inputs(x_ctx, lo, width), scale_inputs(x_qry, lo, width)
+    kernel, jitter = prior.gp.kernel, prior.gp.jitter
+    noise = params.noise_std.square()[:, None] / precisions + jitter  # b x n
+    cov = kernel.forward(params.kernel, xc, xc) + torch.diag_embed(noise)
+    return cov, kernel.forward(params.kernel, xc, xq), kernel.diag(params.kernel, xq) + jitter
+
+
+def _query_precision_nodes(df: Tensor, nodes: int) -> tuple[Tensor, Tensor]:
+    """Per row of ``df`` (`S`): `S x nodes` values of a query's precision factor and their log weights under
+    Gamma(df/2, rate df/2): Gauss-Legendre quadrature in its CDF's level u on (0, 1), mapped by the inverse CDF
+    (stable for any df, as Gauss-Laguerre is not for df near 0)."""
+    from scipy import special
+
+    u, w = np.polynomial.legendre.leggauss(nodes)
+    u, w = (u + 1) / 2, w / 2
+    half = df.to(torch.float64).numpy()[:, None] / 2
+    values = special.gammaincinv(half, u[None, :]) / half
+    return torch.from_numpy(np.maximum(values, 1e-300)), torch.from_numpy(np.log(w)).expand(df.shape[0], -1)
+
+
+def student_t_noise_predictive(prior, params: GPParams, df: Tensor, precisions: Tensor, x_ctx: Tensor,
+                               y_ctx: Tensor, x_qry: Tensor, log_weights: Tensor | None = None,
+                               diagnostics: dict | None = None, nodes: int = _QUERY_NODES
+                               ) -> StudentTMixturePredictive:
+    """The predictive of ONE dataset (`n x d`, `n`, `m x d`) under ``StudentTNoisePrior`` given S draws of the
+    GP's hyperparameters (``params``, S rows), degrees of freedom ``df`` (`S`) and the context's precision
+    factors (`S x n`), weighted by ``log_weights`` (`S`; None: equal): the targets' location, scale and f
+    integrated in closed form (a Student-t with n - 1 degrees of freedom per draw, :mod:`priorfit.exact.invariant`)
+    and the query's own noise precision by quadrature, so one component per draw and node."""
+    from priorfit.exact.invariant import invariant_pieces
+
+    total = params.batch_size
+    locs, scales, logs = [], [], []
+    query_values, query_logs = _query_precision_nodes(df, nodes)  # S x K
+    for start in range(0, total, 256):
+        rows = slice(start, start + 256)
+        p = params.map(lambda t: t[rows])
+        b = p.batch_size
+        cov, cross, var_f = _noise_covariances(prior, p, precisions[rows], x_ctx.expand(b, -1, -1),
+                                               x_qry.expand(b, -1, -1))
+        loc, shape_var, unit = invariant_pieces(cov, cross, var_f, y_ctx.expand(b, -1))  # b x m, b x m, b
+        noise = p.noise_std.square()[:, None] / query_values[rows]  # b x K
+        scale2 = unit[:, None, None] * (shape_var[:, None, :] + noise[:, :, None])  # b x K x m
+        locs.append(loc[:, None, :].expand_as(scale2).reshape(-1, loc.shape[-1]))
+        scales.append(scale2.sqrt().reshape(-1, loc.shape[-1]))
+        logs.append(query_logs[rows].reshape(-1))
+    row_logs = torch.zeros(total, dtype=torch.float64) if log_weights is None else log_weights
+    row_logs = row_logs - torch.logsumexp(row_logs, 0)
+    log_w = torch.cat(logs) + row_logs.repeat_interleave(nodes)
+    return StudentTMixturePredictive(torch.cat(locs), torch.cat(scales), df=float(y_ctx.shape[-1] - 1),
+                                     log_weights=log_w, diagnostics=diagnostics)
+
+
+def student_t_noise_evidence(prior, params: GPParams, precisions: Tensor, x_ctx: Tensor, y_ctx: Tensor) -> Tensor:
+    """`S` invariant evidences of ONE dataset given S rows of GP hyperparameters and context precisions."""
+    from priorfit.exact.invariant import invariant_log_likelihood
+
+    b = params.batch_size
+    cov, _, _ = _noise_covariances(prior, params, precisions, x_ctx.expand(b, -1, -1), x_ctx[None, :1].expand(b, -1, -1))
+    return invariant_log_likelihood(cov, y_ctx.expand(b, -1))
+
+
+def _site(name: str, shape: tuple, hyperprior) -> Any:
+    """A NumPyro sample site with our hyperprior's density (its own ``log_prob`` on JAX arrays, as a factor)."""
+    import jax.numpy as jnp
+    import numpyro
+    import numpyro.distributions as dist
+
+    from priorfit.exact.marginal import _constraint
+
+    if isinstance(hyperprior, Fixed):
+        return jnp.full(shape, float(hyperprior.value))
+    value = numpyro.sample(name, dist.ImproperUniform(_constraint(hyperprior), (), shape))
+    numpyro.factor(f"{name}.prior", hyperprior.log_prob(value).sum())
+    return value
+
+
+@functools.lru_cache(maxsize=16)
+def _noise_mcmc(prior, n: int, d: int, num_warmup: int, num_samples: int, num_chains: int,
+                target_accept_prob: float) -> Any:
+    """A NumPyro MCMC (NUTS) for ``prior`` (a ``StudentTNoisePrior``) on n context points in its context's
+    units: the GP's hyperparameters, the degrees of freedom, the targets' location :math:`\mu` (flat) and log
+    scale :math:`\log\sigma` (flat: :math:`p(\sigma) \propto 1/\sigma`), and the latent function at the
+    context, non-centred (:math:`f = L w`, :math:`w \sim N(0, I)`), under the Student-t likelihood. Cached per
+    data size so that datasets of one size share a compilation."""
+    import jax.numpy as jnp
+    import numpyro
+    import numpyro.distributions as dist
+    from numpyro.infer import MCMC, NUTS
+
+    from priorfit.exact.invariant import _shape_table
+
+    table = _shape_table(prior, d)
+    kernel, jitter = prior.gp.kernel, float(prior.gp.jitter)
+    flat_prior = dist.ImproperUniform(dist.constraints.real, (), ())
+
+    def model(x: Any, y: Any) -> None:
+        flat = {name: _site(name, shape, hp) for name, shape, hp in table}
+        nu = _site("df", (), prior.df)
+        loc = numpyro.sample("loc", flat_prior)
+        log_scale = numpyro.sample("log_scale", flat_prior)
+        w = numpyro.sample("w", dist.Normal(0.0, 1.0).expand([n]).to_event(1))
+        params = kernel.params_from(flat)
+        cov = kernel.matrix(params.map(lambda a: a[None]), x[None], x[None])[0] + jitter * jnp.eye(n)
+        f = jnp.linalg.cholesky(cov) @ w
+        scale = jnp.exp(log_scale)
+        numpyro.sample("y", dist.StudentT(nu, loc + scale * f, scale * flat["noise_std"]), obs=y)
+
+    sampler = NUTS(model, target_accept_prob=target_accept_prob, max_tree_depth=_MAX_TREE_DEPTH)
+    return MCMC(sampler, num_warmup=num_warmup, num_samples=num_samples, num_chains=num_chains,
+                chain_method="sequential", progress_bar=False, jit_model_args=True)
+
+
+def _latent_predictive(prior, params: GPParams, df: Tensor, loc: Tensor, scale: Tensor, w: Tensor, x_ctx: Tensor,
+                       x_qry: Tensor, diagnostics: dict, nodes: int = _QUERY_NODES) -> NormalMixturePredictive:
+    """Per draw (S rows: GP hyperparameters, df, location, scale, whitened context function `S x n`): the query
+    function given the context's, :math:`N(k_*^\top K^{-1} f, k_{**} - k_*^\top K^{-1} k_*)`, plus Student-t
+    noise, its precision by quadrature: one normal per draw and node."""
+    from priorfit.preprocessing import context_input_scaling, scale_inputs
+
+    lo, width = context_input_scaling(x_ctx[None])
+    xc, xq = scale_inputs(x_ctx[None], lo, width)[0], scale_inputs(x_qry[None], lo, width)[0]
+    kernel, jitter = prior.gp.kernel, prior.gp.jitter
+    query_values, query_logs = _query_precision_nodes(df, nodes)  # S x K
+    means, variances = [], []
+    for start in range(0, params.batch_size, 256):
+        rows = slice(start, start + 256)
+        p = params.map(lambda t: t[rows])
+        b, n = p.batch_size, xc.shape[0]
+        cov = kernel.forward(p.kernel, xc.expand(b, -1, -1), xc.expand(b, -1, -1)) + jitter * torch.eye(n,
+                                                                                                    dtype=torch.float64)
+        chol = torch.linalg.cholesky(cov)
+        cross = kernel.forward(p.kernel, xc.expand(b, -1, -1), xq.expand(b, -1, -1))  # b x n x m
+        v = torch.linalg.solve_triangular(chol, cross, upper=False)  # b x n x m: f* mean = v' w
+        mean_f = (v * w[rows, :, None]).sum(-2)  # b x m
+        var_f = (kernel.diag(p.kernel, xq.expand(b, -1, -1)) + jitter - v.square().sum(-2)).clamp_min(0.0)
+        noise = p.noise_std.square()[:, None] / query_values[rows]  # b x K
+        s2 = scale[rows].square()[:, None, None]
+        var = s2 * (var_f[:, None, :] + noise[:, :, None])  # b x K x m
+        means.append((loc[rows, None, None] + scale[rows, None, None] * mean_f[:, None, :]).expand_as(var)
+                     .reshape(-1, xq.shape[0]))
+        variances.append(var.reshape(-1, xq.shape[0]))
+    log_w = query_logs.reshape(-1) - math.log(params.batch_size)
+    return NormalMixturePredictive(torch.cat(means), torch.cat(variances), log_weights=log_w,
+                                   diagnostics=diagnostics)
+
+
+def student_t_noise_marginal_predictive(prior, x_ctx: object, y_ctx: object, x_qry: object, num_warmup: int = 500,
+                                        num_samples: int = 500, num_chains: int = 2, seed: int = 0, *,
+                                        target_accept_prob: float = 0.9) -> NormalMixturePredictive:
+    """Exact Bayes for ONE dataset under a ``StudentTNoisePrior``: NUTS (NumPyro) over the GP's hyperparameters,
+    the degrees of freedom, the targets' location and scale and the latent function at the context
+    (:func:`_noise_mcmc`); the query's function and noise given each draw as :func:`_latent_predictive`.
+    ``diagnostics`` as :func:`priorfit.exact.marginal_predictive`'s, R-hat and ESS over every sampled quantity,
+    the latent function included. Needs n >= 2."""
+    import warnings
+
+    import jax
+
+    from priorfit.exact.invariant import _checked
+    from priorfit.exact.marginal import _RHAT_WARN, _nuts_diagnostics, _x64
+    from priorfit.preprocessing import context_input_scaling, scale_inputs
+
+    x_ctx, y_ctx, x_qry = _checked(x_ctx, y_ctx, x_qry)
+    n, d = x_ctx.shape
+    lo, width = context_input_scaling(x_ctx[None])
+    x_nuts = scale_inputs(x_ctx[None], lo, width)[0]
+    with _x64():
+        import jax.numpy as jnp
+
+        mcmc = _noise_mcmc(prior, n, d, num_warmup, num_samples, num_chains, float(target_accept_prob))
+        mcmc.run(jax.random.PRNGKey(seed), jnp.asarray(x_nuts.numpy()), jnp.asarray(y_ctx.numpy()),
+                 extra_fields=("diverging", "num_steps"))
+        grouped = {k: np.array(v, dtype=np.float64) for k, v in mcmc.get_samples(group_by_chain=True).items()}
+        extra = mcmc.get_extra_fields(group_by_chain=True)
+        diverging, num_steps = np.asarray(extra["diverging"]), np.asarray(extra["num_steps"])
+    diag = _nuts_diagnostics(grouped, diverging)
+    diag["mean_leapfrog_steps"] = float(num_steps.mean())
+    diag["total_leapfrog_steps"] = int(num_steps.sum())
+    if diag["max_r_hat"] > _RHAT_WARN:
+        warnings.warn(f"NUTS may not have converged: max R-hat {diag['max_r_hat']:.3f} (want <= {_RHAT_WARN})",
+                      RuntimeWarning, stacklevel=2)
+    total = num_chains * num_samples
+    flat = {k: torch.from_numpy(v.reshape(total, *v.shape[2:])) for k, v in grouped.items()}
+    shapes = prior.gp.param_shapes(d)
+    gp_flat = {}
+    for name, hp in prior.gp.hyperpriors().items():
+        if name == "mean":
+            gp_flat[name] = torch.zeros(total, dtype=torch.float64)
+        elif name in flat:
+            gp_flat[name] = flat[name]
+        else:
+            gp_flat[name] = torch.full((total, *shapes[name]), float(hp.value), dtype=torch.float64)
+    df = flat["df"] if "df" in flat else torch.full((total,), float(prior.df.value), dtype=torch.float64)
+    return _latent_predictive(prior, prior.gp.params_from(gp_flat), df, flat["loc"], flat["log_scale"].exp(),
+                              flat["w"], x_ctx, x_qry, diag)
+
+
+@dataclass(frozen=True)
+class StudentTNoiseOracle:
+    """The predictive given everything a dataset was drawn with except the function and the targets' location
+    and scale: the GP's hyperparameters, the degrees of freedom and the context's precision factors (the
+    query's own noise integrated by quadrature). A bound no method reaches."""
+
+    prior: object
+    name = "oracle"
+    label = "Student-t noise oracle"
+    kind = ReferenceKind.ORACLE
+
+    def predict(self, task: Task, seed: int) -> ReferenceResult:
+        truth = task.truth
+        n = task.x_ctx.shape[0]
+        return ReferenceResult(student_t_noise_predictive(self.prior, truth.gp, truth.df, truth.precisions[:, :n],
+                                                          task.x_ctx, task.y_ctx, task.x_qry))
+
+
+@dataclass(frozen=True)
+class StudentTNoiseMarginal:
+    """The Bayes posterior predictive under Student-t noise (:func:`student_t_noise_marginal_predictive`)."""
+
+    prior: object
+    num_warmup: int = 200
+    num_samples: int = 200
+    num_chains: int = 2
+    name = "marginal"
+    label = "Student-t noise marginal (NUTS)"
+    kind = ReferenceKind.MARGINAL
+
+    def predict(self, task: Task, seed: int) -> ReferenceResult:
+        from priorfit.exact.marginal import nuts_reference_result
+
+        return nuts_reference_result(self, student_t_noise_marginal_predictive, task, seed)

@@ -14,7 +14,12 @@ from priorfit.priors.hyperpriors import (
 )
 from priorfit.priors.invariant import InvariantGPPrior
 from priorfit.priors.nngp import NNGP, NNGPParams
-from priorfit.priors.student_t import StudentTProcessParams, StudentTProcessPrior
+from priorfit.priors.student_t import (
+    StudentTNoiseParams,
+    StudentTNoisePrior,
+    StudentTProcessParams,
+    StudentTProcessPrior,
+)
 from priorfit.priors.inputs import ClusteredInputs, InputSampler, UniformInputs
 from priorfit.priors.kernels import (
     RBF,
@@ -45,6 +50,8 @@ __all__ = [
     "InvariantGPPrior",
     "StudentTProcessPrior",
     "StudentTProcessParams",
+    "StudentTNoisePrior",
+    "StudentTNoiseParams",
     "GPParams",
     "Params",
     "LengthscaleParams",

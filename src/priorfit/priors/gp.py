@@ -225,10 +225,11 @@ class GPPrior:
         return self.draw(batch_size, n_points, n_features, generator, device)
 
     def draw(self, batch_size: int, n_points: int, n_features: int, generator: torch.Generator,
-             device: torch.device | str | None = None, function_inputs=None) -> Batch:
+             device: torch.device | str | None = None, function_inputs=None, noise_factors: Tensor | None = None) -> Batch:
         """:meth:`sample` without the argument checks, drawing the function at ``function_inputs(x)`` instead of
         at x when given (`batch x n x d` -> `batch x n x d`; a prior stated in other units than the inputs', such
-        as ``InvariantGPPrior``). The batch holds x itself."""
+        as ``InvariantGPPrior``), and each point's noise standard deviation multiplied by ``noise_factors``
+        (`batch x n`) when given (a scale mixture per point: Student-t noise). The batch holds x itself."""
         device = torch.device("cpu") if device is None else torch.device(device)
         params = self.sample_params(batch_size, n_features, generator)
         x = self.inputs.sample(batch_size, n_points, n_features, generator).to(torch.float64)  # b x n x d
@@ -241,5 +242,7 @@ class GPPrior:
         k = self.kernel.forward(params.kernel, at, at)  # b x n x n
         chol = cholesky_with_jitter(k, self.jitter)
         f = params.mean[:, None] + (chol @ z).squeeze(-1)  # b x n
+        if noise_factors is not None:
+            eta = eta * noise_factors.to(eta)
         y = f + params.noise_std[:, None] * eta
         return Batch(x=x, y=y, params=params)

@@ -1,4 +1,4 @@
-r"""Heavy tails by scale mixtures: the Student-t process.
+r"""Heavy tails by scale mixtures: the Student-t process, and Student-t observation noise.
 
 **Student-t process** (:class:`StudentTProcessPrior`), per dataset: the GP's hyperparameters :math:`\theta` and
 its draw :math:`g = f + \sigma\eta` (function plus noise) as :class:`~priorfit.priors.gp.GPPrior` makes them, a
@@ -17,6 +17,18 @@ on the standard deviation with ``mixing_on="std"``) have a 1-D quadrature as the
 In the units-free path the targets' overall scale is already integrated out under the invariant prior, so a model
 of this prior is trained and measured on the raw path (a non-invariant model), where the closed form applies.
 
+**Student-t observation noise** (:class:`StudentTNoisePrior`): a scale mixture per point, what makes a model
+robust to outliers. Per dataset, degrees of freedom :math:`\nu` from their hyperprior, per point a precision
+factor :math:`\lambda_i \sim \mathrm{Gamma}(\nu/2, \text{rate } \nu/2)`, and
+
+.. math:: y_i = \mu + \sigma\left(f(x_i) + \sigma_n \eta_i / \sqrt{\lambda_i}\right), \qquad \eta_i \sim N(0, 1)
+
+so the noise :math:`\sigma_n \eta_i / \sqrt{\lambda_i}` is Student-t with :math:`\nu` degrees of freedom. It is
+stated in the context's units like :class:`~priorfit.priors.invariant.InvariantGPPrior` (f drawn on the
+context-scaled inputs, :math:`p(\mu, \sigma) \propto 1/\sigma`), the path an estimator serves; its exact
+reference integrates :math:`\mu, \sigma` and f in closed form given the precisions, and samples the GP's
+hyperparameters, :math:`\nu` and the precisions by NUTS (:mod:`priorfit.exact.student_t`).
+
 References:
     .. [LYYL2022] H. Lee, E. Yun, H. Yang, J. Lee. Scale mixtures of neural network Gaussian processes. ICLR 2022.
     .. [SWG2014] A. Shah, A. G. Wilson, Z. Ghahramani. Student-t processes as alternatives to Gaussian
@@ -33,11 +45,13 @@ from torch import Tensor
 from priorfit.config import register
 from priorfit.priors.base import Batch, Symmetries
 from priorfit.priors.gp import GPParams, GPPrior
-from priorfit.priors.hyperpriors import Fixed, Hyperprior, InverseGamma
+from priorfit.priors.hyperpriors import Fixed, Hyperprior, InverseGamma, LogNormal
+from priorfit.priors.invariant import InvariantGPPrior, _scaled_by_context
 from priorfit.priors.params import Params
 from priorfit.validation import check_int
 
-__all__ = ["StudentTProcessPrior", "StudentTProcessParams", "MIXING_ON"]
+__all__ = ["StudentTProcessPrior", "StudentTProcessParams", "StudentTNoisePrior", "StudentTNoiseParams",
+           "gamma_precisions", "MIXING_ON"]
 
 MIXING_ON = ("variance", "std")
 
@@ -133,3 +147,107 @@ class StudentTProcessPrior:
         mean = batch.params.mean[:, None]
         y = mean + variance.sqrt()[:, None] * (batch.y - mean)
         return Batch(x=batch.x, y=y, params=StudentTProcessParams(gp=batch.params, variance=variance))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Student-t observation noise
+
+
+def gamma_precisions(df: Tensor, n_points: int, generator: torch.Generator) -> Tensor:
+    """`batch x n_points` draws of :math:`\lambda \sim \mathrm{Gamma}(\nu/2, \text{rate } \nu/2)` for each
+    dataset's degrees of freedom ``df`` (`batch`), by the exact inverse CDF of uniforms from ``generator``."""
+    from scipy import special
+
+    u = torch.rand(df.shape[0], n_points, generator=generator, dtype=torch.float64).clamp(1e-300, 1 - 1e-16)
+    half = (df.to(torch.float64) / 2)[:, None].expand_as(u)
+    return torch.from_numpy(special.gammaincinv(half.numpy(), u.numpy())) / half
+
+
+@dataclass(frozen=True, eq=False)
+class StudentTNoiseParams(Params):
+    """Latent values of a dataset with Student-t noise: the GP's hyperparameters ``gp`` (its mean 0: the location
+    is integrated out), the degrees of freedom ``df`` (`batch`) and each point's precision factor
+    ``precisions`` :math:`\lambda_i` (`batch x n`)."""
+
+    gp: GPParams
+    df: Tensor
+    precisions: Tensor
+
+
+@register
+@dataclass(frozen=True)
+class StudentTNoisePrior:
+    """The GP ``gp`` in its context's units (as :class:`~priorfit.priors.invariant.InvariantGPPrior`) with
+    Student-t observation noise whose degrees of freedom have the hyperprior ``df`` (module docstring).
+
+    Fields:
+        gp: the shape of the functions (kernel, noise scale :math:`\sigma_n`, hyperpriors, inputs) on
+            context-scaled inputs; its mean's hyperprior is ignored (the location is integrated out).
+        df: hyperprior of the noise's degrees of freedom :math:`\nu`. The default, log-normal with median 8,
+            gives :math:`\nu < 2` (gross outliers) to 8% of datasets and :math:`\nu > 30` (nearly Gaussian
+            noise) to 9%.
+    """
+
+    gp: GPPrior = field(default_factory=GPPrior)
+    df: Hyperprior = field(default_factory=lambda: LogNormal(loc=2.08, scale=1.0))
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.gp, GPPrior):
+            raise TypeError(f"gp must be a GPPrior, got {type(self.gp).__name__}: {self.gp!r}")
+        if not isinstance(self.df, Hyperprior):
+            raise TypeError(f"df must be a Hyperprior (e.g. LogNormal), got {type(self.df).__name__}")
+        if self.df.support.low < 0 or isinstance(self.df, Fixed) and self.df.value <= 0:
+            raise ValueError(f"df must be a prior on positive values, got {self.df!r}")
+
+    @property
+    def max_features(self) -> int:
+        return self.gp.max_features
+
+    @property
+    def invariant(self) -> InvariantGPPrior:
+        """The same prior with Gaussian noise."""
+        return InvariantGPPrior(self.gp)
+
+    @property
+    def symmetries(self) -> Symmetries:
+        """Those of the invariant prior: per-point noise scales are exchangeable and symmetric."""
+        return self.invariant.symmetries
+
+    def references(self, settings=None) -> tuple:
+        """The oracle (the GP's hyperparameters, the degrees of freedom and the context's precisions the
+        dataset was drawn with), the Bayes posterior by NUTS (:mod:`priorfit.exact.student_t`), and the
+        practitioners' fitted GPs with Gaussian and with Student-t likelihoods."""
+        from priorfit.exact.baselines import BoTorchGP, SklearnGP
+        from priorfit.exact.reference import ReferenceSettings
+        from priorfit.exact.student_t import StudentTNoiseMarginal, StudentTNoiseOracle
+
+        settings = ReferenceSettings() if settings is None else settings
+        return (StudentTNoiseOracle(self),
+                StudentTNoiseMarginal(self, settings.nuts_warmup, settings.nuts_samples, settings.nuts_chains),
+                SklearnGP(settings.ml2_restarts), BoTorchGP())
+
+    def sample(
+        self,
+        batch_size: int,
+        n_points: int,
+        generator: torch.Generator,
+        n_features: int | None = None,
+        device: torch.device | str | None = None,
+        n_context: int | None = None,
+    ) -> Batch:
+        """``batch_size`` datasets of ``n_points`` points whose functions are drawn on the inputs scaled by the
+        first ``n_context`` points (default: all of them), with Student-t noise; location 0 and scale 1."""
+        check_int("batch_size", batch_size, minimum=1)
+        check_int("n_points", n_points, minimum=1)
+        n_features = self.max_features if n_features is None else n_features
+        check_int("n_features", n_features, minimum=1, maximum=self.max_features)
+        n_context = n_points if n_context is None else check_int("n_context", n_context, minimum=1,
+                                                                   maximum=n_points)
+        df = self.df.sample((batch_size,), generator).to(torch.float64)
+        precisions = gamma_precisions(df, n_points, generator)
+        batch = self.gp.draw(batch_size, n_points, n_features, generator, device,
+                             function_inputs=_scaled_by_context(n_context), noise_factors=precisions.rsqrt())
+        gp = GPParams(kernel=batch.params.kernel, noise_std=batch.params.noise_std,
+                      mean=torch.zeros_like(batch.params.mean))
+        return Batch(x=batch.x, y=batch.y - batch.params.mean[:, None],
+                     params=StudentTNoiseParams(gp=gp, df=df, precisions=precisions))
