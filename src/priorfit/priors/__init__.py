@@ -14,6 +14,7 @@ from priorfit.priors.hyperpriors import (
 )
 from priorfit.priors.invariant import InvariantGPPrior
 from priorfit.priors.nngp import NNGP, NNGPParams
+from priorfit.priors.warping import KumaraswamyWarp, WarpParams
 from priorfit.priors.student_t import (
     StudentTNoiseParams,
     StudentTNoisePrior,
@@ -81,6 +82,8 @@ __all__ = [
     "Linear",
     "SpectralMixture",
     "NNGP",
+    "KumaraswamyWarp",
+    "WarpParams",
     "NNGPParams",
     "Scale",
     "Sum",
