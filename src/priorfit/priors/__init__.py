@@ -13,6 +13,7 @@ from priorfit.priors.hyperpriors import (
     Uniform,
 )
 from priorfit.priors.invariant import InvariantGPPrior
+from priorfit.priors.mixture import MixtureParams, MixturePrior
 from priorfit.priors.nngp import NNGP, NNGPParams
 from priorfit.priors.warping import KumaraswamyWarp, WarpParams
 from priorfit.priors.student_t import (
@@ -49,6 +50,8 @@ __all__ = [
     "Symmetries",
     "GPPrior",
     "InvariantGPPrior",
+    "MixturePrior",
+    "MixtureParams",
     "StudentTProcessPrior",
     "StudentTProcessParams",
     "StudentTNoisePrior",

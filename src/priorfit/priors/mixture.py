@@ -1,0 +1,132 @@
+r"""Mixtures of priors: each dataset drawn from one of several priors, chosen with given weights.
+
+.. math:: k \sim \mathrm{Categorical}(w_1, \dots, w_K), \qquad \mathcal D \sim \text{prior}_k
+
+A PFN trained on a mixture learns the posterior predictive that averages the components' predictives, each
+weighted by its posterior probability given the context: it infers which kind of data it sees. Every component
+is drawn for the whole batch and each dataset keeps its own component's draw; that spends a few extra draws per
+batch (sampling is a small share of a training step) and keeps every dataset's latent values in one tree per
+component, sliceable like any other.
+
+Its oracle is the oracle of the component each dataset was drawn from, told that component; the Bayes marginal
+over components needs each component's evidence and is not provided.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from priorfit.config import register
+from priorfit.exact.reference import ReferenceKind
+from priorfit.priors.base import Batch, Prior, Symmetries
+from priorfit.priors.params import Params
+from priorfit.validation import check_int
+
+__all__ = ["MixturePrior", "MixtureParams"]
+
+
+@dataclass(frozen=True, eq=False)
+class MixtureParams(Params):
+    """Which component drew each dataset (``component``, `batch` integers) and every component's latent values
+    for every dataset (``parts``, one tree per component; only the drawing component's row is that dataset's)."""
+
+    component: Tensor
+    parts: tuple[Params, ...]
+
+
+@register
+@dataclass(frozen=True)
+class MixturePrior:
+    """Datasets from ``priors[k]`` with probability ``weights[k]`` (module docstring).
+
+    Fields:
+        priors: two or more priors with the same ``max_features``, all stated in the same units (all in their
+            inputs' units, or all in their context's, e.g. ``InvariantGPPrior`` and ``StudentTNoisePrior``).
+        weights: positive weights, one per prior, normalised here.
+    """
+
+    priors: tuple
+    weights: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.priors, tuple) or len(self.priors) < 2:
+            raise TypeError(f"priors must be a tuple of at least 2 priors, got {self.priors!r}")
+        for i, prior in enumerate(self.priors):
+            if not isinstance(prior, Prior):
+                raise TypeError(f"priors[{i}] must be a prior (sample, references, ...), got {type(prior).__name__}")
+        if not isinstance(self.weights, tuple) or len(self.weights) != len(self.priors):
+            raise ValueError(f"weights must be a tuple of {len(self.priors)} numbers (one per prior), got "
+                             f"{self.weights!r}")
+        for w in self.weights:
+            if isinstance(w, bool) or not isinstance(w, (int, float)) or not (math.isfinite(w) and w > 0):
+                raise ValueError(f"weights must be positive finite numbers, got {self.weights!r}")
+        sizes = {prior.max_features for prior in self.priors}
+        if len(sizes) != 1:
+            raise ValueError(f"the priors must share max_features, got {sorted(sizes)}")
+
+    @property
+    def max_features(self) -> int:
+        return self.priors[0].max_features
+
+    @property
+    def probabilities(self) -> Tensor:
+        """The weights normalised to sum to 1 (float64)."""
+        w = torch.tensor(self.weights, dtype=torch.float64)
+        return w / w.sum()
+
+    @property
+    def symmetries(self) -> Symmetries:
+        """The symmetries every component has."""
+        each = [prior.symmetries for prior in self.priors]
+        return Symmetries(reflect_inputs=all(s.reflect_inputs for s in each),
+                          permute_inputs=all(s.permute_inputs for s in each),
+                          negate_targets=all(s.negate_targets for s in each))
+
+    def references(self, settings=None) -> tuple:
+        """The oracle: each dataset's own component's oracle (module docstring)."""
+        oracles = []
+        for prior in self.priors:
+            oracle = next((r for r in prior.references(settings) if r.kind is ReferenceKind.ORACLE), None)
+            if oracle is None:
+                return ()
+            oracles.append(oracle)
+        return (MixtureOracle(tuple(oracles)),)
+
+    def sample(
+        self,
+        batch_size: int,
+        n_points: int,
+        generator: torch.Generator,
+        n_features: int | None = None,
+        device: torch.device | str | None = None,
+        n_context: int | None = None,
+    ) -> Batch:
+        """``batch_size`` datasets, each from a component drawn by weight (module docstring)."""
+        check_int("batch_size", batch_size, minimum=1)
+        component = torch.multinomial(self.probabilities, batch_size, replacement=True, generator=generator)
+        batches = [prior.sample(batch_size, n_points, generator, n_features=n_features, device=device,
+                                n_context=n_context) for prior in self.priors]
+        pick = component.to(batches[0].y.device)
+        x = torch.stack([b.x for b in batches])[pick, torch.arange(batch_size, device=pick.device)]
+        y = torch.stack([b.y for b in batches])[pick, torch.arange(batch_size, device=pick.device)]
+        return Batch(x=x, y=y, params=MixtureParams(component=component, parts=tuple(b.params for b in batches)))
+
+
+@dataclass(frozen=True)
+class MixtureOracle:
+    """The oracle of the component a dataset was drawn from, given that component's latent values."""
+
+    oracles: tuple
+    name = "oracle"
+    label = "oracle (its component's)"
+    kind = ReferenceKind.ORACLE
+
+    def predict(self, task, seed: int):
+        import dataclasses
+
+        k = int(task.truth.component[0])
+        return self.oracles[k].predict(dataclasses.replace(task, truth=task.truth.parts[k]), seed)
