@@ -1,6 +1,7 @@
 """Priors over datasets: GP priors with kernels and hyperpriors, input samplers, and the Batch they produce."""
 
 from priorfit.priors.base import Batch, Prior, Symmetries
+from priorfit.priors.bnn import BNNParams, BNNPrior
 from priorfit.priors.gp import GPParams, GPPrior, cholesky_with_jitter
 from priorfit.priors.hyperpriors import (
     Fixed,
@@ -50,6 +51,8 @@ __all__ = [
     "Symmetries",
     "GPPrior",
     "InvariantGPPrior",
+    "BNNPrior",
+    "BNNParams",
     "MixturePrior",
     "MixtureParams",
     "StudentTProcessPrior",
