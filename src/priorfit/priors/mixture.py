@@ -21,7 +21,6 @@ import torch
 from torch import Tensor
 
 from priorfit.config import register
-from priorfit.exact.reference import ReferenceKind
 from priorfit.priors.base import Batch, Prior, Symmetries
 from priorfit.priors.params import Params
 from priorfit.validation import check_int
@@ -88,6 +87,9 @@ class MixturePrior:
 
     def references(self, settings=None) -> tuple:
         """The oracle: each dataset's own component's oracle (module docstring)."""
+        from priorfit.exact.mixture import MixtureOracle
+        from priorfit.exact.reference import ReferenceKind
+
         oracles = []
         for prior in self.priors:
             oracle = next((r for r in prior.references(settings) if r.kind is ReferenceKind.ORACLE), None)
@@ -114,19 +116,3 @@ class MixturePrior:
         x = torch.stack([b.x for b in batches])[pick, torch.arange(batch_size, device=pick.device)]
         y = torch.stack([b.y for b in batches])[pick, torch.arange(batch_size, device=pick.device)]
         return Batch(x=x, y=y, params=MixtureParams(component=component, parts=tuple(b.params for b in batches)))
-
-
-@dataclass(frozen=True)
-class MixtureOracle:
-    """The oracle of the component a dataset was drawn from, given that component's latent values."""
-
-    oracles: tuple
-    name = "oracle"
-    label = "oracle (its component's)"
-    kind = ReferenceKind.ORACLE
-
-    def predict(self, task, seed: int):
-        import dataclasses
-
-        k = int(task.truth.component[0])
-        return self.oracles[k].predict(dataclasses.replace(task, truth=task.truth.parts[k]), seed)
