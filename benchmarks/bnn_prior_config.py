@@ -38,7 +38,7 @@ def main() -> int:
         "type": "TrainJob",
         "model": {**base["model"], "max_features": 2},
         "prior": to_dict(prior),
-        "training": {**base["training"], "steps": 8000, "lr": 0.0002, "warmup_fraction": 0.01,
+        "training": {**base["training"], "steps": 6000, "lr": 0.0002, "warmup_fraction": 0.01,
                      "checkpoint_every": 250, "eval_every": 1000, "context_sampling": "log_uniform"},
     }
     path = ROOT / "configs" / "bnn.json"
