@@ -14,8 +14,9 @@ Every method sees the corrupted context in the data's units and predicts the cle
 
 Scores per (rate, d): mean NLL per clean query point (nats), RMSE of the predictive mean, each with its standard
 error over datasets, and the paired differences robust - default and robust - GPyTorch with their standard errors;
-milliseconds per dataset (fit and prediction), one process, the same threads. Writes
-``benchmarks/results/robustness.json`` and ``.txt``.
+milliseconds per dataset (fit and prediction), one thread each. Writes ``benchmarks/results/robustness.json``
+and ``.txt``. ``--methods`` runs a subset and ``--reuse`` takes the per-dataset scores of the other methods from
+an earlier run's JSON with the same protocol (so slow baselines run once, side by side with the rest).
 
     python benchmarks/robustness.py --model robust --threads 1
 """
@@ -23,6 +24,7 @@ milliseconds per dataset (fit and prediction), one process, the same threads. Wr
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 import warnings
@@ -74,23 +76,40 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--datasets", type=int, default=64, help="datasets per (rate, d)")
     parser.add_argument("--dims", default="1,2")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--methods", default=None, help="comma-separated subset of the methods to run")
+    parser.add_argument("--reuse", default=None, help="an earlier run's JSON whose per-dataset scores to reuse")
     parser.add_argument("--out", default=str(RESULTS / "robustness"), help="results path without suffix")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     prior = load_model(args.default).prior  # the default model's prior: the clean GP datasets
     methods = {"robust": pfn_method(args.model), "default": pfn_method(args.default),
                "gpytorch_student_t": reference_method(GPyTorchStudentT()), "botorch": reference_method(BoTorchGP())}
+    run = set(methods) if args.methods is None else set(args.methods.split(","))
+    unknown = run - set(methods)
+    if unknown:
+        parser.error(f"--methods: unknown {sorted(unknown)}; choose from {sorted(methods)}")
+    reused = {}
+    if args.reuse is not None:
+        earlier = json.loads(Path(args.reuse).read_text())
+        if (earlier["datasets"], earlier["n_context"], earlier["n_query"]) != (args.datasets, N_CONTEXT, N_QUERY):
+            parser.error(f"--reuse {args.reuse}: another protocol (datasets, n_context, n_query)")
+        reused = {(c["d"], c["rate"]): c["scores"] for c in earlier["cells"]}
     cells = []
     for d in (int(v) for v in args.dims.split(",")):
         batch = prior.sample(args.datasets, N_CONTEXT + N_QUERY, torch.Generator().manual_seed(derive_seed(7, d)),
                              n_features=d, n_context=N_CONTEXT)
         for rate in RATES:
             scores = {m: dict(nll=[], rmse=[], ms=[], failures=0) for m in methods}
+            for name, earlier in reused.get((d, rate), {}).items():
+                if name not in run:
+                    scores[name] = earlier
             for i in range(args.datasets):
                 X, y = batch.x[i].numpy(), batch.y[i].numpy()
                 rng = np.random.default_rng(derive_seed(11, d, i, int(round(rate * 100))))
                 y_ctx = corrupt(y[:N_CONTEXT], rate, rng)
                 for name, method in methods.items():
+                    if name not in run:
+                        continue
                     t = time.perf_counter()
                     pred = method(X[:N_CONTEXT], y_ctx, X[N_CONTEXT:])
                     ms = 1000 * (time.perf_counter() - t)
@@ -100,9 +119,10 @@ def main(argv: list[str] | None = None) -> int:
                         scores[name]["rmse"].append(np.nan)
                         continue
                     scores[name]["nll"].append(float(np.mean(-pred.log_prob(y[N_CONTEXT:]))))
-                    scores[name]["rmse"].append(float(np.sqrt(np.mean((pred.mean() - y[N_CONTEXT:]) ** 2))))
+                    scores[name]["rmse"].append(float(np.sqrt(np.mean((pred.mean - y[N_CONTEXT:]) ** 2))))
                     scores[name]["ms"].append(ms)
-            cell = dict(d=d, rate=rate, methods={}, paired={})
+            scores = {name: s for name, s in scores.items() if s["nll"]}
+            cell = dict(d=d, rate=rate, methods={}, paired={}, scores=scores)
             for name, s in scores.items():
                 nll, rmse = np.array(s["nll"]), np.array(s["rmse"])
                 cell["methods"][name] = dict(
@@ -110,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
                     rmse=float(np.nanmean(rmse)), rmse_se=float(np.nanstd(rmse, ddof=1) / np.sqrt(np.sum(~np.isnan(rmse)))),
                     ms=float(np.median(s["ms"])) if s["ms"] else float("nan"), failures=s["failures"])
             for other in ("default", "gpytorch_student_t"):
+                if "robust" not in scores or other not in scores:
+                    continue
                 for metric in ("nll", "rmse"):
                     diff = np.array(scores["robust"][metric]) - np.array(scores[other][metric])
                     diff = diff[~np.isnan(diff)]
@@ -132,6 +154,7 @@ def table(data: dict) -> str:
     lines = [f"Robustness to outliers in the context (n = {data['n_context']}, {data['datasets']} GP datasets per "
              "cell); NLL per clean query (nats) and RMSE, mean +- s.e.", ""]
     names = list(data["cells"][0]["methods"])
+    lines.append("")
     lines.append(f"{'d':>2} {'rate':>5} " + " ".join(f"{n + ' nll':>24} {'rmse':>14}" for n in names))
     for c in data["cells"]:
         lines.append(f"{c['d']:>2} {c['rate']:>5.2f} " + " ".join(
