@@ -277,3 +277,27 @@ def test_a_model_for_more_features_warm_starts_one_for_fewer_exactly(tmp_path, t
     warm = load_checkpoint(result.checkpoint)
     assert warm.model_config.max_features == 1
     assert not torch.equal(warm.bar_distribution.borders, load_checkpoint(tiny_checkpoint).bar_distribution.borders)
+
+
+def test_a_step_with_a_non_finite_loss_is_skipped_and_counted(tmp_path, monkeypatch):
+    """A batch whose targets overflow (a prior with extreme tails) takes no optimiser step: the weights stay
+    finite and the run says how many steps it skipped."""
+    from priorfit.priors.base import Batch
+
+    original, calls = GPPrior.sample, []
+
+    def overflowing(self, batch_size, n_points, generator, **kwargs):
+        batch = original(self, batch_size, n_points, generator, **kwargs)
+        calls.append(1)
+        if len(calls) == 3:  # the first training step's batch (after the borders' and the held-out sets)
+            y = batch.y.clone()
+            y[0, -1] = 1e300  # inf in float32
+            return Batch(x=batch.x, y=y, params=batch.params)
+        return batch
+
+    monkeypatch.setattr(GPPrior, "sample", overflowing)
+    run = dataclasses.replace(SMALL, steps=3, eval_every=3, checkpoint_every=3, border_datasets=16)
+    result = train(tiny_prior(), TINY_MODEL, run, tmp_path, progress=False)
+    ckpt = load_checkpoint(result.checkpoint)
+    assert ckpt.metadata["skipped_steps"] == 1 and result.history[-1]["skipped_steps"] == 1
+    assert all(torch.isfinite(v).all() for v in ckpt.model.state_dict().values())

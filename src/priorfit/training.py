@@ -306,6 +306,14 @@ def _warm_start_weights(source: Any, target: ModelConfig) -> dict:
                       "being non-invariant for an invariant model, or in accepting more features)")
 
 
+def _all_finite(loss: torch.Tensor, world: int, device: torch.device) -> bool:
+    """Whether this step's loss is finite on every rank (all ranks must agree to skip a step together)."""
+    finite = torch.isfinite(loss.detach()).to(device=device, dtype=torch.float32)
+    if world > 1:
+        dist.all_reduce(finite, op=dist.ReduceOp.MIN)
+    return bool(finite)
+
+
 def _distributed() -> tuple[int, int]:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1 and not dist.is_initialized():
@@ -406,7 +414,7 @@ def train(
         model.parameters(), lr=train_config.lr, weight_decay=train_config.weight_decay, betas=(0.9, 0.99)
     )
     generator = torch.Generator().manual_seed(derive_seed(train_config.seed, _DATA_STREAM, rank))
-    step, history, seconds = 0, [], 0.0
+    step, history, seconds, skipped = 0, [], 0.0, 0
 
     state_path = out_dir / STATE_FILE
     if resume and state_path.exists():
@@ -422,6 +430,7 @@ def train(
         init_meta = state.get("init_from", init_meta)
         generator.set_state(state["generators"][rank])
         step, history, seconds = state["step"], json.loads(state["history"]), state["seconds"]
+        skipped = state.get("skipped", 0)
 
     ddp = DistributedDataParallel(model) if world > 1 else model
     evaluator = _Evaluator(prior, train_config) if rank == 0 else None
@@ -442,7 +451,7 @@ def train(
         if rank != 0:
             return
         elapsed = seconds + time.perf_counter() - t_start
-        meta = dict(train_config=to_dict(train_config), step=step, history=history,
+        meta = dict(train_config=to_dict(train_config), step=step, history=history, skipped_steps=skipped,
                     train_seconds=elapsed, world_size=world)
         if init_meta is not None:
             meta["init_from"] = init_meta
@@ -450,6 +459,7 @@ def train(
         _atomic_torch_save(
             dict(model=model.state_dict(), optimizer=optimizer.state_dict(), generators=states, step=step,
                  history=json.dumps(history), seconds=elapsed, borders=bar.borders.detach().cpu(),
+                 skipped=skipped,
                  init_from=init_meta, train_config=_resume_key(train_config)),
             state_path,
         )
@@ -470,17 +480,20 @@ def train(
             logits = ddp(x[:, :n_ctx], y[:, :n_ctx], x[:, n_ctx:])
         loss = pfn_nll(bar, logits.float(), *model.target_affine(y[:, :n_ctx]), y[:, n_ctx:]).mean()
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), train_config.grad_clip)
-        optimizer.step()
+        if _all_finite(loss, world, device):
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), train_config.grad_clip)
+            optimizer.step()
+            value = float(loss.detach())
+            loss_ema = value if loss_ema is None else 0.98 * loss_ema + 0.02 * value
+        else:  # a batch whose targets overflow float32 (a prior with extreme tails): no step, counted
+            skipped += 1
         step += 1
         steps_timed += 1
-        value = float(loss.detach())
-        loss_ema = value if loss_ema is None else 0.98 * loss_ema + 0.02 * value
         rate = steps_timed * train_config.batch_size / (time.perf_counter() - t_start)
         if step % train_config.eval_every == 0 or step == train_config.steps:
             if evaluator is not None:
-                record = dict(step=step, loss=loss_ema, datasets_per_second=rate,
+                record = dict(step=step, loss=loss_ema, datasets_per_second=rate, skipped_steps=skipped,
                               **evaluator(model, bar, device))
                 history.append(record)
                 bar_iter.write(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
@@ -488,7 +501,8 @@ def train(
         if step % train_config.checkpoint_every == 0 or step == last:
             save()
         bar_iter.update(1)
-        bar_iter.set_postfix(loss=f"{loss_ema:.4f}", datasets_per_s=f"{rate:.0f}", refresh=False)
+        bar_iter.set_postfix(loss="-" if loss_ema is None else f"{loss_ema:.4f}", datasets_per_s=f"{rate:.0f}",
+                             refresh=False)
     bar_iter.close()
     elapsed = time.perf_counter() - t_start
     return TrainResult(out_dir / MODEL_FILE, step, history,
