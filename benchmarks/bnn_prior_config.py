@@ -43,11 +43,13 @@ def main() -> int:
     }
     path = ROOT / "configs" / "bnn.json"
     path.write_text(json.dumps(job, indent=2) + "\n")
-    fit = {"command": "python benchmarks/bnn_prior_config.py", "weight_std": [hp.value for hp in fitted.weight_std],
+    fit = {"command": "python benchmarks/bnn_prior_config.py",
+           "train": "priorfit train configs/bnn.json --out runs/bnn --init-from invariant_default", "weight_std": [hp.value for hp in fitted.weight_std],
            "bias_std": [hp.value for hp in fitted.bias_std], "start": vars(before), "fitted": vars(after)}
     (ROOT / "benchmarks" / "results" / "bnn_prior_config.json").write_text(json.dumps(fit, indent=2) + "\n")
     print(f"wrote {path}: scales {[hp.value for hp in fitted.weight_std]} / {[hp.value for hp in fitted.bias_std]}, "
-          f"sliced W2 {before.sliced:.3f} -> {after.sliced:.3f} (floor {after.sliced_floor:.3f})")
+          f"sliced W2 {before.sliced:.3f} -> {after.sliced:.3f} (floor {after.sliced_floor:.3f}); train it with "
+          "`priorfit train configs/bnn.json --out runs/bnn --init-from invariant_default`")
     return 0
 
 

@@ -91,8 +91,11 @@ def main(argv: list[str] | None = None) -> int:
     reused = {}
     if args.reuse is not None:
         earlier = json.loads(Path(args.reuse).read_text())
-        if (earlier["datasets"], earlier["n_context"], earlier["n_query"]) != (args.datasets, N_CONTEXT, N_QUERY):
-            parser.error(f"--reuse {args.reuse}: another protocol (datasets, n_context, n_query)")
+        same = (earlier["datasets"], earlier["n_context"], earlier["n_query"], earlier["rates"], earlier["default"])
+        if same != (args.datasets, N_CONTEXT, N_QUERY, list(RATES), args.default):
+            parser.error(f"--reuse {args.reuse}: another protocol (datasets, sizes, rates or default model)")
+        if "robust" not in run and earlier["model"] != args.model:
+            parser.error(f"--reuse {args.reuse}: its robust model is {earlier['model']!r}, not {args.model!r}")
         reused = {(c["d"], c["rate"]): c["scores"] for c in earlier["cells"]}
     cells = []
     for d in (int(v) for v in args.dims.split(",")):
@@ -142,7 +145,8 @@ def main(argv: list[str] | None = None) -> int:
                                                      for m, v in cell["methods"].items()), flush=True)
     data = dict(command="python benchmarks/robustness.py " + " ".join(argv if argv is not None else sys.argv[1:]),
                 model=args.model, default=args.default, threads=args.threads, datasets=args.datasets,
-                n_context=N_CONTEXT, n_query=N_QUERY, rates=list(RATES), torch_version=torch.__version__, cells=cells)
+                n_context=N_CONTEXT, n_query=N_QUERY, rates=list(RATES), torch_version=torch.__version__,
+                ran=sorted(run), reused_from=args.reuse, cells=cells)
     out = Path(args.out)
     atomic_write_json(out.with_suffix(".json"), data)
     atomic_write_text(out.with_suffix(".txt"), table(data))

@@ -59,35 +59,40 @@ def test_wide_networks_are_the_nngp() -> None:
     assert float((empirical - exact).abs().max()) < 0.1 * float(exact.abs().max())
 
 
-def importance_reference(prior, x_ctx, y_ctx, x_qry, y_qry, draws: int = 100_000, grid: int = 200):
+def importance_reference(prior, x_ctx, y_ctx, x_qry, y_qry, draws: int = 200_000, grid: int = 200,
+                         chunk: int = 10_000):
     """log p(y_q | y_c) per query by importance sampling over the weights and the noise (prior draws), the
-    location integrated in closed form and the log scale on a grid (p(sigma) ~ 1/sigma: flat in log sigma)."""
+    location integrated in closed form and the log scale on a grid (p(sigma) ~ 1/sigma: flat in log sigma);
+    and the weights' effective sample size. In chunks of draws, so memory stays bounded."""
     from priorfit.preprocessing import context_input_scaling, scale_inputs
 
     lo, width = context_input_scaling(x_ctx[None])
     z_c, z_q = (2 * scale_inputs(t[None], lo, width)[0] - 1 for t in (x_ctx, x_qry))
-    params = prior.sample_params(draws, x_ctx.shape[1], gen(99))
-    f_c = network_forward(z_c.expand(draws, -1, -1), params.weights, params.biases, prior.activation)  # S x n
-    f_q = network_forward(z_q.expand(draws, -1, -1), params.weights, params.biases, prior.activation)  # S x m
-    n = y_ctx.shape[0]
+    n, y_qry = y_ctx.shape[0], torch.as_tensor(y_qry)
     log_sigma = torch.linspace(-8, 5, grid, dtype=F64)
     sigma = log_sigma.exp()[None, :, None]  # 1 x G x 1
-    tau = sigma[..., 0] * params.noise_std[:, None]  # S x G: the noise sd in y's units
-    r = y_ctx[None, None] - sigma * f_c[:, None]  # S x G x n: y - sigma f = mu + noise
-    mu_hat = r.mean(-1)
-    ss = (r - mu_hat[..., None]).square().sum(-1)
-    # integral over mu of prod_i N(r_i | mu, tau^2): sqrt(2 pi tau^2 / n) (2 pi tau^2)^(-n/2) exp(-ss / 2 tau^2)
-    log_w = (-0.5 * ss / tau**2 - (n - 1) * tau.log() - 0.5 * (n - 1) * math.log(2 * math.pi)
-             - 0.5 * math.log(n))
-    pred_mean = mu_hat[..., None] + sigma * f_q[:, None]  # S x G x m
-    pred_var = (tau**2 * (1 + 1 / n))[..., None]
-    log_pred = -0.5 * (torch.as_tensor(y_qry)[None, None] - pred_mean).square() / pred_var - 0.5 * torch.log(
-        2 * math.pi * pred_var)
-    flat_w = log_w.reshape(-1)
-    weights = torch.softmax(flat_w, 0)
-    ess = float(1 / weights.square().sum())
-    return (torch.logsumexp(flat_w[:, None] + log_pred.reshape(-1, log_pred.shape[-1]), 0)
-            - torch.logsumexp(flat_w, 0)).numpy(), ess
+    g = gen(99)
+    log_ws, log_joint = [], []
+    for _ in range(draws // chunk):
+        params = prior.sample_params(chunk, x_ctx.shape[1], g)
+        f_c = network_forward(z_c.expand(chunk, -1, -1), params.weights, params.biases, prior.activation)
+        f_q = network_forward(z_q.expand(chunk, -1, -1), params.weights, params.biases, prior.activation)
+        tau = sigma[..., 0] * params.noise_std[:, None]  # S x G: the noise sd in y's units
+        r = y_ctx[None, None] - sigma * f_c[:, None]  # S x G x n: y - sigma f = mu + noise
+        mu_hat = r.mean(-1)
+        ss = (r - mu_hat[..., None]).square().sum(-1)
+        # integral over mu of prod_i N(r_i | mu, tau^2): sqrt(2 pi tau^2 / n) (2 pi tau^2)^(-n/2) exp(-ss / 2 tau^2)
+        log_w = (-0.5 * ss / tau**2 - (n - 1) * tau.log() - 0.5 * (n - 1) * math.log(2 * math.pi)
+                 - 0.5 * math.log(n)).reshape(-1)
+        pred_mean = mu_hat[..., None] + sigma * f_q[:, None]  # S x G x m
+        pred_var = (tau**2 * (1 + 1 / n))[..., None]
+        log_pred = (-0.5 * (y_qry[None, None] - pred_mean).square() / pred_var
+                    - 0.5 * torch.log(2 * math.pi * pred_var)).reshape(-1, y_qry.shape[0])
+        log_ws.append(log_w)
+        log_joint.append(torch.logsumexp(log_w[:, None] + log_pred, 0))
+    log_w = torch.cat(log_ws)
+    ess = float(1 / torch.softmax(log_w, 0).square().sum())
+    return (torch.logsumexp(torch.stack(log_joint), 0) - torch.logsumexp(log_w, 0)).numpy(), ess
 
 
 def test_nuts_against_importance_sampling() -> None:

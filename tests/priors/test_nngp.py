@@ -50,9 +50,9 @@ def test_matches_wide_random_networks(activation: str, depth: int) -> None:
     empirical = wide_network_covariance(2 * x[0] - 1, activation, depth, 1.7, 0.2)
     # finite width (1/sqrt(4096 * 8)) and Monte Carlo error: about 1% of the largest entry
     assert float((got - empirical).abs().max()) < 0.03 * float(got.abs().max())
-    # a wrong recursion (one layer too few) is far off
-    shallower = NNGP(activation=activation, depth=depth + 1, weight_variance=Fixed(1.7), bias_variance=Fixed(0.2))
-    assert float((shallower.forward(params, x, x)[0] - empirical).abs().max()) > 0.05 * float(got.abs().max())
+    # a wrong recursion (one layer too many) is far off
+    deeper = NNGP(activation=activation, depth=depth + 1, weight_variance=Fixed(1.7), bias_variance=Fixed(0.2))
+    assert float((deeper.forward(params, x, x)[0] - empirical).abs().max()) > 0.05 * float(got.abs().max())
 
 
 def test_closed_forms_of_one_layer() -> None:

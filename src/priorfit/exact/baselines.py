@@ -111,7 +111,8 @@ class BoTorchGP:
 class GPyTorchStudentT:
     """A GP with a Student-t likelihood as GPyTorch fits one: ``ApproximateGP`` with inducing points at the
     (unit-cube) context, ``CholeskyVariationalDistribution``, ``ConstantMean`` and a Matérn-5/2 ARD
-    ``ScaleKernel``, ``StudentTLikelihood`` (its degrees of freedom learned), targets standardised; Adam
+    ``ScaleKernel``, ``StudentTLikelihood`` (its degrees of freedom learned, kept above 2 by GPyTorch's default
+    constraint), targets standardised; Adam
     (learning rate ``lr``) on the variational ELBO for ``iterations`` steps. Its predictive of a query is the
     likelihood's Student-t averaged over the approximate posterior of f by Gauss-Hermite quadrature on
     ``nodes`` nodes, in the user's units."""
@@ -168,8 +169,8 @@ class GPyTorchStudentT:
                     f = model(xq)
                     mean, sd = f.mean, f.variance.clamp_min(0.0).sqrt()
                     df, noise = float(likelihood.deg_free), float(likelihood.noise.sqrt())
-        except Exception:  # noqa: BLE001  a non-PD matrix or a diverged fit
-            return ReferenceResult(None)
+        except (gpytorch.utils.errors.NotPSDError, torch.linalg.LinAlgError, RuntimeError, ValueError):
+            return ReferenceResult(None)  # a non-PD matrix or a diverged fit
         z, w = np.polynomial.hermite_e.hermegauss(self.nodes)
         z, log_w = torch.as_tensor(z), torch.as_tensor(np.log(w / w.sum()))
         locs = loc + scale * (mean[None, :] + sd[None, :] * z[:, None])  # nodes x m

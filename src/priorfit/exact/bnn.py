@@ -24,7 +24,7 @@ import torch
 
 from priorfit.exact.reference import ReferenceKind, ReferenceResult, Task
 from priorfit.predictive.mixture import NormalMixturePredictive
-from priorfit.preprocessing import context_input_scaling, scale_inputs
+from priorfit.preprocessing import context_input_scaling, context_standardization, scale_inputs
 
 __all__ = ["bnn_marginal_predictive", "BNNMarginal"]
 
@@ -86,12 +86,15 @@ def bnn_marginal_predictive(prior, x_ctx: object, y_ctx: object, x_qry: object, 
     lo, width = context_input_scaling(x_ctx[None])
     net_ctx = 2.0 * scale_inputs(x_ctx[None], lo, width)[0] - 1.0
     net_qry = 2.0 * scale_inputs(x_qry[None], lo, width)[0] - 1.0
+    # the chains run on standardised targets (exact: the prior is invariant to it), mapped back below
+    y_loc, y_scale = (float(t) for t in context_standardization(y_ctx[None]))
     with _x64():
         import jax.numpy as jnp
 
         mcmc = _bnn_mcmc(prior, n, d, m, num_warmup, num_samples, num_chains, float(target_accept_prob))
-        mcmc.run(jax.random.PRNGKey(seed), jnp.asarray(net_ctx.numpy()), jnp.asarray(y_ctx.numpy()),
-                 jnp.asarray(net_qry.numpy()), extra_fields=("diverging", "num_steps"))
+        mcmc.run(jax.random.PRNGKey(seed), jnp.asarray(net_ctx.numpy()),
+                 jnp.asarray(((y_ctx - y_loc) / y_scale).numpy()), jnp.asarray(net_qry.numpy()),
+                 extra_fields=("diverging", "num_steps"))
         samples = {k: np.array(v, dtype=np.float64) for k, v in mcmc.get_samples(group_by_chain=True).items()}
         extra = mcmc.get_extra_fields(group_by_chain=True)
         diverging, num_steps = np.asarray(extra["diverging"]), np.asarray(extra["num_steps"])
@@ -109,8 +112,8 @@ def bnn_marginal_predictive(prior, x_ctx: object, y_ctx: object, x_qry: object, 
             return torch.from_numpy(samples[name].reshape(total, *samples[name].shape[2:]))
         return torch.full((total,), float(fixed.value), dtype=torch.float64)
 
-    scale = flat("log_scale", None).exp()
-    means = flat("loc", None)[:, None] + scale[:, None] * flat("f_query", None)
+    scale = y_scale * flat("log_scale", None).exp()
+    means = y_loc + y_scale * flat("loc", None)[:, None] + scale[:, None] * flat("f_query", None)
     variances = (scale * flat("noise_std", prior.noise_std)).square()[:, None].expand(-1, m)
     return NormalMixturePredictive(means, variances.clone(), diagnostics=diag)
 

@@ -117,9 +117,10 @@ def scale_quadrature_predictive(prior, params: GPParams, x_ctx: Tensor, y_ctx: T
     r"""The posterior predictive of ONE dataset (`n x d`, `n`, `m x d`) given its GP hyperparameters (``params``
     with a batch of 1), the variance factor integrated numerically under any mixing prior: the trapezoidal rule
     on ``nodes`` equally spaced points in :math:`u = \log t` (t the mixed variance or standard deviation),
-    weights :math:`p(t)\, t\, N(y \mid m, s(t) C)`, one normal per node. The grid covers the prior's
-    :math:`10^{-5}` to :math:`1 - 10^{-5}` quantiles (from 20,000 seeded draws) widened by 3 on each side, and the
-    likelihood's peak in :math:`\log s` plus or minus 15 of its standard deviations :math:`\sqrt{2/n}`."""
+    weights :math:`p(t)\, t\, N(y \mid m, s(t) C)`, one normal per node. The grid covers the range of 20,000
+    seeded draws of the mixing prior (their smallest and largest: the :math:`10^{-5}` quantiles' estimate)
+    widened by 3 on each side, and the likelihood's peak in :math:`\log s` plus or minus 15 of its standard
+    deviations :math:`\sqrt{2/n}`."""
     check_int("nodes", nodes, minimum=2)
     x_ctx, y_ctx, x_qry = (t.to(torch.float64)[None] for t in (x_ctx, y_ctx, x_qry))
     n = x_ctx.shape[1]
@@ -133,15 +134,17 @@ def scale_quadrature_predictive(prior, params: GPParams, x_ctx: Tensor, y_ctx: T
         peak, width = math.log(max(float(beta[0]) / n, 1e-300)), _LIKELIHOOD_WIDTH * math.sqrt(2.0 / n)
         lo, hi = min(lo, power * (peak - width)), max(hi, power * (peak + width))
     u = torch.linspace(lo, hi, nodes, dtype=torch.float64)
-    t = u.exp()
-    s = t if prior.mixing_on == "variance" else t.square()
+    log_s = u / power  # in logs throughout: s itself may underflow at the grid's low end
     trapezoid = torch.full_like(u, math.log(float(u[1] - u[0])))
     trapezoid[[0, -1]] -= math.log(2.0)
     log_det = torch.diagonal(chol[0]).log().sum()
-    log_lik = -0.5 * float(beta[0]) / s - 0.5 * n * s.log() - log_det - 0.5 * n * math.log(2 * math.pi)
-    log_weights = prior.mixing.log_prob(t) + u + log_lik + trapezoid
-    means = loc.expand(nodes, -1)
-    variances = s[:, None] * shape_var
+    log_lik = (-0.5 * float(beta[0]) * torch.exp(-log_s) - 0.5 * n * log_s - log_det
+               - 0.5 * n * math.log(2 * math.pi))
+    log_weights = prior.mixing.log_prob(u.exp()) + u + log_lik + trapezoid
+    keep = torch.isfinite(log_weights)  # nodes where the prior's density or s itself underflows carry no weight
+    means = loc.expand(int(keep.sum()), -1)
+    variances = log_s[keep].exp()[:, None] * shape_var
+    log_weights = log_weights[keep]
     mix = NormalMixturePredictive(means, variances, log_weights=log_weights)
     mix.diagnostics.update(method="quadrature", nodes=nodes, log_grid=(lo, hi))
     return mix
@@ -420,7 +423,7 @@ def _latent_predictive(prior, params: GPParams, df: Tensor, loc: Tensor, scale: 
         b, n = p.batch_size, xc.shape[0]
         cov = kernel.forward(p.kernel, xc.expand(b, -1, -1), xc.expand(b, -1, -1)) + jitter * torch.eye(n,
                                                                                                     dtype=torch.float64)
-        chol = torch.linalg.cholesky(cov)
+        chol = cholesky_with_jitter(cov, 0.0)
         cross = kernel.forward(p.kernel, xc.expand(b, -1, -1), xq.expand(b, -1, -1))  # b x n x m
         v = torch.linalg.solve_triangular(chol, cross, upper=False)  # b x n x m: f* mean = v' w
         mean_f = (v * w[rows, :, None]).sum(-2)  # b x m
@@ -450,18 +453,22 @@ def student_t_noise_marginal_predictive(prior, x_ctx: object, y_ctx: object, x_q
 
     from priorfit.exact.invariant import _checked
     from priorfit.exact.marginal import _RHAT_WARN, _nuts_diagnostics, _x64
-    from priorfit.preprocessing import context_input_scaling, scale_inputs
+    from priorfit.preprocessing import context_input_scaling, context_standardization, scale_inputs
 
     x_ctx, y_ctx, x_qry = _checked(x_ctx, y_ctx, x_qry)
     n, d = x_ctx.shape
     lo, width = context_input_scaling(x_ctx[None])
     x_nuts = scale_inputs(x_ctx[None], lo, width)[0]
+    # the chains run on standardised targets (the prior is invariant to it, so nothing changes but where NUTS
+    # starts: its location and log scale start near 0), mapped back below
+    y_loc, y_scale = context_standardization(y_ctx[None])
+    y_loc, y_scale = float(y_loc), float(y_scale)
     with _x64():
         import jax.numpy as jnp
 
         mcmc = _noise_mcmc(prior, n, d, num_warmup, num_samples, num_chains, float(target_accept_prob))
-        mcmc.run(jax.random.PRNGKey(seed), jnp.asarray(x_nuts.numpy()), jnp.asarray(y_ctx.numpy()),
-                 extra_fields=("diverging", "num_steps"))
+        mcmc.run(jax.random.PRNGKey(seed), jnp.asarray(x_nuts.numpy()),
+                 jnp.asarray(((y_ctx - y_loc) / y_scale).numpy()), extra_fields=("diverging", "num_steps"))
         grouped = {k: np.array(v, dtype=np.float64) for k, v in mcmc.get_samples(group_by_chain=True).items()}
         extra = mcmc.get_extra_fields(group_by_chain=True)
         diverging, num_steps = np.asarray(extra["diverging"]), np.asarray(extra["num_steps"])
@@ -483,8 +490,8 @@ def student_t_noise_marginal_predictive(prior, x_ctx: object, y_ctx: object, x_q
         else:
             gp_flat[name] = torch.full((total, *shapes[name]), float(hp.value), dtype=torch.float64)
     df = flat["df"] if "df" in flat else torch.full((total,), float(prior.df.value), dtype=torch.float64)
-    return _latent_predictive(prior, prior.gp.params_from(gp_flat), df, flat["loc"], flat["log_scale"].exp(),
-                              flat["w"], x_ctx, x_qry, diag)
+    return _latent_predictive(prior, prior.gp.params_from(gp_flat), df, y_loc + y_scale * flat["loc"],
+                              y_scale * flat["log_scale"].exp(), flat["w"], x_ctx, x_qry, diag)
 
 
 @dataclass(frozen=True)

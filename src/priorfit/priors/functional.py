@@ -122,18 +122,22 @@ def wasserstein(bnn: BNNPrior, gp: GPPrior, n_features: int = 1, points: int = 3
     [0, 1]^``n_features``, averaged over ``repeats`` measurement sets (a seed of their own, so every prior is
     measured on the same sets): W2 with ``draws`` functions per prior, sliced W2 with ``sliced_draws`` and
     ``projections`` random directions (see :class:`WassersteinEstimate`)."""
+    if draws > sliced_draws:
+        raise ValueError(f"draws ({draws}) must not exceed sliced_draws ({sliced_draws}): the W2 uses the first "
+                         "draws of the sliced estimate's")
     log_w, log_b = _log_scales(bnn)
-    generator = torch.Generator().manual_seed(seed)
+    where = torch.Generator().manual_seed(seed)  # measurement sets and directions: the same for every prior
+    generator = torch.Generator().manual_seed(seed + 1)  # function draws
     rows = {key: [] for key in ("w2", "w2_floor", "sliced", "sliced_floor")}
     with torch.no_grad():
         for _ in range(repeats):
-            x = torch.rand(points, n_features, generator=generator, dtype=torch.float64)
+            x = torch.rand(points, n_features, generator=where, dtype=torch.float64)
+            u = torch.randn(projections, points, generator=where, dtype=torch.float64)
+            u = u / u.norm(dim=1, keepdim=True)
             gp_a, gp_b = gp_functions(gp, x, sliced_draws, generator), gp_functions(gp, x, sliced_draws, generator)
             f = bnn_functions(bnn, log_w, log_b, x, sliced_draws, generator)
             rows["w2"].append(float(_assignment_w2(f[:draws], gp_a[:draws])))
             rows["w2_floor"].append(float(_assignment_w2(gp_b[:draws], gp_a[:draws])))
-            u = torch.randn(projections, points, generator=generator, dtype=torch.float64)
-            u = u / u.norm(dim=1, keepdim=True)
             rows["sliced"].append(float(_sliced_w2(f, gp_a, u)))
             rows["sliced_floor"].append(float(_sliced_w2(gp_b, gp_a, u)))
     se = {key: float(np.std(v, ddof=1) / math.sqrt(repeats)) for key, v in rows.items()}

@@ -26,8 +26,9 @@ factor :math:`\lambda_i \sim \mathrm{Gamma}(\nu/2, \text{rate } \nu/2)`, and
 so the noise :math:`\sigma_n \eta_i / \sqrt{\lambda_i}` is Student-t with :math:`\nu` degrees of freedom. It is
 stated in the context's units like :class:`~priorfit.priors.invariant.InvariantGPPrior` (f drawn on the
 context-scaled inputs, :math:`p(\mu, \sigma) \propto 1/\sigma`), the path an estimator serves; its exact
-reference integrates :math:`\mu, \sigma` and f in closed form given the precisions, and samples the GP's
-hyperparameters, :math:`\nu` and the precisions by NUTS (:mod:`priorfit.exact.student_t`).
+reference samples the GP's hyperparameters, :math:`\nu`, :math:`\mu`, :math:`\log\sigma` and the latent
+function by NUTS under the Student-t likelihood (the precisions integrated out), and its oracle, given the
+precisions, integrates :math:`\mu, \sigma` and f in closed form (:mod:`priorfit.exact.student_t`).
 
 References:
     .. [LYYL2022] H. Lee, E. Yun, H. Yang, J. Lee. Scale mixtures of neural network Gaussian processes. ICLR 2022.
