@@ -241,7 +241,6 @@ def _invariant_log_likelihood(kernel: Kernel, params: GPParams, x: Any, y: Any, 
     :math:`\log[\Gamma(\frac{n-1}{2}) / (2\pi^{(n-1)/2})] - \tfrac12\log|C| - \tfrac12 \log a -
     \tfrac{n-1}{2}\log S^2`. ``params.mean`` is not used."""
     import jax.numpy as jnp
-    import jax.scipy.linalg as jsl
 
     n = x.shape[0]
     s2 = jnp.square(params.noise_std) + jitter

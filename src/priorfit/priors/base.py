@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 from priorfit.priors.params import Params
+from priorfit.validation import check_int
 
 
 @dataclass(frozen=True)
@@ -89,3 +90,15 @@ class Prior(Protocol):
         `n_context` says that the first so many points will be the context: a prior stated in the context's
         units (``InvariantGPPrior``) draws its functions on the inputs scaled by them; others ignore it."""
         ...
+
+
+def sample_arguments(batch_size: int, n_points: int, n_features: int | None, n_context: int | None,
+                     max_features: int) -> tuple[int, int]:
+    """The checks every prior's ``sample`` makes, naming the argument: ``(n_features, n_context)`` with their
+    defaults filled in (all features; every point as context)."""
+    check_int("batch_size", batch_size, minimum=1)
+    check_int("n_points", n_points, minimum=1)
+    n_features = max_features if n_features is None else n_features
+    check_int("n_features", n_features, minimum=1, maximum=max_features)
+    n_context = n_points if n_context is None else check_int("n_context", n_context, minimum=1, maximum=n_points)
+    return n_features, n_context

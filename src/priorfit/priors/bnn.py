@@ -27,7 +27,7 @@ import torch
 from torch import Tensor
 
 from priorfit.config import register
-from priorfit.priors.base import Batch, Symmetries
+from priorfit.priors.base import Batch, Symmetries, sample_arguments
 from priorfit.priors.hyperpriors import Fixed, Hyperprior, LogNormal
 from priorfit.priors.inputs import InputSampler, UniformInputs
 from priorfit.priors.params import Params
@@ -190,12 +190,7 @@ class BNNPrior:
     ) -> Batch:
         """``batch_size`` datasets of ``n_points`` points, the networks reading the inputs in the units of the first
         ``n_context`` points (default: all); location 0, scale 1."""
-        check_int("batch_size", batch_size, minimum=1)
-        check_int("n_points", n_points, minimum=1)
-        n_features = self.max_features if n_features is None else n_features
-        check_int("n_features", n_features, minimum=1, maximum=self.max_features)
-        n_context = n_points if n_context is None else check_int("n_context", n_context, minimum=1,
-                                                                   maximum=n_points)
+        n_features, n_context = sample_arguments(batch_size, n_points, n_features, n_context, self.max_features)
         params = self.sample_params(batch_size, n_features, generator)
         x = self.inputs.sample(batch_size, n_points, n_features, generator).to(torch.float64)
         eta = torch.randn(batch_size, n_points, generator=generator, dtype=torch.float64)

@@ -21,10 +21,9 @@ import torch
 from torch import Tensor
 
 from priorfit.config import register
-from priorfit.priors.base import Batch, Symmetries
+from priorfit.priors.base import Batch, Symmetries, sample_arguments
 from priorfit.priors.gp import GPParams, GPPrior
 from priorfit.preprocessing import context_input_scaling, scale_inputs
-from priorfit.validation import check_int
 
 __all__ = ["InvariantGPPrior"]
 
@@ -102,12 +101,7 @@ class InvariantGPPrior:
     ) -> Batch:
         """``batch_size`` datasets of ``n_points`` points whose functions are drawn on the inputs scaled by the
         first ``n_context`` points (default: all of them); location 0 and scale 1 (see the module docstring)."""
-        check_int("batch_size", batch_size, minimum=1)
-        check_int("n_points", n_points, minimum=1)
-        n_features = self.max_features if n_features is None else n_features
-        check_int("n_features", n_features, minimum=1, maximum=self.max_features)
-        n_context = n_points if n_context is None else check_int("n_context", n_context, minimum=1,
-                                                                   maximum=n_points)
+        n_features, n_context = sample_arguments(batch_size, n_points, n_features, n_context, self.max_features)
         batch = self.gp.draw(batch_size, n_points, n_features, generator, device,
                              function_inputs=_scaled_by_context(n_context))
         params = GPParams(kernel=batch.params.kernel, noise_std=batch.params.noise_std,

@@ -44,12 +44,11 @@ import torch
 from torch import Tensor
 
 from priorfit.config import register
-from priorfit.priors.base import Batch, Symmetries
+from priorfit.priors.base import Batch, Symmetries, sample_arguments
 from priorfit.priors.gp import GPParams, GPPrior
 from priorfit.priors.hyperpriors import Fixed, Hyperprior, InverseGamma, LogNormal
 from priorfit.priors.invariant import InvariantGPPrior, _scaled_by_context
 from priorfit.priors.params import Params
-from priorfit.validation import check_int
 
 __all__ = ["StudentTProcessPrior", "StudentTProcessParams", "StudentTNoisePrior", "StudentTNoiseParams",
            "gamma_precisions", "MIXING_ON"]
@@ -138,10 +137,7 @@ class StudentTProcessPrior:
     ) -> Batch:
         """``batch_size`` datasets of ``n_points`` points (``n_context`` is ignored: this prior is stated in its
         inputs' own units)."""
-        check_int("batch_size", batch_size, minimum=1)
-        check_int("n_points", n_points, minimum=1)
-        n_features = self.max_features if n_features is None else n_features
-        check_int("n_features", n_features, minimum=1, maximum=self.max_features)
+        n_features, _ = sample_arguments(batch_size, n_points, n_features, None, self.max_features)
         batch = self.gp.draw(batch_size, n_points, n_features, generator, device)
         variance = self.variance_factor(self.mixing.sample((batch_size,), generator).to(torch.float64))
         variance = variance.to(batch.y.device)
@@ -238,12 +234,7 @@ class StudentTNoisePrior:
     ) -> Batch:
         """``batch_size`` datasets of ``n_points`` points whose functions are drawn on the inputs scaled by the
         first ``n_context`` points (default: all of them), with Student-t noise; location 0 and scale 1."""
-        check_int("batch_size", batch_size, minimum=1)
-        check_int("n_points", n_points, minimum=1)
-        n_features = self.max_features if n_features is None else n_features
-        check_int("n_features", n_features, minimum=1, maximum=self.max_features)
-        n_context = n_points if n_context is None else check_int("n_context", n_context, minimum=1,
-                                                                   maximum=n_points)
+        n_features, n_context = sample_arguments(batch_size, n_points, n_features, n_context, self.max_features)
         df = self.df.sample((batch_size,), generator).to(torch.float64)
         precisions = gamma_precisions(df, n_points, generator)
         batch = self.gp.draw(batch_size, n_points, n_features, generator, device,
