@@ -29,9 +29,12 @@ from priorfit.preprocessing import context_input_scaling, context_standardizatio
 __all__ = ["bnn_marginal_predictive", "BNNMarginal"]
 
 _MAX_TREE_DEPTH = 8  # as for Student-t noise: caps the cost of a chain stuck in a narrow region
+# Compiled samplers kept (one per data size): each holds XLA executables, and an evaluation that kept dozens (every
+# context size, query count and longer rerun) ran out of memory maps in LLVM and crashed.
+_CACHED_SAMPLERS = 4
 
 
-@functools.lru_cache(maxsize=16)
+@functools.lru_cache(maxsize=_CACHED_SAMPLERS)
 def _bnn_mcmc(prior, n: int, d: int, m: int, num_warmup: int, num_samples: int, num_chains: int,
               target_accept_prob: float) -> Any:
     """A NumPyro MCMC for ``prior`` on n context points and m queries with d features (cached per size)."""

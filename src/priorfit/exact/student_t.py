@@ -282,6 +282,9 @@ _QUERY_NODES = 32  # Gauss-Legendre nodes over a query's own precision factor
 # heavy tail of the degrees of freedom otherwise takes minutes for one dataset. The cap costs mixing, which shows
 # in R-hat and ESS, not correctness.
 _MAX_TREE_DEPTH = 8
+# Compiled samplers kept (one per data size): each holds XLA executables, and an evaluation that kept dozens (every
+# context size, query count and longer rerun) ran out of memory maps in LLVM and crashed.
+_CACHED_SAMPLERS = 4
 
 
 def _noise_covariances(prior, params: GPParams, precisions: Tensor, x_ctx: Tensor,
@@ -369,7 +372,7 @@ def _site(name: str, shape: tuple, hyperprior) -> Any:
     return value
 
 
-@functools.lru_cache(maxsize=16)
+@functools.lru_cache(maxsize=_CACHED_SAMPLERS)
 def _noise_mcmc(prior, n: int, d: int, num_warmup: int, num_samples: int, num_chains: int,
                 target_accept_prob: float) -> Any:
     """A NumPyro MCMC (NUTS) for ``prior`` (a ``StudentTNoisePrior``) on n context points in its context's
