@@ -15,11 +15,9 @@ from __future__ import annotations
 
 import functools
 import math
-import warnings
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 
 from priorfit.exact.reference import ReferenceKind, ReferenceResult, Task
@@ -79,10 +77,8 @@ def bnn_marginal_predictive(prior, x_ctx: object, y_ctx: object, x_qry: object, 
     """The Bayes posterior predictive of ONE dataset under a ``BNNPrior`` by NUTS (module docstring), with
     ``diagnostics`` as :func:`priorfit.exact.marginal_predictive`'s over the function at the queries, the noise,
     the location and log scale, and any sampled layer scale. Needs n >= 2."""
-    import jax
-
     from priorfit.exact.invariant import _checked
-    from priorfit.exact.marginal import _RHAT_WARN, _nuts_diagnostics, _x64
+    from priorfit.exact.marginal import run_numpyro
 
     x_ctx, y_ctx, x_qry = _checked(x_ctx, y_ctx, x_qry)
     (n, d), m = x_ctx.shape, x_qry.shape[0]
@@ -91,23 +87,10 @@ def bnn_marginal_predictive(prior, x_ctx: object, y_ctx: object, x_qry: object, 
     net_qry = 2.0 * scale_inputs(x_qry[None], lo, width)[0] - 1.0
     # the chains run on standardised targets (exact: the prior is invariant to it), mapped back below
     y_loc, y_scale = (float(t) for t in context_standardization(y_ctx[None]))
-    with _x64():
-        import jax.numpy as jnp
-
-        mcmc = _bnn_mcmc(prior, n, d, m, num_warmup, num_samples, num_chains, float(target_accept_prob))
-        mcmc.run(jax.random.PRNGKey(seed), jnp.asarray(net_ctx.numpy()),
-                 jnp.asarray(((y_ctx - y_loc) / y_scale).numpy()), jnp.asarray(net_qry.numpy()),
-                 extra_fields=("diverging", "num_steps"))
-        samples = {k: np.array(v, dtype=np.float64) for k, v in mcmc.get_samples(group_by_chain=True).items()}
-        extra = mcmc.get_extra_fields(group_by_chain=True)
-        diverging, num_steps = np.asarray(extra["diverging"]), np.asarray(extra["num_steps"])
-    watched = {k: v for k, v in samples.items() if not k.startswith(("z_w.", "z_b."))}
-    diag = _nuts_diagnostics(watched, diverging)
-    diag["mean_leapfrog_steps"] = float(num_steps.mean())
-    diag["total_leapfrog_steps"] = int(num_steps.sum())
-    if diag["max_r_hat"] > _RHAT_WARN:
-        warnings.warn(f"NUTS may not have converged: max R-hat {diag['max_r_hat']:.3f} (want <= {_RHAT_WARN})",
-                      RuntimeWarning, stacklevel=2)
+    mcmc = _bnn_mcmc(prior, n, d, m, num_warmup, num_samples, num_chains, float(target_accept_prob))
+    samples, diag = run_numpyro(mcmc, seed, net_ctx.numpy(),
+                                ((y_ctx - y_loc) / y_scale).numpy(), net_qry.numpy(),
+                                watched=lambda name: not name.startswith(("z_w.", "z_b.")))
     total = num_chains * num_samples
 
     def flat(name: str, fixed: Any) -> torch.Tensor:

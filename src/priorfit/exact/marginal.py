@@ -362,6 +362,30 @@ def _nuts_diagnostics(grouped: dict[str, np.ndarray], diverging: np.ndarray) -> 
     }
 
 
+def run_numpyro(mcmc: Any, seed: int, *args: Any,
+                watched: Any = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Run a NumPyro ``MCMC`` (NUTS) on ``args`` (numpy arrays, made JAX float64 arrays here) with ``seed``:
+    its draws per site (`chains x samples x *shape`, float64) and the diagnostics of :func:`_nuts_diagnostics`
+    over the sites for which ``watched(name)`` is true (default: all), with leapfrog counts; warns when R-hat
+    exceeds 1.05. The samplers of the Student-t noise and BNN references run through it."""
+    import jax
+    import jax.numpy as jnp
+
+    with _x64():
+        mcmc.run(jax.random.PRNGKey(seed), *(jnp.asarray(a) for a in args),
+                 extra_fields=("diverging", "num_steps"))
+        samples = {k: np.array(v, dtype=np.float64) for k, v in mcmc.get_samples(group_by_chain=True).items()}
+        extra = mcmc.get_extra_fields(group_by_chain=True)
+        diverging, num_steps = np.asarray(extra["diverging"]), np.asarray(extra["num_steps"])
+    diag = _nuts_diagnostics({k: v for k, v in samples.items() if watched is None or watched(k)}, diverging)
+    diag["mean_leapfrog_steps"] = float(num_steps.mean())
+    diag["total_leapfrog_steps"] = int(num_steps.sum())
+    if diag["max_r_hat"] > _RHAT_WARN:
+        warnings.warn(f"NUTS may not have converged: max R-hat {diag['max_r_hat']:.3f} (want <= {_RHAT_WARN})",
+                      RuntimeWarning, stacklevel=3)
+    return samples, diag
+
+
 def _run_nuts(prior: GPPrior, table: tuple, x_ctx: Tensor, y_ctx: Tensor, num_warmup: int, num_samples: int,
               num_chains: int, seed: int, target_accept_prob: float,
               likelihood: Any = None) -> tuple[GPParams, dict[str, Any]]:

@@ -450,12 +450,8 @@ def student_t_noise_marginal_predictive(prior, x_ctx: object, y_ctx: object, x_q
     (:func:`_noise_mcmc`); the query's function and noise given each draw as :func:`_latent_predictive`.
     ``diagnostics`` as :func:`priorfit.exact.marginal_predictive`'s, R-hat and ESS over every sampled quantity,
     the latent function included. Needs n >= 2."""
-    import warnings
-
-    import jax
-
     from priorfit.exact.invariant import _checked
-    from priorfit.exact.marginal import _RHAT_WARN, _nuts_diagnostics, _x64
+    from priorfit.exact.marginal import run_numpyro
     from priorfit.preprocessing import context_input_scaling, context_standardization, scale_inputs
 
     x_ctx, y_ctx, x_qry = _checked(x_ctx, y_ctx, x_qry)
@@ -464,23 +460,10 @@ def student_t_noise_marginal_predictive(prior, x_ctx: object, y_ctx: object, x_q
     x_nuts = scale_inputs(x_ctx[None], lo, width)[0]
     # the chains run on standardised targets (the prior is invariant to it, so nothing changes but where NUTS
     # starts: its location and log scale start near 0), mapped back below
-    y_loc, y_scale = context_standardization(y_ctx[None])
-    y_loc, y_scale = float(y_loc), float(y_scale)
-    with _x64():
-        import jax.numpy as jnp
-
-        mcmc = _noise_mcmc(prior, n, d, num_warmup, num_samples, num_chains, float(target_accept_prob))
-        mcmc.run(jax.random.PRNGKey(seed), jnp.asarray(x_nuts.numpy()),
-                 jnp.asarray(((y_ctx - y_loc) / y_scale).numpy()), extra_fields=("diverging", "num_steps"))
-        grouped = {k: np.array(v, dtype=np.float64) for k, v in mcmc.get_samples(group_by_chain=True).items()}
-        extra = mcmc.get_extra_fields(group_by_chain=True)
-        diverging, num_steps = np.asarray(extra["diverging"]), np.asarray(extra["num_steps"])
-    diag = _nuts_diagnostics(grouped, diverging)
-    diag["mean_leapfrog_steps"] = float(num_steps.mean())
-    diag["total_leapfrog_steps"] = int(num_steps.sum())
-    if diag["max_r_hat"] > _RHAT_WARN:
-        warnings.warn(f"NUTS may not have converged: max R-hat {diag['max_r_hat']:.3f} (want <= {_RHAT_WARN})",
-                      RuntimeWarning, stacklevel=2)
+    y_loc, y_scale = (float(t) for t in context_standardization(y_ctx[None]))
+    mcmc = _noise_mcmc(prior, n, d, num_warmup, num_samples, num_chains, float(target_accept_prob))
+    grouped, diag = run_numpyro(mcmc, seed, x_nuts.numpy(),
+                                ((y_ctx - y_loc) / y_scale).numpy())
     total = num_chains * num_samples
     flat = {k: torch.from_numpy(v.reshape(total, *v.shape[2:])) for k, v in grouped.items()}
     shapes = prior.gp.param_shapes(d)
