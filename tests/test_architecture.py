@@ -26,6 +26,7 @@ def _modules_after(code: str) -> set[str]:
     ("from priorfit.cli import build_parser; build_parser()",
      {"priorfit.training", "priorfit.estimators", "priorfit.evaluate.scoring", "sklearn", "jax", "gpytorch"}),
     ("import priorfit", {"priorfit.training", "priorfit.estimators", "sklearn"}),
+    ("import priorfit.bo", {"priorfit.training", "priorfit.evaluate", "jax", "numpyro", "botorch", "gpytorch"}),
 ])
 def test_a_layer_loads_only_its_own_stack(code, absent) -> None:
     loaded = _modules_after(code)

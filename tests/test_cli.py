@@ -99,3 +99,29 @@ def test_demo_writes_a_plot(tmp_path, tiny_checkpoint, capsys):
     text = capsys.readouterr().out
     assert "PFN 90% interval" in text and "exact 90% interval" in text
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_bo_writes_history_and_plot_and_survives_a_failing_objective(tmp_path, tiny_checkpoint) -> None:
+    objective = tmp_path / "objective.py"
+    objective.write_text("def f(x):\n    if x[0] > 0.8:\n        raise RuntimeError('diverged')\n"
+                         "    return float((x[0] - 0.3) ** 2 + (x[1] - 0.6) ** 2)\n")
+    out = tmp_path / "bo"
+    code = main(["bo", f"{objective}:f", "--bounds=0:1,0:1", "--budget", "6", "--out", str(out), "--quiet",
+                 "--model", str(tiny_checkpoint)])
+    assert code == 0
+    rows = (out / "history.csv").read_text().splitlines()
+    assert rows[0].startswith("trial,x0,x1,value,best_so_far,error") and len(rows) == 7
+    assert (out / "best_so_far.png").stat().st_size > 1000
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["bo", "no_such_module:f", "--bounds=0:1", "--budget", "2"], "cannot import 'no_such_module'"),
+    (["bo", "math:no_function", "--bounds=0:1", "--budget", "2"], "has no function 'no_function'"),
+    (["bo", "math:sqrt", "--budget", "2"], "--bounds or by --param"),
+    (["bo", "math:sqrt", "--bounds=1:0", "--budget", "2"], "high must exceed low"),
+    (["bo", "math:sqrt", "--param", "a:0:1:cube", "--budget", "2"], "unknown flag"),
+    (["bo", "math", "--bounds=0:1", "--budget", "2"], "MODULE:FUNCTION"),
+])
+def test_bo_bad_input_is_a_clear_error(argv, message, capsys) -> None:
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""Command line: ``priorfit train | predict | demo | evaluate``."""
+"""Command line: ``priorfit train | predict | demo | evaluate | bo``."""
 
 from __future__ import annotations
 
@@ -178,6 +178,100 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _objective(spec: str):
+    """The function ``module:function`` or ``path/to/file.py:function`` names."""
+    import importlib
+    import importlib.util
+
+    module_name, sep, attr = spec.rpartition(":")
+    if not sep or not module_name or not attr:
+        raise PriorfitError(f"objective {spec!r} must be MODULE:FUNCTION or FILE.py:FUNCTION")
+    try:
+        if module_name.endswith(".py"):
+            path = Path(module_name)
+            if not path.is_file():
+                raise PriorfitError(f"objective file {module_name!r} does not exist")
+            loader = importlib.util.spec_from_file_location(path.stem, path)
+            module = importlib.util.module_from_spec(loader)
+            loader.loader.exec_module(module)
+        else:
+            module = importlib.import_module(module_name)
+    except PriorfitError:
+        raise
+    except Exception as exc:  # noqa: BLE001 (whatever importing the user's module raised)
+        raise PriorfitError(f"cannot import {module_name!r}: {type(exc).__name__}: {exc}") from None
+    fun = getattr(module, attr, None)
+    if not callable(fun):
+        raise PriorfitError(f"{module_name!r} has no function {attr!r}")
+    return fun
+
+
+def _space(args: argparse.Namespace):
+    """The search space from ``--bounds LOW:HIGH,...`` or repeated ``--param NAME:LOW:HIGH[:int][:log]``."""
+    from priorfit.bo.space import Integer, Real, Space
+
+    if (args.bounds is None) == (not args.param):
+        raise PriorfitError("give the search space by --bounds or by --param (one of them)")
+    params = []
+    try:
+        if args.bounds is not None:
+            for i, pair in enumerate(args.bounds.split(",")):
+                low, high = pair.split(":")
+                params.append(Real(f"x{i}", float(low), float(high)))
+        else:
+            for spec in args.param:
+                name, low, high, *flags = spec.split(":")
+                unknown = set(flags) - {"int", "log"}
+                if unknown:
+                    raise PriorfitError(f"--param {spec!r}: unknown flag(s) {sorted(unknown)}; use int and/or log")
+                kind = Integer if "int" in flags else Real
+                params.append(kind(name, float(low), float(high), log="log" in flags))
+        return Space(tuple(params))
+    except PriorfitError:
+        raise
+    except ValueError as exc:
+        raise PriorfitError(f"search space: {exc} (--bounds=LOW:HIGH,LOW:HIGH or --param NAME:LOW:HIGH[:int][:log])") from None
+
+
+def _cmd_bo(args: argparse.Namespace) -> int:
+    import torch
+    from tqdm import tqdm
+
+    from priorfit.bo import minimize
+    from priorfit.bo.report import write_report
+
+    fun = _objective(args.objective)
+    space = _space(args)
+    if args.budget < 1:
+        raise PriorfitError(f"--budget must be a positive integer, got {args.budget}")
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    bar = tqdm(total=args.budget, disable=args.quiet, desc="priorfit bo")
+
+    def progress(trial, optimizer) -> None:
+        best = optimizer.best()
+        bar.set_postfix(best=f"{best[1]:.6g}" if best else "none", failed=sum(not t.ok for t in optimizer.history))
+        bar.update(1)
+
+    try:
+        result = minimize(fun, space, args.budget, seed=args.seed, maximize=args.maximize,
+                          acquisition=args.acquisition, model=args.model, callback=progress)
+    except ValueError as exc:
+        raise PriorfitError(str(exc)) from None
+    finally:
+        bar.close()
+    paths = write_report(result, args.out, title=args.objective, maximize=args.maximize)
+    if result.n_failures == result.n_evaluations:
+        print(f"every one of {result.n_evaluations} evaluations failed; the first error: "
+              f"{result.history[0].error}", file=sys.stderr)
+    else:
+        point = ", ".join(f"{name}={value:.6g}" for name, value in zip(space.names, result.x))
+        print(f"best {result.fun:.6g} at {point} after {result.n_evaluations} evaluations "
+              f"({result.n_failures} failed)")
+    print("wrote " + ", ".join(str(p) for p in paths))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from priorfit.evaluate.config import EvaluateConfig  # light: the defaults the help quotes
 
@@ -274,6 +368,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("bo", help="minimise (or maximise) a Python function by Bayesian optimisation",
+                       description="Bayesian optimisation with the PFN as surrogate. OBJECTIVE is MODULE:FUNCTION "
+                                   "or FILE.py:FUNCTION; the function takes the point as a float array and returns "
+                                   "a number (an exception or NaN is recorded as a failed evaluation). Writes "
+                                   "OUT/history.csv and OUT/best_so_far.png.")
+    p.add_argument("objective", help="MODULE:FUNCTION or FILE.py:FUNCTION")
+    p.add_argument("--bounds", default=None, metavar="LOW:HIGH,...",
+                   help="real parameters x0, x1, ... (write --bounds=-5:10,0:15 when a bound is negative)")
+    p.add_argument("--param", action="append", default=[], metavar="NAME:LOW:HIGH[:int][:log]",
+                   help="a named parameter, integer and/or log-scaled by the flags; repeat for each")
+    p.add_argument("--budget", type=int, required=True, help="number of evaluations")
+    p.add_argument("--maximize", action="store_true", help="maximise instead of minimise")
+    p.add_argument("--acquisition", choices=("logei", "ei", "pi", "quantile"), default="logei",
+                   help="acquisition function (default logei)")
+    p.add_argument("--model", default=None, help="checkpoint path or shipped model name (default: invariant_default)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the initial design and the candidates")
+    p.add_argument("--out", default="priorfit_bo", help="output folder (default: priorfit_bo)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.set_defaults(func=_cmd_bo)
     return parser
 
 

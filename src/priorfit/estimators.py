@@ -128,7 +128,9 @@ class PFNRegressor(RegressorMixin, BaseEstimator):
         y_ctx = torch.as_tensor((y - self.y_mean_) / self.y_scale_, dtype=torch.float64)[None]
         self.ensemble_ = symmetry_ensemble(checkpoint.prior, checkpoint.bar_distribution, d, int(self.ensemble_size))
         self.precision_ = self.precision
-        with torch.inference_mode():
+        # no_grad, not inference_mode: the cached keys and values may then enter an autograd graph, as
+        # Bayesian optimisation's gradients with respect to the queries need (priorfit.bo)
+        with torch.no_grad():
             self.context_ = encode(checkpoint.model, x_ctx, y_ctx, self.ensemble_, self.precision_)
         return self
 

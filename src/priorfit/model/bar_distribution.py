@@ -249,6 +249,52 @@ def _upper_expectation(bars: _Bars, logits: Tensor, f: Tensor) -> Tensor:
     return (p * per_bar.clamp_min(0.0)).sum(-1)
 
 
+_SQRT_HALF_PI = math.sqrt(0.5 * math.pi)
+_TINY = 1e-300
+
+
+def _log_upper_expectation(bars: _Bars, logits: Tensor, f: Tensor) -> Tensor:
+    """log E[max(Y - f, 0)] without underflow, for the log-EI acquisition: ``logsumexp`` over bars of
+    ``log p_k + log E_k``, each bar's expectation ``E_k`` (as in :func:`_upper_expectation`) taken in log.
+
+    Where f lies beyond the right tail's start (``d = f - b_{K-1} > 0``, ``t = d / sigma``), the tail's term
+    ``2 sigma (phi(t) - t Phi(-t))`` underflows and cancels; it is written
+    ``log(2 sigma) + log phi(t) + log1p(-t sqrt(pi/2) erfcx(t / sqrt 2))``, and for t > 25 with the asymptotic
+    series ``log(1/t^2 - 3/t^4 + 15/t^6)``. Bars wholly below f contribute nothing (log 0 = -inf). Expects
+    float64 (callers cast): float32 would lose the tail term long before it underflows.
+    """
+    log_p = torch.log_softmax(logits, dim=-1)
+    fk = f.unsqueeze(-1)
+    lo, hi = bars.borders[:-1], bars.borders[1:]
+    above = hi > fk  # the bar reaches above f
+    c = torch.minimum(torch.maximum(fk, lo), hi)
+    first = torch.where(above, hi - c, torch.ones_like(c))
+    second = torch.where(above, hi + c - 2.0 * fk, torch.ones_like(c))
+    inner = torch.where(above, first.log() + second.log() - (2.0 * bars.width).log(),
+                        torch.full_like(c, -math.inf))
+
+    s_l = bars.sigma_left
+    e = (bars.borders[1] - f).clamp_min(0.0)
+    t = e / s_l
+    left_value = e * torch.special.erf(t / _SQRT2) + s_l * _SQRT_2_OVER_PI * torch.expm1(-0.5 * t**2)
+    left = torch.where(e > 0, left_value.clamp_min(_TINY).log(), torch.full_like(e, -math.inf))
+
+    s_r = bars.sigma_right
+    d = f - bars.borders[-2]
+    t = (d / s_r).clamp_min(0.0)
+    safe_t = torch.where(t > 0, t, torch.ones_like(t))
+    ratio = safe_t * _SQRT_HALF_PI * torch.special.erfcx(safe_t / _SQRT2)  # t Phi(-t) / phi(t)
+    big = safe_t.clamp_min(25.0)
+    series = (1.0 / big**2 - 3.0 / big**4 + 15.0 / big**6).log()
+    factor = torch.where(safe_t > 25.0, series, torch.log1p(-ratio.clamp_max(1.0 - 1e-16)))
+    right_above = (2.0 * s_r).log() - 0.5 * safe_t**2 - 0.5 * math.log(2 * math.pi) + factor
+    right_below = torch.where(d > 0, torch.ones_like(d), s_r * _SQRT_2_OVER_PI - d).log()
+    right = torch.where(d > 0, right_above, right_below)
+
+    log_e = torch.cat([left.unsqueeze(-1), inner[..., 1:-1], right.unsqueeze(-1)], dim=-1)
+    return torch.logsumexp(log_p + log_e, dim=-1)
+
+
 class BarDistribution(torch.nn.Module):
     """A histogram distribution over a scalar with half-normal tails (see the module docstring for the density).
 
@@ -661,6 +707,18 @@ class BarDistribution(torch.nn.Module):
         if maximize:
             return _upper_expectation(self._bars(logits), logits, best_f)
         return _upper_expectation(self._reflected_bars(logits), logits.flip(-1), -best_f)
+
+    def log_ei(self, logits: Tensor, best_f: float | Tensor, maximize: bool = True) -> Tensor:
+        """``log`` of :meth:`ei`, finite however small the improvement (see ``_log_upper_expectation``): the
+        acquisition to optimise when the expected improvement underflows. Computed in float64.
+
+        logits ``... x K``, best_f a finite float or tensor broadcastable to ``...`` -> broadcast shape (float64).
+        """
+        logits = self._check_logits(logits).to(torch.float64)
+        best_f = self._as_tensor("best_f", best_f, logits, finite=True)
+        if maximize:
+            return _log_upper_expectation(self._bars(logits), logits, best_f)
+        return _log_upper_expectation(self._reflected_bars(logits), logits.flip(-1), -best_f)
 
     def pi(self, logits: Tensor, best_f: float | Tensor, maximize: bool = True) -> Tensor:
         """Probability of improvement ``P(Y > best_f)``, or ``P(Y < best_f)`` when ``maximize=False``.

@@ -228,3 +228,35 @@ class HalfCauchy(Hyperprior):
     def log_prob(self, value):
         z = value / self.scale
         return math.log(2.0 / (math.pi * self.scale)) - array_namespace(value).log1p(z * z)
+
+
+@register
+@dataclass(frozen=True)
+class Shifted(Hyperprior):
+    """``shift + X`` for ``X`` drawn from ``base``: a prior bounded away from a value, such as Student-t degrees of
+    freedom kept at 1 or more (``Shifted(LogNormal(...), 1.0)``), where the tail below would overflow."""
+
+    base: Hyperprior
+    shift: float
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.base, Hyperprior):
+            raise TypeError(f"base must be a Hyperprior, got {type(self.base).__name__}")
+        _finite("shift", self.shift)
+
+    def sample(self, shape: tuple[int, ...], generator: torch.Generator) -> Tensor:
+        return self.shift + self.base.sample(shape, generator)
+
+    @property
+    def support(self) -> Support:  # type: ignore[override]
+        return Support(self.base.support.low + self.shift, self.base.support.high + self.shift)
+
+    def log_prob(self, value):
+        xp = array_namespace(value)
+        inside = value > self.support.low
+        # outside the support the base is scored at an interior point (no log of a negative number), then masked
+        low, high = self.base.support.low, self.base.support.high
+        interior = (low + high) / 2 if math.isfinite(low) and math.isfinite(high) else (
+            low + 1.0 if math.isfinite(low) else 0.0)
+        safe = xp.where(inside, value - self.shift, xp.full_like(value, interior))
+        return xp.where(inside, self.base.log_prob(safe), xp.full_like(value, -math.inf))

@@ -46,7 +46,7 @@ from torch import Tensor
 from priorfit.config import register
 from priorfit.priors.base import Batch, Symmetries, sample_arguments
 from priorfit.priors.gp import GPParams, GPPrior
-from priorfit.priors.hyperpriors import Fixed, Hyperprior, InverseGamma, LogNormal
+from priorfit.priors.hyperpriors import Fixed, Hyperprior, InverseGamma, LogNormal, Shifted
 from priorfit.priors.invariant import InvariantGPPrior, _scaled_by_context
 from priorfit.priors.params import Params
 
@@ -180,13 +180,14 @@ class StudentTNoisePrior:
     Fields:
         gp: the shape of the functions (kernel, noise scale :math:`\sigma_n`, hyperpriors, inputs) on
             context-scaled inputs; its mean's hyperprior is ignored (the location is integrated out).
-        df: hyperprior of the noise's degrees of freedom :math:`\nu`. The default, log-normal with median 8,
-            gives :math:`\nu < 2` (gross outliers) to 8% of datasets and :math:`\nu > 30` (nearly Gaussian
-            noise) to 9%.
+        df: hyperprior of the noise's degrees of freedom :math:`\nu`. The default, 1 + LogNormal(1, 1.2) (median
+            3.7), gives :math:`\nu < 2` (gross outliers) to 20% of datasets and :math:`\nu > 30` (nearly
+            Gaussian noise) to 2.4%: a model learns what outliers look like only from datasets that have them.
+            :math:`\nu \geq 1` keeps the noise no heavier than a Cauchy (below that, float32 overflows).
     """
 
     gp: GPPrior = field(default_factory=GPPrior)
-    df: Hyperprior = field(default_factory=lambda: LogNormal(loc=2.08, scale=1.0))
+    df: Hyperprior = field(default_factory=lambda: Shifted(LogNormal(loc=1.0, scale=1.2), shift=1.0))
 
     def __post_init__(self) -> None:
         if not isinstance(self.gp, GPPrior):

@@ -1,0 +1,128 @@
+"""The ask/tell optimiser and minimize on a tiny PFN: conventions, failures, duplicates, batches, errors."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from priorfit.bo import Integer, Optimizer, Real, Space, SpaceExhausted, minimize
+from priorfit.bo.surrogate import PFNSurrogate
+
+
+def bowl(x: np.ndarray) -> float:
+    return float(((x - 0.3) ** 2).sum())
+
+
+def test_minimize_records_every_evaluation_and_returns_the_best(tiny_checkpoint) -> None:
+    result = minimize(bowl, [(0.0, 1.0), (0.0, 1.0)], budget=10, seed=0, model=tiny_checkpoint, n_candidates=64)
+    values = np.array([t.y for t in result.history])
+    assert result.n_evaluations == 10 and result.n_failures == 0
+    assert result.fun == values.min() and bowl(result.x) == result.fun
+    np.testing.assert_array_equal(result.best_so_far(), np.minimum.accumulate(values))
+    assert all(t.suggest_seconds >= 0 for t in result.history)
+    again = minimize(bowl, [(0.0, 1.0), (0.0, 1.0)], budget=10, seed=0, model=tiny_checkpoint, n_candidates=64)
+    np.testing.assert_array_equal([t.x for t in again.history], [t.x for t in result.history])  # seeded
+
+
+def test_maximize_reports_the_objective_in_its_own_sign(tiny_checkpoint) -> None:
+    result = minimize(lambda x: -bowl(x), [(0.0, 1.0)], budget=6, seed=1, maximize=True, model=tiny_checkpoint,
+                      n_candidates=64)
+    values = [t.y for t in result.history]
+    assert result.fun == max(values) and result.fun <= 0
+
+
+def test_failures_are_recorded_and_never_suggested_again(tiny_checkpoint) -> None:
+    def fragile(x: np.ndarray) -> float:
+        if x[0] > 0.6:
+            raise RuntimeError("diverged")
+        return math.nan if x[0] < 0.1 else bowl(x)
+
+    result = minimize(fragile, [(0.0, 1.0), (0.0, 1.0)], budget=12, seed=0, model=tiny_checkpoint,
+                      n_candidates=64)
+    failed = [t for t in result.history if not t.ok]
+    assert result.n_failures == len(failed) > 0
+    assert {t.error.split(":")[0] for t in failed} <= {"RuntimeError", "non-finite value nan"}
+    assert all(math.isnan(t.y) for t in failed)
+    points = np.array([t.x for t in result.history])
+    assert len(np.unique(points.round(12), axis=0)) == len(points)
+    assert result.fun == min(t.y for t in result.history if t.ok)
+
+
+def test_integer_and_log_parameters_and_an_exhausted_space(tiny_checkpoint) -> None:
+    space = Space((Integer("k", 0, 2), Real("lr", 1e-3, 1.0, log=True)))
+    result = minimize(lambda x: (x[0] - 1) ** 2 + math.log10(x[1]) ** 2, space, budget=8, seed=0,
+                      model=tiny_checkpoint, n_candidates=64)
+    x = np.array([t.x for t in result.history])
+    assert set(x[:, 0]) <= {0.0, 1.0, 2.0} and (x[:, 1] >= 1e-3).all() and (x[:, 1] <= 1.0).all()
+    tiny = Space((Integer("a", 0, 1), Integer("b", 0, 1)))
+    result = minimize(lambda x: float(x.sum()), tiny, budget=10, seed=0, model=tiny_checkpoint, n_candidates=16)
+    assert result.n_evaluations == 4 and result.fun == 0.0  # four points, each once, then it stops
+    opt = Optimizer(tiny, model=tiny_checkpoint, seed=0)
+    for _ in range(4):
+        opt.tell(x := opt.ask(), float(x.sum()))
+    with pytest.raises(SpaceExhausted):
+        opt.ask()
+
+
+def test_a_batch_and_pending_points_are_distinct(tiny_checkpoint) -> None:
+    opt = Optimizer([(0.0, 1.0), (0.0, 1.0)], model=tiny_checkpoint, seed=0, n_initial=3, n_candidates=64,
+                    n_fantasies=8)
+    for x in opt.ask(3):
+        opt.tell(x, bowl(x))
+    batch = opt.ask(3)  # from the surrogate: the second and third average over fantasies of the earlier ones
+    assert batch.shape == (3, 2) and len(np.unique(batch.round(9), axis=0)) == 3
+    extra = opt.ask()  # three points still pending
+    assert not any(np.allclose(extra, b) for b in batch)
+    for x in (*batch, extra):
+        opt.tell(x, bowl(x))
+    assert len(opt.history) == 7 and opt._pending == []
+
+
+def test_repeated_points_are_data(tiny_checkpoint) -> None:
+    opt = Optimizer([(0.0, 1.0)], model=tiny_checkpoint, seed=0)
+    for y in (1.0, 1.2, 0.9):
+        opt.tell([0.5], y)
+    opt.tell([0.1], 2.0)
+    assert opt.best()[1] == 0.9 and len(opt._observations()[0]) == 4
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda o: o.tell([0.5, 0.5], 1.0), "coordinates"),
+    (lambda o: o.tell([2.0], 1.0), "must lie in"),
+    (lambda o: o.tell([0.5], "high"), "y must be a number"),
+    (lambda o: o.ask(0), "positive integer"),
+])
+def test_bad_calls_are_named(tiny_checkpoint, call, match) -> None:
+    opt = Optimizer([(0.0, 1.0)], model=tiny_checkpoint)
+    with pytest.raises(ValueError, match=match):
+        call(opt)
+
+
+def test_bad_settings_are_named(tiny_checkpoint) -> None:
+    with pytest.raises(ValueError, match="at most 2"):
+        Optimizer([(0, 1)] * 3, model=tiny_checkpoint)
+    with pytest.raises(ValueError, match="on_failure"):
+        Optimizer([(0, 1)], model=tiny_checkpoint, on_failure="skip")
+    with pytest.raises(ValueError, match="budget=30 exceeds"):
+        minimize(bowl, [(0, 1)], budget=30, model=tiny_checkpoint)
+
+
+def test_joint_samples_start_from_the_one_point_predictive(tiny_checkpoint) -> None:
+    """The first point of a joint sample is drawn from the one-point predictive itself (a KS test), and every
+    later one from the PFN conditioned on the draws before it, which moves with them."""
+    from scipy import stats
+
+    rng = np.random.default_rng(0)
+    X, y = rng.random((8, 2)), rng.standard_normal(8)
+    surrogate = PFNSurrogate(tiny_checkpoint, X, y)
+    points = torch.tensor([[0.2, 0.3], [0.25, 0.3]], dtype=torch.float64)
+    draws, fantasies = surrogate.fantasize(points, 4000, torch.Generator().manual_seed(0))
+    predictive = surrogate.predictive(points[:1].numpy())
+    assert stats.kstest(draws[:, 0].numpy(), lambda v: predictive.cdf(np.asarray(v)[:, None])[:, 0]).pvalue > 1e-3
+    # conditioning on a high first draw moves the second point's predictive up (nearby points correlate)
+    order = torch.argsort(draws[:, 0])
+    assert draws[order[-500:], 1].mean() > draws[order[:500], 1].mean()
+    assert fantasies.logits(points).shape[:2] == (4000, 2)
