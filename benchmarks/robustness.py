@@ -10,7 +10,11 @@ Every method sees the corrupted context in the data's units and predicts the cle
 - the robust model (``PFNRegressor(model=...)``, Student-t noise prior) and the default model, each through the
   estimator's defaults;
 - GPyTorch's GP with a Student-t likelihood (variational, Adam on the ELBO: ``GPyTorchStudentT``);
-- BoTorch's ``SingleTaskGP`` (Gaussian likelihood, MAP), for context.
+- BoTorch's ``SingleTaskGP`` (Gaussian likelihood, MAP), for context;
+- ``bayes``: the exact Bayes posterior under the robust model's own prior (NUTS over the latent function, the
+  degrees of freedom, the hyperparameters, location and scale: ``StudentTNoiseMarginal``), on the first
+  ``--bayes-datasets`` datasets of each cell only (it takes minutes per dataset): what the robust model
+  approximates, so robust - bayes is its error on these datasets.
 
 Scores per (rate, d): mean NLL per clean query point (nats), RMSE of the predictive median (the point estimate
 that exists for every predictive here: under Student-t noise with df <= 1 the mean does not), each with its
@@ -37,6 +41,7 @@ import torch
 from priorfit.atomic import atomic_write_json, atomic_write_text
 from priorfit.estimators import PFNRegressor
 from priorfit.exact.baselines import BoTorchGP, GPyTorchStudentT
+from priorfit.exact.student_t import StudentTNoiseMarginal
 from priorfit.exact.reference import Task
 from priorfit.exceptions import OutOfDomainWarning
 from priorfit.models import DEFAULT_MODEL, load_model
@@ -64,9 +69,13 @@ def pfn_method(model: str):
     return predict
 
 
-def reference_method(reference):
+def reference_method(reference, diagnostics: list | None = None):
+    """A reference as a method; an MCMC reference's (max R-hat, min ESS) per dataset go to ``diagnostics``."""
     def predict(X, y, Xq):
-        return reference.predict(Task(torch.as_tensor(X), torch.as_tensor(y), torch.as_tensor(Xq)), 0).predictive
+        result = reference.predict(Task(torch.as_tensor(X), torch.as_tensor(y), torch.as_tensor(Xq)), 0)
+        if diagnostics is not None:
+            diagnostics.append((result.max_r_hat, result.min_ess))
+        return result.predictive
     return predict
 
 
@@ -79,12 +88,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--methods", default=None, help="comma-separated subset of the methods to run")
     parser.add_argument("--reuse", default=None, help="an earlier run's JSON whose per-dataset scores to reuse")
+    parser.add_argument("--bayes-datasets", type=int, default=8,
+                        help="datasets per cell on which the bayes method (NUTS) runs")
     parser.add_argument("--out", default=str(RESULTS / "robustness"), help="results path without suffix")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     prior = load_model(args.default).prior  # the default model's prior: the clean GP datasets
+    nuts_diagnostics: list = []
     methods = {"robust": pfn_method(args.model), "default": pfn_method(args.default),
-               "gpytorch_student_t": reference_method(GPyTorchStudentT()), "botorch": reference_method(BoTorchGP())}
+               "gpytorch_student_t": reference_method(GPyTorchStudentT()), "botorch": reference_method(BoTorchGP()),
+               "bayes": reference_method(StudentTNoiseMarginal(load_model(args.model).prior), nuts_diagnostics)}
     run = set(methods) if args.methods is None else set(args.methods.split(","))
     unknown = run - set(methods)
     if unknown:
@@ -112,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
                 rng = np.random.default_rng(derive_seed(11, d, i, int(round(rate * 100))))
                 y_ctx = corrupt(y[:N_CONTEXT], rate, rng)
                 for name, method in methods.items():
-                    if name not in run:
+                    if name not in run or (name == "bayes" and i >= args.bayes_datasets):
                         continue
                     t = time.perf_counter()
                     pred = method(X[:N_CONTEXT], y_ctx, X[N_CONTEXT:])
@@ -126,6 +139,10 @@ def main(argv: list[str] | None = None) -> int:
                     median = pred.quantile(0.5)  # a heavy-tailed predictive's mean may not exist (df <= 1)
                     scores[name]["rmse"].append(float(np.sqrt(np.mean((median - y[N_CONTEXT:]) ** 2))))
                     scores[name]["ms"].append(ms)
+            if "bayes" in run and nuts_diagnostics:
+                scores["bayes"]["max_r_hat"] = [r for r, _ in nuts_diagnostics]
+                scores["bayes"]["min_ess"] = [e for _, e in nuts_diagnostics]
+                nuts_diagnostics.clear()
             scores = {name: s for name, s in scores.items() if s["nll"]}
             cell = dict(d=d, rate=rate, methods={}, paired={}, scores=scores)
             for name, s in scores.items():
@@ -134,11 +151,12 @@ def main(argv: list[str] | None = None) -> int:
                     nll=float(np.nanmean(nll)), nll_se=float(np.nanstd(nll, ddof=1) / np.sqrt(np.sum(~np.isnan(nll)))),
                     rmse=float(np.nanmean(rmse)), rmse_se=float(np.nanstd(rmse, ddof=1) / np.sqrt(np.sum(~np.isnan(rmse)))),
                     ms=float(np.median(s["ms"])) if s["ms"] else float("nan"), failures=s["failures"])
-            for other in ("default", "gpytorch_student_t"):
+            for other in ("default", "gpytorch_student_t", "bayes"):
                 if "robust" not in scores or other not in scores:
                     continue
                 for metric in ("nll", "rmse"):
-                    diff = np.array(scores["robust"][metric]) - np.array(scores[other][metric])
+                    k = len(scores[other][metric])  # bayes ran on the first k datasets only
+                    diff = np.array(scores["robust"][metric][:k]) - np.array(scores[other][metric])
                     diff = diff[~np.isnan(diff)]
                     cell["paired"][f"{metric}_robust_minus_{other}"] = dict(
                         mean=float(diff.mean()), se=float(diff.std(ddof=1) / np.sqrt(len(diff))))
@@ -170,6 +188,11 @@ def table(data: dict) -> str:
     for c in data["cells"]:
         lines.append(f"d={c['d']} rate={c['rate']:.2f}  " + "  ".join(
             f"{k}={v['mean']:+.3f}+-{v['se']:.3f}" for k, v in c["paired"].items()))
+    nuts = [(c["d"], c["rate"], c["scores"]["bayes"]) for c in data["cells"] if "max_r_hat" in c["scores"].get("bayes", {})]
+    if nuts:
+        lines += ["", "NUTS (bayes) diagnostics per cell: max R-hat, min bulk ESS over its datasets:"]
+        lines += [f"d={d} rate={rate:.2f}  R-hat {max(b['max_r_hat']):.3f}  ESS {min(b['min_ess']):.0f}"
+                  for d, rate, b in nuts]
     lines += ["", "Milliseconds per dataset (median): " + ", ".join(
         f"{n} {np.nanmedian([c['methods'][n]['ms'] for c in data['cells']]):.0f}" for n in names)]
     return "\n".join(lines) + "\n"

@@ -249,7 +249,7 @@ def test_log_uniform_context_sizes_give_each_doubling_the_same_share() -> None:
         TrainConfig(context_sampling="octaves")
 
 
-def test_a_model_for_more_features_warm_starts_one_for_fewer_exactly(tmp_path, tiny_checkpoint):
+def test_a_model_warm_starts_one_for_fewer_or_more_features_exactly(tmp_path, tiny_checkpoint):
     """Narrowed, a model computes on d <= its new max_features exactly what the wide one computes on the same
     inputs zero-padded (its Fourier features' cosines at x = 0 folded into the bias); and a warm start for
     another prior places the bars afresh."""
@@ -268,8 +268,17 @@ def test_a_model_for_more_features_warm_starts_one_for_fewer_exactly(tmp_path, t
         x, y = torch.rand(3, 9, keep), torch.randn(3, 6)
         with torch.no_grad():
             torch.testing.assert_close(narrow(x[:, :6], y, x[:, 6:]), source.model(x[:, :6], y, x[:, 6:]))
+    # widened, it computes on its old inputs exactly what it did, and the new features start ignored
+    wider_config = dataclasses.replace(wide, max_features=6)
+    wider = PFNTransformer(wider_config).eval()
+    wider.load_state_dict(_warm_start_weights(source, wider_config))
+    x, y = torch.rand(3, 9, 4), torch.randn(3, 6)
+    with torch.no_grad():
+        torch.testing.assert_close(wider(x[:, :6], y, x[:, 6:]), source.model(x[:, :6], y, x[:, 6:]))
+        x6 = torch.cat([x, torch.rand(3, 9, 2)], -1)
+        torch.testing.assert_close(wider(x6[:, :6], y, x6[:, 6:]), source.model(x[:, :6], y, x[:, 6:]))
     with pytest.raises(ConfigError, match="another model configuration"):
-        _warm_start_weights(source, dataclasses.replace(wide, max_features=5))
+        _warm_start_weights(source, dataclasses.replace(wide, max_features=6, d_model=64))
 
     run = dataclasses.replace(SMALL, steps=2, eval_every=2, checkpoint_every=2)
     result = train(tiny_prior(max_features=1), dataclasses.replace(TINY_MODEL, max_features=1), run,

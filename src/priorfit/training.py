@@ -290,20 +290,39 @@ def _narrowed(state: dict, source: ModelConfig, max_features: int) -> dict:
     return state
 
 
+def _widened(state: dict, source: ModelConfig, max_features: int) -> dict:
+    """The weights of a model of config ``source`` for ``max_features`` > its own, computing on inputs with at
+    most ``source.max_features`` features exactly what ``source`` computes: the added features' columns of the
+    input embedding start at zero (their zero padding then adds nothing, the Fourier cosines included), so the
+    wider model starts as the narrow one that ignores the new features, and learns them from there."""
+    state = dict(state)
+    add, freqs = max_features - source.max_features, source.n_frequencies
+    linear = state["x_encoder.linear.weight"]
+    state["x_encoder.linear.weight"] = torch.cat([linear, linear.new_zeros(linear.shape[0], add)], 1)
+    if freqs:
+        sin, cos = state["x_encoder.fourier.weight"].chunk(2, dim=1)
+        zeros = sin.new_zeros(sin.shape[0], add * freqs)
+        state["x_encoder.fourier.weight"] = torch.cat([sin, zeros, cos, zeros], 1)
+    return state
+
+
 def _warm_start_weights(source: Any, target: ModelConfig) -> dict:
     """``source``'s (a loaded checkpoint's) weights for a model of config ``target``: the same configuration; a
     non-invariant model's for an invariant one (:func:`_to_invariant`); or a model for fewer input features,
-    narrowed exactly (:func:`_narrowed`)."""
+    narrowed exactly (:func:`_narrowed`), or for more, widened exactly (:func:`_widened`)."""
     config, state = source.model_config, source.model.state_dict()
     if config.max_features > target.max_features:
         state = _narrowed(state, config, target.max_features)
+        config = dataclasses.replace(config, max_features=target.max_features)
+    elif config.max_features < target.max_features:
+        state = _widened(state, config, target.max_features)
         config = dataclasses.replace(config, max_features=target.max_features)
     if to_dict(config) == to_dict(target):
         return state
     if _to_invariant(config, target):
         return {k: v for k, v in state.items() if not k.startswith("stats_encoder.")}
     raise ConfigError("init_from has another model configuration than model_config (it may differ only in "
-                      "being non-invariant for an invariant model, or in accepting more features)")
+                      "being non-invariant for an invariant model, or in how many features it accepts)")
 
 
 def _all_finite(loss: torch.Tensor, world: int, device: torch.device) -> bool:

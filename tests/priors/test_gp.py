@@ -12,6 +12,7 @@ from priorfit.priors import (
     RBF,
     Batch,
     ClusteredInputs,
+    MixedInputs,
     Fixed,
     GPParams,
     GPPrior,
@@ -223,7 +224,7 @@ def test_cholesky_with_jitter_retries_only_failed_datasets() -> None:
 
 
 @pytest.mark.parametrize(
-    "sampler", [UniformInputs(), ClusteredInputs(), ClusteredInputs(max_clusters=1, max_width=2.0)]
+    "sampler", [UniformInputs(), ClusteredInputs(), ClusteredInputs(max_clusters=1, max_width=2.0), MixedInputs()]
 )
 def test_input_samplers_in_unit_cube_and_reproducible(sampler: InputSampler) -> None:
     x = sampler.sample(5, 50, 3, gen(7))
@@ -246,6 +247,17 @@ def test_clustered_inputs_are_clustered() -> None:
     assert x.var(1).mean().item() < 0.01
     # across datasets the centres still cover the cube
     assert abs(x.mean().item() - 0.5) < 0.05
+
+
+def test_mixed_inputs_lie_between_uniform_and_clustered() -> None:
+    """All-uniform at min_uniform = 1; with narrow single clusters and min_uniform = 0 the within-dataset spread
+    lies between the clustered sampler's and the uniform's 1/12."""
+    narrow = ClusteredInputs(max_clusters=1, min_width=0.01, max_width=0.05)
+    assert abs(MixedInputs(narrow, 1.0).sample(400, 40, 2, gen(3)).var(1).mean().item() - 1 / 12) < 0.002
+    spread = MixedInputs(narrow, 0.0).sample(400, 40, 2, gen(11)).var(1).mean().item()
+    assert narrow.sample(400, 40, 2, gen(12)).var(1).mean().item() < spread < 1 / 12
+    with pytest.raises(ValueError, match="min_uniform"):
+        MixedInputs(min_uniform=1.5)
 
 
 def test_clustered_inputs_bad_fields() -> None:

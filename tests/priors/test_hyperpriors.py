@@ -10,7 +10,14 @@ import torch
 from scipy import integrate
 
 from priorfit.config import from_dict, to_dict
-from priorfit.priors.hyperpriors import Gamma, HalfCauchy, InverseGamma, LogNormal, Shifted
+from priorfit.priors.hyperpriors import (
+    DimensionScaledLogNormal,
+    Gamma,
+    HalfCauchy,
+    InverseGamma,
+    LogNormal,
+    Shifted,
+)
 
 
 @pytest.mark.parametrize("prior", [LogNormal(1.95, 1.0), Gamma(2.0, 0.1), InverseGamma(3.0, 2.0), HalfCauchy(1.0),
@@ -42,3 +49,16 @@ def test_shifted_bounds_the_support_and_round_trips() -> None:
         Shifted(1.0, 1.0)
     with pytest.raises(ValueError, match="shift"):
         Shifted(LogNormal(0.0, 1.0), math.nan)
+
+
+def test_dimension_scaled_log_normal_is_a_log_normal_whose_median_grows_with_the_dimension() -> None:
+    prior = DimensionScaledLogNormal()  # BoTorch's: LN(sqrt 2 + log(d) / 2, sqrt 3)
+    gen = torch.Generator().manual_seed(0)
+    for d in (1, 4, 8):
+        draws = prior.sample((50_000, d), gen)
+        assert draws.log().median().item() == pytest.approx(math.sqrt(2) + 0.5 * math.log(d), abs=0.03)
+        value = draws[:3]
+        want = LogNormal(math.sqrt(2) + 0.5 * math.log(d), math.sqrt(3)).log_prob(value)
+        torch.testing.assert_close(prior.log_prob(value), want)
+    with pytest.raises(ValueError, match="feature axis"):
+        prior.sample((), gen)

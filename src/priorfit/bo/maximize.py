@@ -61,13 +61,13 @@ def _refine(score: Callable[[Tensor], Tensor], starts: np.ndarray, maxiter: int)
 
 
 def maximize_acquisition(score: Callable[[Tensor], Tensor], space: Space, taken: np.ndarray,
-                         rng: np.random.Generator, *, centres: np.ndarray | None = None, n_candidates: int = 1024,
-                         n_restarts: int = 4, maxiter: int = 50, chunk: int = 1024) -> np.ndarray:
+                         rng: np.random.Generator, *, centres: np.ndarray | None = None, n_candidates: int = 512,
+                         n_restarts: int = 2, maxiter: int = 20, chunk: int = 1024) -> np.ndarray:
     """The unit-cube point (`d`) that maximises ``score`` (unit-cube points `m x d` -> scores `m`, differentiable)
     among the points the space holds, excluding ``taken`` (`k x d`, observed and pending points).
 
     Candidates: ``n_candidates`` scrambled Sobol points plus a quarter as many around ``centres`` (the best
-    points seen; Gaussian steps of 0.05 per coordinate). The ``n_restarts`` best start L-BFGS-B (``maxiter``
+    points seen; Gaussian steps of log-uniform size from 0.0016 to 0.05 per coordinate). The ``n_restarts`` best start L-BFGS-B (``maxiter``
     iterations); the refined points and the best candidates, rounded to the space, are scored once more and the
     best new one returned. Raises :class:`SpaceExhausted` if the space holds no new point.
     """
@@ -77,7 +77,8 @@ def maximize_acquisition(score: Callable[[Tensor], Tensor], space: Space, taken:
     if centres is not None and len(centres):
         k = max(n_candidates // 4, 1)
         picks = centres[rng.integers(len(centres), size=k)]
-        pools.append(np.clip(picks + 0.05 * rng.standard_normal((k, d)), 0.0, 1.0))
+        steps = 0.05 * 10.0 ** -rng.uniform(0.0, 1.5, size=(k, 1))  # log-uniform, 0.0016 to 0.05
+        pools.append(np.clip(picks + steps * rng.standard_normal((k, d)), 0.0, 1.0))
     candidates = np.concatenate(pools)
     scores = _scores(score, candidates, chunk)
     order = np.argsort(-scores)

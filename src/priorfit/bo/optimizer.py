@@ -92,7 +92,8 @@ class Optimizer:
         n_initial: Sobol points before the surrogate takes over (default ``max(2, 2 d)``).
         seed: seeds the Sobol design and the acquisition optimiser's candidates.
         on_failure: "worst" or "ignore" (module docstring).
-        n_candidates, n_restarts: the acquisition optimiser's Sobol candidates and L-BFGS-B restarts.
+        n_candidates, n_restarts: the acquisition optimiser's Sobol candidates and L-BFGS-B restarts (the
+            defaults keep a suggestion near 0.1 s on one CPU thread; more of either searches harder).
         n_fantasies: joint samples of pending outcomes a batch or pending point averages over.
         level: the quantile acquisition's level.
 
@@ -103,7 +104,7 @@ class Optimizer:
 
     def __init__(self, space: Space | Sequence[Sequence[float]], *, acquisition: str = "logei", model=None,
                  maximize: bool = False, n_initial: int | None = None, seed: int = 0, on_failure: str = "worst",
-                 n_candidates: int = 1024, n_restarts: int = 4, n_fantasies: int = 32, level: float = 0.1) -> None:
+                 n_candidates: int = 512, n_restarts: int = 2, n_fantasies: int = 32, level: float = 0.1) -> None:
         self.space = space if isinstance(space, Space) else Space.from_bounds(space)
         self.acquisition = Acquisition(acquisition, level)
         if on_failure not in ON_FAILURE:

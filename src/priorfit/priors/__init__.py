@@ -23,7 +23,7 @@ from priorfit.priors.student_t import (
     StudentTProcessParams,
     StudentTProcessPrior,
 )
-from priorfit.priors.inputs import ClusteredInputs, InputSampler, UniformInputs
+from priorfit.priors.inputs import ClusteredInputs, InputSampler, MixedInputs, UniformInputs
 from priorfit.priors.kernels import (
     RBF,
     CompositeParams,
@@ -81,6 +81,7 @@ __all__ = [
     "InputSampler",
     "UniformInputs",
     "ClusteredInputs",
+    "MixedInputs",
     "Kernel",
     "RBF",
     "Matern",

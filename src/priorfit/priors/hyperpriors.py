@@ -260,3 +260,41 @@ class Shifted(Hyperprior):
             low + 1.0 if math.isfinite(low) else 0.0)
         safe = xp.where(inside, value - self.shift, xp.full_like(value, interior))
         return xp.where(inside, self.base.log_prob(safe), xp.full_like(value, -math.inf))
+
+
+@register
+@dataclass(frozen=True)
+class DimensionScaledLogNormal(Hyperprior):
+    r"""``exp(N(loc + dim_power * log d, scale^2))`` for a parameter with one value per input feature (an ARD
+    lengthscale), ``d`` the length of its last axis: lengthscales that grow with the dimension, so that a
+    function's complexity does not explode as features are added. The default is BoTorch's lengthscale prior
+    since 0.12 (:math:`\mathcal{LN}(\sqrt 2 + \tfrac12 \log d, 3)`; Hvarfner, Hellsten & Nardi, "Vanilla Bayesian
+    optimization performs great in high dimensions", ICML 2024), for inputs in the unit cube.
+
+    Use it only where the last axis is the features (its density reads ``d`` from the value's shape)."""
+
+    loc: float = math.sqrt(2.0)
+    scale: float = math.sqrt(3.0)
+    dim_power: float = 0.5
+
+    def __post_init__(self) -> None:
+        _finite("loc", self.loc)
+        _positive("scale", self.scale)
+        _finite("dim_power", self.dim_power)
+
+    def _loc(self, d: int) -> float:
+        return self.loc + self.dim_power * math.log(d)
+
+    def sample(self, shape: tuple[int, ...], generator: torch.Generator) -> Tensor:
+        if not shape:
+            raise ValueError("DimensionScaledLogNormal samples per-feature values: shape needs a feature axis")
+        z = torch.randn(shape, generator=generator, dtype=torch.float64)
+        return torch.exp(self._loc(shape[-1]) + self.scale * z)
+
+    support = Support(0.0, math.inf)
+
+    def log_prob(self, value):
+        log_value = array_namespace(value).log(value)
+        d = value.shape[-1] if value.ndim else 1
+        z = (log_value - self._loc(d)) / self.scale
+        return -0.5 * z * z - (math.log(self.scale) + _HALF_LOG_2PI) - log_value

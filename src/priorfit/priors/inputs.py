@@ -13,7 +13,7 @@ from torch import Tensor
 from priorfit.config import register
 from priorfit.validation import check_int
 
-__all__ = ["InputSampler", "UniformInputs", "ClusteredInputs"]
+__all__ = ["InputSampler", "UniformInputs", "ClusteredInputs", "MixedInputs"]
 
 
 class InputSampler:
@@ -99,3 +99,36 @@ class ClusteredInputs(InputSampler):
         c = torch.gather(centres, 1, idx[:, :, None].expand(b, n, d))  # batch x n x d
         w = torch.gather(widths, 1, idx)[:, :, None]  # batch x n x 1
         return _reflect_unit(c + w * eps)
+
+
+@register
+@dataclass(frozen=True)
+class MixedInputs(InputSampler):
+    r"""Some points spread uniformly, the rest in clusters: what Bayesian optimisation's observations look like
+    (a space-filling initial design, then evaluations gathering where the optimum may be) and what its candidate
+    points look like (spread, and near the best points).
+
+    Per dataset a fraction :math:`f \sim U[\text{min\_uniform}, 1]`; each point is uniform with probability
+    :math:`f`, else drawn from ``clustered``.
+    """
+
+    symmetric = True  # both parts are
+
+    clustered: ClusteredInputs = ClusteredInputs()
+    min_uniform: float = 0.1
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.clustered, ClusteredInputs):
+            raise TypeError(f"clustered must be ClusteredInputs, got {type(self.clustered).__name__}")
+        if not (isinstance(self.min_uniform, (int, float)) and 0 <= self.min_uniform <= 1):
+            raise ValueError(f"min_uniform must lie in [0, 1], got {self.min_uniform!r}")
+
+    def sample(self, batch_size: int, n_points: int, n_features: int, generator: torch.Generator) -> Tensor:
+        """`batch_size x n_points x n_features` float64 draws in [0, 1]^d."""
+        self._check(batch_size, n_points, n_features, generator)
+        uniform = torch.rand(batch_size, n_points, n_features, generator=generator, dtype=torch.float64)
+        clustered = self.clustered.sample(batch_size, n_points, n_features, generator)
+        f = self.min_uniform + (1 - self.min_uniform) * torch.rand(batch_size, 1, generator=generator,
+                                                                   dtype=torch.float64)
+        pick = torch.rand(batch_size, n_points, generator=generator, dtype=torch.float64) < f
+        return torch.where(pick[..., None], uniform, clustered)
