@@ -126,3 +126,19 @@ def test_joint_samples_start_from_the_one_point_predictive(tiny_checkpoint) -> N
     order = torch.argsort(draws[:, 0])
     assert draws[order[-500:], 1].mean() > draws[order[:500], 1].mean()
     assert fantasies.logits(points).shape[:2] == (4000, 2)
+
+
+@pytest.mark.parametrize("acquisition", ["ei", "pi", "quantile", "thompson"])
+def test_every_acquisition_runs_to_distinct_points(tiny_checkpoint, acquisition) -> None:
+    result = minimize(bowl, [(0.0, 1.0), (0.0, 1.0)], budget=7, seed=0, model=tiny_checkpoint,
+                      acquisition=acquisition, n_candidates=32, n_thompson=16)
+    points = np.array([t.x for t in result.history])
+    assert result.n_evaluations == 7 and len(np.unique(points.round(12), axis=0)) == 7
+
+
+def test_thompson_batch_conditions_on_pending_points(tiny_checkpoint) -> None:
+    opt = Optimizer([(0.0, 1.0)], model=tiny_checkpoint, seed=0, acquisition="thompson", n_thompson=16)
+    for x in (0.1, 0.5, 0.9):
+        opt.tell([x], bowl(np.array([x])))
+    batch = opt.ask(3)
+    assert len(np.unique(batch.round(12))) == 3

@@ -11,7 +11,9 @@ the PFN to the query points.
 - ``ei``: E[max(best - y, 0)];
 - ``pi``: P(y < best);
 - ``quantile``: minus the predictive's ``level`` quantile (an optimistic lower bound, the bar distribution's
-  analogue of a lower confidence bound; level 0.1 by default).
+  analogue of a lower confidence bound; level 0.1 by default);
+- ``thompson``: Thompson sampling, the minimiser of one joint posterior sample over a candidate set (drawn by
+  the optimiser with :meth:`~priorfit.bo.surrogate.PFNSurrogate.sample_joint`; it has no score here).
 
 Under fantasies (pending points, batches), a score is averaged over the fantasised outcomes: EI, PI and the
 quantile as plain means, log-EI as the log of the mean EI.
@@ -29,7 +31,7 @@ from priorfit.model.bar_distribution import BarDistribution
 
 __all__ = ["Acquisition", "ACQUISITIONS"]
 
-ACQUISITIONS = ("logei", "ei", "pi", "quantile")
+ACQUISITIONS = ("logei", "ei", "pi", "quantile", "thompson")
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,8 @@ class Acquisition:
             return scale * bars.ei(logits, z_best, maximize=False)
         if self.name == "pi":
             return bars.pi(logits, z_best, maximize=False)
+        if self.name == "thompson":
+            raise ValueError("Thompson sampling draws joint samples over candidates; it has no pointwise score")
         return -(loc + scale * bars.icdf(logits, torch.full(logits.shape[:-1], self.level, dtype=torch.float64)))
 
     def average(self, scores: Tensor, dim: int = 0) -> Tensor:

@@ -86,7 +86,7 @@ class Optimizer:
 
     Args:
         space: a :class:`Space`, or bounds ``[(low, high), ...]`` for real parameters.
-        acquisition: "logei" (default), "ei", "pi" or "quantile" (:mod:`priorfit.bo.acquisition`).
+        acquisition: "logei" (default), "ei", "pi", "quantile" or "thompson" (:mod:`priorfit.bo.acquisition`).
         model: the PFN (a shipped model's name or a checkpoint path; None: the default model).
         maximize: maximise the objective instead of minimising it.
         n_initial: Sobol points before the surrogate takes over (default ``max(2, 2 d)``).
@@ -96,6 +96,7 @@ class Optimizer:
             defaults keep a suggestion near 0.1 s on one CPU thread; more of either searches harder).
         n_fantasies: joint samples of pending outcomes a batch or pending point averages over.
         level: the quantile acquisition's level.
+        n_thompson: the candidates one Thompson sample is drawn over (each costs one context encoding).
 
     Example:
         >>> opt = Optimizer([(-5.0, 10.0), (0.0, 15.0)], seed=0)
@@ -104,13 +105,14 @@ class Optimizer:
 
     def __init__(self, space: Space | Sequence[Sequence[float]], *, acquisition: str = "logei", model=None,
                  maximize: bool = False, n_initial: int | None = None, seed: int = 0, on_failure: str = "worst",
-                 n_candidates: int = 512, n_restarts: int = 2, n_fantasies: int = 32, level: float = 0.1) -> None:
+                 n_candidates: int = 512, n_restarts: int = 2, n_fantasies: int = 32, level: float = 0.1,
+                 n_thompson: int = 64) -> None:
         self.space = space if isinstance(space, Space) else Space.from_bounds(space)
         self.acquisition = Acquisition(acquisition, level)
         if on_failure not in ON_FAILURE:
             raise ValueError(f"on_failure must be one of {ON_FAILURE}, got {on_failure!r}")
         for name, value, low in (("n_candidates", n_candidates, 1), ("n_restarts", n_restarts, 0),
-                                 ("n_fantasies", n_fantasies, 1)):
+                                 ("n_fantasies", n_fantasies, 1), ("n_thompson", n_thompson, 4)):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
         if n_initial is None:
@@ -126,6 +128,7 @@ class Optimizer:
         self.n_initial = n_initial
         self.on_failure = on_failure
         self.n_candidates, self.n_restarts, self.n_fantasies = n_candidates, n_restarts, n_fantasies
+        self.n_thompson = n_thompson
         self.rng = np.random.default_rng(seed)
         self.torch_generator = torch.Generator().manual_seed(int(self.rng.integers(2**62)))
         self._design = qmc.Sobol(self.space.dim, scramble=True, seed=self.rng)
@@ -204,8 +207,29 @@ class Optimizer:
             raise SpaceExhausted("every point of the search space has been observed or is pending")
         return pool[0]
 
+    def _thompson(self, surrogate: PFNSurrogate, x_obs: np.ndarray, y_obs: np.ndarray,
+                  taken: np.ndarray) -> np.ndarray:
+        """The minimiser of one joint posterior sample over ``n_thompson`` candidates (Sobol points, and points
+        near the best observations), drawn point by point by the PFN conditioned on the draws before (pending
+        points first, so the sample is conditioned on their fantasised outcomes too)."""
+        d = self.space.dim
+        k = self.n_thompson // 4
+        centres = x_obs[np.argsort(y_obs)[:5]]
+        near = centres[self.rng.integers(len(centres), size=k)] + 0.02 * self.rng.standard_normal((k, d))
+        pool = np.concatenate([qmc.Sobol(d, scramble=True, seed=self.rng).random(self.n_thompson - k),
+                               np.clip(near, 0.0, 1.0)])
+        pool = self.space.round_unit(pool)
+        pool = np.unique(pool[_is_new(pool, taken)], axis=0)
+        if len(pool) == 0:
+            return self._from_design(taken)
+        pending = np.array(self._pending).reshape(-1, d)
+        draw = surrogate.sample_joint(np.concatenate([pending, pool]), 1, self.torch_generator)[0]
+        return pool[int(np.argmin(draw[len(pending):]))]
+
     def _from_surrogate(self, x_obs: np.ndarray, y_obs: np.ndarray, taken: np.ndarray) -> np.ndarray:
         surrogate = PFNSurrogate(self.model, x_obs, y_obs)
+        if self.acquisition.name == "thompson":
+            return self._thompson(surrogate, x_obs, y_obs, taken)
         acq, bars = self.acquisition, surrogate.bars
         if self._pending:
             draws, fantasies = surrogate.fantasize(torch.as_tensor(np.array(self._pending)), self.n_fantasies,

@@ -66,6 +66,13 @@ class PFNSurrogate:
         loc, scale = self.target_affine
         return BarPredictive(self.bars, logits, loc=loc, scale=scale)
 
+    def sample_joint(self, x, n_samples: int, generator: torch.Generator | None = None) -> np.ndarray:
+        """``n_samples`` joint posterior samples of y at the unit-cube points ``x`` (`q x d`): `n_samples x q`,
+        the optimiser's units (see :meth:`fantasize`)."""
+        generator = generator if generator is not None else torch.Generator().manual_seed(0)
+        draws, _ = self.fantasize(torch.as_tensor(np.atleast_2d(x), dtype=torch.float64), n_samples, generator)
+        return draws.numpy()
+
     def fantasize(self, x: Tensor, n_samples: int, generator: torch.Generator) -> tuple[Tensor, "Fantasies"]:
         """Joint samples of y at the points ``x`` (`q x d`), drawn autoregressively: y_1 from the predictive,
         y_2 from the PFN conditioned on the observations and (x_1, y_1), and so on (the chain rule, so the
