@@ -85,8 +85,8 @@ def problems() -> dict[str, Problem]:
 
 def initial_points(problem: Problem, seed: int) -> np.ndarray:
     """The 2d scrambled Sobol points every method starts from (user units)."""
-    u = qmc.Sobol(problem.dim, scramble=True, seed=derive_seed(31, problem.dim, seed, len(problem.name))).random(
-        2 * problem.dim)
+    sobol = qmc.Sobol(problem.dim, scramble=True, seed=derive_seed(31, problem.dim, seed, len(problem.name)))
+    u = sobol.random_base2(int(math.ceil(math.log2(2 * problem.dim))))[:2 * problem.dim]
     lo, hi = problem.bounds[:, 0], problem.bounds[:, 1]
     return lo + u * (hi - lo)
 

@@ -32,6 +32,11 @@ def _is_new(u: np.ndarray, taken: np.ndarray) -> np.ndarray:
     return ~close.any(1)
 
 
+def _sobol(d: int, n: int, rng: np.random.Generator) -> np.ndarray:
+    """The first ``n`` points of a scrambled Sobol sequence of a power-of-2 length (balanced, no warning)."""
+    return qmc.Sobol(d, scramble=True, seed=rng).random_base2(max(int(np.ceil(np.log2(max(n, 1)))), 0))[:n]
+
+
 def _scores(score: Callable[[Tensor], Tensor], u: np.ndarray, chunk: int) -> np.ndarray:
     out = []
     with torch.no_grad():
@@ -72,7 +77,7 @@ def maximize_acquisition(score: Callable[[Tensor], Tensor], space: Space, taken:
     best new one returned. Raises :class:`SpaceExhausted` if the space holds no new point.
     """
     d = space.dim
-    sobol = qmc.Sobol(d, scramble=True, seed=rng).random(n_candidates)
+    sobol = _sobol(d, n_candidates, rng)
     pools = [sobol]
     if centres is not None and len(centres):
         k = max(n_candidates // 4, 1)

@@ -31,7 +31,7 @@ import torch
 from scipy.stats import qmc
 
 from priorfit.bo.acquisition import Acquisition
-from priorfit.bo.maximize import SpaceExhausted, _is_new, maximize_acquisition
+from priorfit.bo.maximize import SpaceExhausted, _is_new, _sobol, maximize_acquisition
 from priorfit.bo.space import Space
 from priorfit.bo.surrogate import PFNSurrogate
 from priorfit.models import load_model
@@ -216,7 +216,8 @@ class Optimizer:
         k = self.n_thompson // 4
         centres = x_obs[np.argsort(y_obs)[:5]]
         near = centres[self.rng.integers(len(centres), size=k)] + 0.02 * self.rng.standard_normal((k, d))
-        pool = np.concatenate([qmc.Sobol(d, scramble=True, seed=self.rng).random(self.n_thompson - k),
+        sobol = _sobol(d, self.n_thompson - k, self.rng)
+        pool = np.concatenate([sobol[:self.n_thompson - k],
                                np.clip(near, 0.0, 1.0)])
         pool = self.space.round_unit(pool)
         pool = np.unique(pool[_is_new(pool, taken)], axis=0)
