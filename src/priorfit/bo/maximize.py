@@ -46,8 +46,9 @@ def _scores(score: Callable[[Tensor], Tensor], u: np.ndarray, chunk: int) -> np.
     return np.where(np.isfinite(s), s, -np.inf)
 
 
-def _refine(score: Callable[[Tensor], Tensor], starts: np.ndarray, maxiter: int) -> np.ndarray:
-    """L-BFGS-B on the unit cube from every row of ``starts`` (`r x d`) at once, gradients by autograd through
+def _refine(score: Callable[[Tensor], Tensor], starts: np.ndarray, maxiter: int, low: np.ndarray,
+            high: np.ndarray) -> np.ndarray:
+    """L-BFGS-B on the box [low, high] from every row of ``starts`` (`r x d`) at once, gradients by autograd through
     the PFN: the objective is the sum of the points' scores, which separates, so one batched forward pass per
     iteration serves every restart (BoTorch's ``gen_candidates_scipy`` does the same)."""
     r, d = starts.shape
@@ -60,36 +61,41 @@ def _refine(score: Callable[[Tensor], Tensor], starts: np.ndarray, maxiter: int)
         (grad,) = torch.autograd.grad(total, x)
         return -float(total.detach()), -grad.reshape(-1).numpy()
 
-    result = optimize.minimize(objective, starts.reshape(-1), jac=True, method="L-BFGS-B",
-                               bounds=[(0.0, 1.0)] * (r * d), options=dict(maxiter=maxiter))
-    return np.clip(result.x.reshape(r, d), 0.0, 1.0)
+    bounds = [(float(lo), float(hi)) for lo, hi in zip(np.tile(low, r), np.tile(high, r))]
+    result = optimize.minimize(objective, starts.reshape(-1), jac=True, method="L-BFGS-B", bounds=bounds,
+                               options=dict(maxiter=maxiter))
+    return np.clip(result.x.reshape(r, d), low, high)
 
 
 def maximize_acquisition(score: Callable[[Tensor], Tensor], space: Space, taken: np.ndarray,
                          rng: np.random.Generator, *, centres: np.ndarray | None = None, n_candidates: int = 512,
-                         n_restarts: int = 2, maxiter: int = 20, chunk: int = 1024) -> np.ndarray:
+                         n_restarts: int = 2, maxiter: int = 20, chunk: int = 1024,
+                         box: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """The unit-cube point (`d`) that maximises ``score`` (unit-cube points `m x d` -> scores `m`, differentiable)
-    among the points the space holds, excluding ``taken`` (`k x d`, observed and pending points).
+    in ``box`` (``(low, high)``, default the whole cube) among the points the space holds, excluding ``taken``
+    (`k x d`, observed and pending points).
 
-    Candidates: ``n_candidates`` scrambled Sobol points plus a quarter as many around ``centres`` (the best
-    points seen; Gaussian steps of log-uniform size from 0.0016 to 0.05 per coordinate). The ``n_restarts`` best start L-BFGS-B (``maxiter``
-    iterations); the refined points and the best candidates, rounded to the space, are scored once more and the
-    best new one returned. Raises :class:`SpaceExhausted` if the space holds no new point.
+    Candidates: ``n_candidates`` scrambled Sobol points in the box plus a quarter as many around ``centres`` (the
+    best points seen; Gaussian steps of log-uniform size from 0.16% to 5% of the box per coordinate). The
+    ``n_restarts`` best start L-BFGS-B (``maxiter`` iterations) in the box; the refined points and the best
+    candidates, rounded to the space, are scored once more and the best new one returned. Raises
+    :class:`SpaceExhausted` if the space holds no new point.
     """
     d = space.dim
-    sobol = _sobol(d, n_candidates, rng)
+    low, high = (np.zeros(d), np.ones(d)) if box is None else (np.asarray(box[0]), np.asarray(box[1]))
+    sobol = low + _sobol(d, n_candidates, rng) * (high - low)
     pools = [sobol]
     if centres is not None and len(centres):
         k = max(n_candidates // 4, 1)
         picks = centres[rng.integers(len(centres), size=k)]
-        steps = 0.05 * 10.0 ** -rng.uniform(0.0, 1.5, size=(k, 1))  # log-uniform, 0.0016 to 0.05
-        pools.append(np.clip(picks + steps * rng.standard_normal((k, d)), 0.0, 1.0))
+        steps = 0.05 * (high - low) * 10.0 ** -rng.uniform(0.0, 1.5, size=(k, 1))  # log-uniform, 0.16% to 5%
+        pools.append(np.clip(picks + steps * rng.standard_normal((k, d)), low, high))
     candidates = np.concatenate(pools)
     scores = _scores(score, candidates, chunk)
     order = np.argsort(-scores)
     starts = candidates[order[:n_restarts]]
     starts = starts[np.isfinite(scores[order[:n_restarts]])]
-    refined = _refine(score, starts, maxiter) if len(starts) else np.zeros((0, d))
+    refined = _refine(score, starts, maxiter, low, high) if len(starts) else np.zeros((0, d))
     pool = np.concatenate([refined, candidates[order[:64]]])
     pool = space.round_unit(pool)
     pool = pool[_is_new(pool, taken)]

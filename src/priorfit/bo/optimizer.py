@@ -17,6 +17,9 @@ Conventions, stated once:
 - Points asked but not told are pending: later suggestions average the acquisition over the PFN's joint samples
   of their outcomes (fantasies), which is also how ``ask(n)`` builds a batch.
 - Until there are two distinct successful values to condition on, suggestions stay in the Sobol design.
+- After the design, a trust region (:mod:`priorfit.bo.trust_region`) decides which observations the PFN is
+  conditioned on (those near the best point) and where the acquisition is maximised (a box around it whose side
+  adapts to successes and failures); ``trust_region=False`` conditions on everything and searches everywhere.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from priorfit.bo.acquisition import Acquisition
 from priorfit.bo.maximize import SpaceExhausted, _is_new, _sobol, maximize_acquisition
 from priorfit.bo.space import Space
 from priorfit.bo.surrogate import PFNSurrogate
+from priorfit.bo.trust_region import TrustRegion
 from priorfit.models import load_model
 
 __all__ = ["Optimizer", "minimize", "Trial", "OptimizeResult", "SpaceExhausted"]
@@ -92,11 +96,14 @@ class Optimizer:
         n_initial: Sobol points before the surrogate takes over (default ``max(2, 2 d)``).
         seed: seeds the Sobol design and the acquisition optimiser's candidates.
         on_failure: "worst" or "ignore" (module docstring).
-        n_candidates, n_restarts: the acquisition optimiser's Sobol candidates and L-BFGS-B restarts (the
-            defaults keep a suggestion near 0.1 s on one CPU thread; more of either searches harder).
+        n_candidates, n_restarts, refine_iterations: the acquisition optimiser's Sobol candidates, L-BFGS-B
+            restarts and iterations per restart (more of each searches harder, and takes longer).
         n_fantasies: joint samples of pending outcomes a batch or pending point averages over.
         level: the quantile acquisition's level.
         n_thompson: the candidates one Thompson sample is drawn over (each costs one context encoding).
+        trust_region: condition on the observations near the best point and search a box around it, whose size
+            adapts (:mod:`priorfit.bo.trust_region`; the PFN resolves values only to a fraction of its context's
+            spread). False: every observation, the whole space.
 
     Example:
         >>> opt = Optimizer([(-5.0, 10.0), (0.0, 15.0)], seed=0)
@@ -106,13 +113,14 @@ class Optimizer:
     def __init__(self, space: Space | Sequence[Sequence[float]], *, acquisition: str = "logei", model=None,
                  maximize: bool = False, n_initial: int | None = None, seed: int = 0, on_failure: str = "worst",
                  n_candidates: int = 512, n_restarts: int = 2, n_fantasies: int = 32, level: float = 0.1,
-                 n_thompson: int = 64) -> None:
+                 n_thompson: int = 64, trust_region: bool = True, refine_iterations: int = 20) -> None:
         self.space = space if isinstance(space, Space) else Space.from_bounds(space)
         self.acquisition = Acquisition(acquisition, level)
         if on_failure not in ON_FAILURE:
             raise ValueError(f"on_failure must be one of {ON_FAILURE}, got {on_failure!r}")
         for name, value, low in (("n_candidates", n_candidates, 1), ("n_restarts", n_restarts, 0),
-                                 ("n_fantasies", n_fantasies, 1), ("n_thompson", n_thompson, 4)):
+                                 ("n_fantasies", n_fantasies, 1), ("n_thompson", n_thompson, 4),
+                                 ("refine_iterations", refine_iterations, 1)):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
         if n_initial is None:
@@ -129,6 +137,8 @@ class Optimizer:
         self.on_failure = on_failure
         self.n_candidates, self.n_restarts, self.n_fantasies = n_candidates, n_restarts, n_fantasies
         self.n_thompson = n_thompson
+        self.refine_iterations = refine_iterations
+        self.trust_region = TrustRegion(self.space.dim) if trust_region else None
         self.rng = np.random.default_rng(seed)
         self.torch_generator = torch.Generator().manual_seed(int(self.rng.integers(2**62)))
         self._design = qmc.Sobol(self.space.dim, scramble=True, seed=self.rng)
@@ -207,18 +217,19 @@ class Optimizer:
             raise SpaceExhausted("every point of the search space has been observed or is pending")
         return pool[0]
 
-    def _thompson(self, surrogate: PFNSurrogate, x_obs: np.ndarray, y_obs: np.ndarray,
-                  taken: np.ndarray) -> np.ndarray:
+    def _thompson(self, surrogate: PFNSurrogate, x_obs: np.ndarray, y_obs: np.ndarray, taken: np.ndarray,
+                  box: tuple[np.ndarray, np.ndarray] | None) -> np.ndarray:
         """The minimiser of one joint posterior sample over ``n_thompson`` candidates (Sobol points, and points
         near the best observations), drawn point by point by the PFN conditioned on the draws before (pending
         points first, so the sample is conditioned on their fantasised outcomes too)."""
         d = self.space.dim
+        low, high = (np.zeros(d), np.ones(d)) if box is None else box
         k = self.n_thompson // 4
         centres = x_obs[np.argsort(y_obs)[:5]]
-        near = centres[self.rng.integers(len(centres), size=k)] + 0.02 * self.rng.standard_normal((k, d))
-        sobol = _sobol(d, self.n_thompson - k, self.rng)
-        pool = np.concatenate([sobol[:self.n_thompson - k],
-                               np.clip(near, 0.0, 1.0)])
+        near = centres[self.rng.integers(len(centres), size=k)] + 0.02 * (high - low) * self.rng.standard_normal(
+            (k, d))
+        sobol = low + _sobol(d, self.n_thompson - k, self.rng) * (high - low)
+        pool = np.concatenate([sobol, np.clip(near, low, high)])
         pool = self.space.round_unit(pool)
         pool = np.unique(pool[_is_new(pool, taken)], axis=0)
         if len(pool) == 0:
@@ -228,9 +239,19 @@ class Optimizer:
         return pool[int(np.argmin(draw[len(pending):]))]
 
     def _from_surrogate(self, x_obs: np.ndarray, y_obs: np.ndarray, taken: np.ndarray) -> np.ndarray:
+        box = None
+        region = self.trust_region
+        if region is not None and not region.restarted:
+            centre = x_obs[int(np.argmin(y_obs))]
+            box = region.box(centre)
+            keep = region.context(x_obs, centre)
+            if len(np.unique(y_obs[keep])) >= 2:
+                x_obs, y_obs = x_obs[keep], y_obs[keep]
+            else:
+                box = None
         surrogate = PFNSurrogate(self.model, x_obs, y_obs)
         if self.acquisition.name == "thompson":
-            return self._thompson(surrogate, x_obs, y_obs, taken)
+            return self._thompson(surrogate, x_obs, y_obs, taken, box)
         acq, bars = self.acquisition, surrogate.bars
         if self._pending:
             draws, fantasies = surrogate.fantasize(torch.as_tensor(np.array(self._pending)), self.n_fantasies,
@@ -251,7 +272,8 @@ class Optimizer:
         order = np.argsort(y_obs)[:5]
         n_candidates = self.n_candidates if not self._pending else max(self.n_candidates // 4, 16)
         return maximize_acquisition(score, self.space, taken, self.rng, centres=x_obs[order],
-                                    n_candidates=n_candidates, n_restarts=self.n_restarts)
+                                    n_candidates=n_candidates, n_restarts=self.n_restarts, box=box,
+                                    maxiter=self.refine_iterations)
 
     def tell(self, x, y, error: str | None = None, evaluate_seconds: float = math.nan) -> None:
         """Record the value ``y`` at ``x`` (user units). A NaN, infinite or None ``y``, or an ``error`` message,
@@ -273,6 +295,11 @@ class Optimizer:
             if np.abs(p - u).max() <= 1e-9:
                 del self._pending[i]
                 break
+        if self.trust_region is not None and len(self.history) >= self.n_initial:
+            best = self.best()
+            improved = error is None and (best is None or self._sign() * value < self._sign() * best[1]
+                                          - 1e-3 * abs(best[1]))
+            self.trust_region.update(improved)
         seconds = self._suggest_seconds.pop(xs[0].tobytes(), math.nan)
         self.history.append(Trial(xs[0], value if error is None else math.nan, error, seconds,
                                   float(evaluate_seconds)))
