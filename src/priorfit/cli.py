@@ -381,8 +381,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a named parameter, integer and/or log-scaled by the flags; repeat for each")
     p.add_argument("--budget", type=int, required=True, help="number of evaluations")
     p.add_argument("--maximize", action="store_true", help="maximise instead of minimise")
-    p.add_argument("--acquisition", choices=("logei", "ei", "pi", "quantile", "thompson"), default="logei",
-                   help="acquisition function (default logei)")
+    p.add_argument("--acquisition", choices=("quantile", "logei", "ei", "pi", "thompson"), default="quantile",
+                   help="acquisition function (default quantile: minus the predictive's 10%% quantile)")
     p.add_argument("--model", default=None, help="checkpoint path or shipped model name (default: invariant_default)")
     p.add_argument("--seed", type=int, default=0, help="seed of the initial design and the candidates")
     p.add_argument("--out", default="priorfit_bo", help="output folder (default: priorfit_bo)")

@@ -90,14 +90,17 @@ class Optimizer:
 
     Args:
         space: a :class:`Space`, or bounds ``[(low, high), ...]`` for real parameters.
-        acquisition: "logei" (default), "ei", "pi", "quantile" or "thompson" (:mod:`priorfit.bo.acquisition`).
+        acquisition: "quantile" (default), "logei", "ei", "pi" or "thompson" (:mod:`priorfit.bo.acquisition`).
         model: the PFN (a shipped model's name or a checkpoint path; None: the default model).
         maximize: maximise the objective instead of minimising it.
         n_initial: Sobol points before the surrogate takes over (default ``max(2, 2 d)``).
         seed: seeds the Sobol design and the acquisition optimiser's candidates.
         on_failure: "worst" or "ignore" (module docstring).
         n_candidates, n_restarts, refine_iterations: the acquisition optimiser's Sobol candidates, L-BFGS-B
-            restarts and iterations per restart (more of each searches harder, and takes longer).
+            restarts and iterations per restart (more of each searches harder, and takes longer). The defaults
+            (the quantile acquisition, 256 candidates, no L-BFGS-B) were chosen by ``benchmarks/bo_defaults.py``
+            on functions and seeds the benchmark does not use: the lowest median regret among settings whose
+            suggestion takes at most 0.05 s on one CPU thread.
         n_fantasies: joint samples of pending outcomes a batch or pending point averages over.
         level: the quantile acquisition's level.
         n_thompson: the candidates one Thompson sample is drawn over (each costs one context encoding).
@@ -110,9 +113,9 @@ class Optimizer:
         >>> x = opt.ask(); opt.tell(x, float(x.sum()))
     """
 
-    def __init__(self, space: Space | Sequence[Sequence[float]], *, acquisition: str = "logei", model=None,
+    def __init__(self, space: Space | Sequence[Sequence[float]], *, acquisition: str = "quantile", model=None,
                  maximize: bool = False, n_initial: int | None = None, seed: int = 0, on_failure: str = "worst",
-                 n_candidates: int = 512, n_restarts: int = 2, n_fantasies: int = 32, level: float = 0.1,
+                 n_candidates: int = 256, n_restarts: int = 0, n_fantasies: int = 32, level: float = 0.1,
                  n_thompson: int = 64, trust_region: bool = True, refine_iterations: int = 20) -> None:
         self.space = space if isinstance(space, Space) else Space.from_bounds(space)
         self.acquisition = Acquisition(acquisition, level)
