@@ -191,8 +191,11 @@ def _objective(spec: str):
             path = Path(module_name)
             if not path.is_file():
                 raise PriorfitError(f"objective file {module_name!r} does not exist")
+            # importable as it would be run: its folder on the path (sibling imports), itself in sys.modules
+            sys.path.insert(0, str(path.resolve().parent))
             loader = importlib.util.spec_from_file_location(path.stem, path)
             module = importlib.util.module_from_spec(loader)
+            sys.modules[path.stem] = module
             loader.loader.exec_module(module)
         else:
             module = importlib.import_module(module_name)
@@ -260,7 +263,7 @@ def _cmd_bo(args: argparse.Namespace) -> int:
         raise PriorfitError(str(exc)) from None
     finally:
         bar.close()
-    paths = write_report(result, args.out, title=args.objective, maximize=args.maximize)
+    paths = write_report(result, args.out, title=args.objective)
     if result.n_failures == result.n_evaluations:
         print(f"every one of {result.n_evaluations} evaluations failed; the first error: "
               f"{result.history[0].error}", file=sys.stderr)

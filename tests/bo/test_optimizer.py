@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from priorfit.bo import Integer, Optimizer, Real, Space, SpaceExhausted, minimize
+from priorfit.bo import Integer, Optimizer, Real, Space, SpaceExhausted, minimize  # noqa: F401
 from priorfit.bo.surrogate import PFNSurrogate
 
 
@@ -27,11 +27,14 @@ def test_minimize_records_every_evaluation_and_returns_the_best(tiny_checkpoint)
     np.testing.assert_array_equal([t.x for t in again.history], [t.x for t in result.history])  # seeded
 
 
-def test_maximize_reports_the_objective_in_its_own_sign(tiny_checkpoint) -> None:
-    result = minimize(lambda x: -bowl(x), [(0.0, 1.0)], budget=6, seed=1, maximize=True, model=tiny_checkpoint,
-                      n_candidates=64)
-    values = [t.y for t in result.history]
-    assert result.fun == max(values) and result.fun <= 0
+def test_maximizing_f_is_minimizing_minus_f(tiny_checkpoint) -> None:
+    """The same points, in the same order (the trust region's rule included), and each value in its own sign."""
+    up = minimize(lambda x: -bowl(x), [(0.0, 1.0), (0.0, 1.0)], budget=12, seed=1, maximize=True,
+                  model=tiny_checkpoint, n_candidates=64)
+    down = minimize(bowl, [(0.0, 1.0), (0.0, 1.0)], budget=12, seed=1, model=tiny_checkpoint, n_candidates=64)
+    np.testing.assert_array_equal([t.x for t in up.history], [t.x for t in down.history])
+    assert up.fun == -down.fun == max(t.y for t in up.history)
+    np.testing.assert_array_equal(up.best_so_far(), -down.best_so_far())
 
 
 def test_failures_are_recorded_and_never_suggested_again(tiny_checkpoint) -> None:
@@ -81,6 +84,35 @@ def test_a_batch_and_pending_points_are_distinct(tiny_checkpoint) -> None:
     assert len(opt.history) == 7 and opt._pending == []
 
 
+def test_a_failed_batch_leaves_nothing_pending_and_points_can_be_forgotten(tiny_checkpoint) -> None:
+    opt = Optimizer(Space((Integer("k", 0, 2),)), model=tiny_checkpoint, seed=0)
+    with pytest.raises(SpaceExhausted):
+        opt.ask(5)
+    assert opt._pending == []
+    x = opt.ask()
+    opt.tell(np.round(x, 6), 1.0)  # a point that went through a file comes back as the same point
+    assert opt._pending == []
+    y = opt.ask()
+    opt.forget(y)
+    assert opt._pending == []
+    with pytest.raises(ValueError, match="not a pending point"):
+        opt.forget(y)
+
+
+def test_fantasies_condition_on_the_pending_outcomes() -> None:
+    """With the shipped model: at a pending point, each fantasy's predictive sits at that fantasy's own draw."""
+    rng = np.random.default_rng(2)
+    X = rng.random((10, 1))
+    surrogate = PFNSurrogate(None, X, np.sin(5 * X[:, 0]))
+    point = torch.tensor([[0.5]], dtype=torch.float64)
+    draws, fantasies = surrogate.fantasize(point, 200, torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        logits = fantasies.logits(point)[:, 0]
+    loc, scale = fantasies.target_affine()
+    medians = loc[:, 0] + scale[:, 0] * surrogate.bars.icdf(logits.double(), 0.5)
+    assert np.corrcoef(draws[:, 0].numpy(), medians.numpy())[0, 1] > 0.9
+
+
 def test_repeated_points_are_data(tiny_checkpoint) -> None:
     opt = Optimizer([(0.0, 1.0)], model=tiny_checkpoint, seed=0)
     for y in (1.0, 1.2, 0.9):
@@ -128,7 +160,7 @@ def test_joint_samples_start_from_the_one_point_predictive(tiny_checkpoint) -> N
     assert fantasies.logits(points).shape[:2] == (4000, 2)
 
 
-@pytest.mark.parametrize("acquisition", ["ei", "pi", "quantile", "thompson"])
+@pytest.mark.parametrize("acquisition", ["logei", "ei", "pi", "quantile", "thompson"])
 def test_every_acquisition_runs_to_distinct_points(tiny_checkpoint, acquisition) -> None:
     result = minimize(bowl, [(0.0, 1.0), (0.0, 1.0)], budget=7, seed=0, model=tiny_checkpoint,
                       acquisition=acquisition, n_candidates=32, n_thompson=16)

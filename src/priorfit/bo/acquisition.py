@@ -5,13 +5,13 @@ Each scores logits (``... x K``) whose bars describe ``(y - loc) / scale``, agai
 They are torch functions, differentiable in the logits, so acquisition optimisation can follow gradients through
 the PFN to the query points.
 
-- ``logei``: log E[max(best - y, 0)], finite however small the improvement (the default: EI underflows to 0
-  far from the incumbent, and a flat zero gives a gradient-based optimiser nothing to follow; Ament et al.,
-  "Unexpected improvements to expected improvement", NeurIPS 2023, made it BoTorch's default);
+- ``logei``: log E[max(best - y, 0)], finite however small the improvement (EI underflows to 0 far from the
+  incumbent, and a flat zero gives a gradient-based optimiser nothing to follow; Ament et al., "Unexpected
+  improvements to expected improvement", NeurIPS 2023, made it BoTorch's default);
 - ``ei``: E[max(best - y, 0)];
 - ``pi``: P(y < best);
 - ``quantile``: minus the predictive's ``level`` quantile (an optimistic lower bound, the bar distribution's
-  analogue of a lower confidence bound; level 0.1 by default);
+  analogue of a lower confidence bound; level 0.1 by default; the optimiser's default acquisition);
 - ``thompson``: Thompson sampling, the minimiser of one joint posterior sample over a candidate set (drawn by
   the optimiser with :meth:`~priorfit.bo.surrogate.PFNSurrogate.sample_joint`; it has no score here).
 
@@ -38,7 +38,7 @@ ACQUISITIONS = ("logei", "ei", "pi", "quantile", "thompson")
 class Acquisition:
     """An acquisition by name (one of ``ACQUISITIONS``); ``level`` is the quantile acquisition's level."""
 
-    name: str = "logei"
+    name: str = "quantile"
     level: float = 0.1
 
     def __post_init__(self) -> None:

@@ -59,6 +59,7 @@ def _refine(score: Callable[[Tensor], Tensor], starts: np.ndarray, maxiter: int,
         finite = torch.isfinite(values)
         total = torch.where(finite, values, torch.zeros_like(values)).sum()
         (grad,) = torch.autograd.grad(total, x)
+        grad = torch.where(finite[:, None], grad, torch.zeros_like(grad)).nan_to_num(0.0, 0.0, 0.0)
         return -float(total.detach()), -grad.reshape(-1).numpy()
 
     bounds = [(float(lo), float(hi)) for lo, hi in zip(np.tile(low, r), np.tile(high, r))]

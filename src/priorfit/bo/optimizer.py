@@ -34,7 +34,7 @@ import torch
 from scipy.stats import qmc
 
 from priorfit.bo.acquisition import Acquisition
-from priorfit.bo.maximize import SpaceExhausted, _is_new, _sobol, maximize_acquisition
+from priorfit.bo.maximize import DUPLICATE_TOLERANCE, SpaceExhausted, _is_new, _sobol, maximize_acquisition
 from priorfit.bo.space import Space
 from priorfit.bo.surrogate import PFNSurrogate
 from priorfit.bo.trust_region import TrustRegion
@@ -69,6 +69,7 @@ class OptimizeResult:
     fun: float
     history: list[Trial] = field(repr=False)
     space: Space = field(repr=False)
+    maximize: bool = False
 
     @property
     def n_evaluations(self) -> int:
@@ -78,10 +79,10 @@ class OptimizeResult:
     def n_failures(self) -> int:
         return sum(not t.ok for t in self.history)
 
-    def best_so_far(self, maximize: bool = False) -> np.ndarray:
-        """The best value after each evaluation (NaN until the first success)."""
-        y = np.array([t.y if t.ok else (-np.inf if maximize else np.inf) for t in self.history])
-        best = np.maximum.accumulate(y) if maximize else np.minimum.accumulate(y)
+    def best_so_far(self) -> np.ndarray:
+        """The best value after each evaluation, in the run's direction (NaN until the first success)."""
+        y = np.array([t.y if t.ok else (-np.inf if self.maximize else np.inf) for t in self.history])
+        best = np.maximum.accumulate(y) if self.maximize else np.minimum.accumulate(y)
         return np.where(np.isfinite(best), best, np.nan)
 
 
@@ -187,8 +188,29 @@ class Optimizer:
         """The next point to evaluate (`d`, user units), or ``n`` points (`n x d`) to evaluate in parallel."""
         if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
             raise ValueError(f"n must be a positive integer or None, got {n!r}")
-        points = [self._ask_one() for _ in range(1 if n is None else n)]
+        pending = len(self._pending)
+        try:
+            points = [self._ask_one() for _ in range(1 if n is None else n)]
+        except Exception:
+            del self._pending[pending:]  # a batch that fails part-way leaves nothing pending
+            raise
         return points[0] if n is None else np.stack(points)
+
+    def forget(self, x) -> None:
+        """Stop treating the pending point ``x`` as pending (its evaluation was abandoned, not failed)."""
+        u = self.space.to_unit(self.space.check(x))[0]
+        i = self._pending_index(u)
+        if i is None:
+            raise ValueError(f"x={np.asarray(x).tolist()} is not a pending point")
+        del self._pending[i]
+
+    def _pending_index(self, u: np.ndarray) -> int | None:
+        """The pending point nearest ``u`` (unit cube), if it is the same point (within the duplicate tolerance)."""
+        if not self._pending:
+            return None
+        distance = np.abs(np.array(self._pending) - u).max(1)
+        i = int(np.argmin(distance))
+        return i if distance[i] <= DUPLICATE_TOLERANCE else None
 
     def _ask_one(self) -> np.ndarray:
         start = time.perf_counter()
@@ -252,7 +274,7 @@ class Optimizer:
                 x_obs, y_obs = x_obs[keep], y_obs[keep]
             else:
                 box = None
-        surrogate = PFNSurrogate(self.model, x_obs, y_obs)
+        surrogate = PFNSurrogate(self.checkpoint, x_obs, y_obs)  # the model checked in __init__, not a reload
         if self.acquisition.name == "thompson":
             return self._thompson(surrogate, x_obs, y_obs, taken, box)
         acq, bars = self.acquisition, surrogate.bars
@@ -293,11 +315,9 @@ class Optimizer:
                 raise ValueError(f"y must be a number, NaN or None, got {y!r}") from None
         if error is None and not math.isfinite(value):
             error = f"non-finite value {value!r}" if y is not None else "no value"
-        u = self.space.to_unit(xs)[0]
-        for i, p in enumerate(self._pending):
-            if np.abs(p - u).max() <= 1e-9:
-                del self._pending[i]
-                break
+        i = self._pending_index(self.space.to_unit(xs)[0])
+        if i is not None:
+            del self._pending[i]
         if self.trust_region is not None and len(self.history) >= self.n_initial:
             best = self.best()
             improved = error is None and (best is None or self._sign() * value < self._sign() * best[1]
@@ -340,5 +360,5 @@ def minimize(fun: Callable[[np.ndarray], float], bounds: Space | Sequence[Sequen
             callback(opt.history[-1], opt)
     best = opt.best()
     if best is None:
-        return OptimizeResult(np.full(opt.space.dim, np.nan), math.nan, opt.history, opt.space)
-    return OptimizeResult(best[0], best[1], opt.history, opt.space)
+        return OptimizeResult(np.full(opt.space.dim, np.nan), math.nan, opt.history, opt.space, opt.maximize)
+    return OptimizeResult(best[0], best[1], opt.history, opt.space, opt.maximize)

@@ -54,8 +54,9 @@ class Real:
 
 @dataclass(frozen=True)
 class Integer(Real):
-    """An integer parameter on ``[low, high]`` (both included); the unit cube's value is rounded when mapped
-    back. ``log=True`` searches it uniformly in log (a count such as a number of trees)."""
+    """An integer parameter on ``[low, high]`` (both included). In the unit cube each value owns an interval of
+    equal width, ``[k - 1/2, k + 1/2]`` mapped linearly (or in log with ``log=True``, for a count such as a number
+    of trees), so a uniform draw gives every value, the ends included, the same chance."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -63,8 +64,16 @@ class Integer(Real):
             raise ValueError(f"parameter {self.name!r}: an Integer's bounds must be integers, "
                              f"got low={self.low!r}, high={self.high!r}")
 
+    def _ends(self) -> tuple[float, float]:
+        # each integer owns a cell of width 1 (in log for a log-scaled one), so all values are equally likely
+        # under a uniform draw in the cube, the two ends included
+        lo, hi = self.low - 0.5, self.high + 0.5
+        return (math.log(lo), math.log(hi)) if self.log else (lo, hi)
+
     def from_unit(self, u: np.ndarray) -> np.ndarray:
-        return np.clip(np.round(super().from_unit(u)), self.low, self.high)
+        lo, hi = self._ends()
+        v = lo + np.clip(u, 0.0, 1.0) * (hi - lo)
+        return np.clip(np.round(np.exp(v) if self.log else v), self.low, self.high)
 
 
 @dataclass(frozen=True)

@@ -46,7 +46,7 @@ from torch import Tensor
 
 from priorfit.config import register
 from priorfit.validation import check_int
-from priorfit.priors.hyperpriors import Hyperprior, LogNormal
+from priorfit.priors.hyperpriors import DimensionScaledLogNormal, Hyperprior, LogNormal
 from priorfit.priors.params import Params
 
 __all__ = [
@@ -358,6 +358,14 @@ def _sq_diff(x1, x2):
     return diff * diff
 
 
+def _check_dimension_scaled(lengthscale: Hyperprior, ard: bool) -> None:
+    """A DimensionScaledLogNormal reads the dimension off an ARD lengthscale's last axis: without ARD it has one
+    value and would silently not scale."""
+    if isinstance(lengthscale, DimensionScaledLogNormal) and not ard:
+        raise ValueError("a DimensionScaledLogNormal lengthscale needs ard=True (it reads the dimension off the "
+                         "per-feature lengthscales)")
+
+
 def _lengthscale_shape(ard: bool, n_features: int) -> tuple[int, ...]:
     return (n_features,) if ard else (1,)
 
@@ -394,6 +402,7 @@ class RBF(Kernel):
     def __post_init__(self) -> None:
         _check_hyperprior("lengthscale", self.lengthscale)
         _check_bool("ard", self.ard)
+        _check_dimension_scaled(self.lengthscale, self.ard)
 
     def param_shapes(self, n_features: int) -> dict[str, tuple[int, ...]]:
         return {"lengthscale": _lengthscale_shape(self.ard, _check_n_features(n_features))}
@@ -447,6 +456,7 @@ class Matern(Kernel):
             raise ValueError(f"nu must be one of {_MATERN_NUS}, got {self.nu!r}")
         _check_hyperprior("lengthscale", self.lengthscale)
         _check_bool("ard", self.ard)
+        _check_dimension_scaled(self.lengthscale, self.ard)
 
     def param_shapes(self, n_features: int) -> dict[str, tuple[int, ...]]:
         return {"lengthscale": _lengthscale_shape(self.ard, _check_n_features(n_features))}
@@ -514,6 +524,7 @@ class RationalQuadratic(Kernel):
         _check_hyperprior("lengthscale", self.lengthscale)
         _check_hyperprior("alpha", self.alpha)
         _check_bool("ard", self.ard)
+        _check_dimension_scaled(self.lengthscale, self.ard)
 
     def param_shapes(self, n_features: int) -> dict[str, tuple[int, ...]]:
         return {"lengthscale": _lengthscale_shape(self.ard, _check_n_features(n_features)), "alpha": ()}
@@ -567,6 +578,7 @@ class Periodic(Kernel):
         _check_hyperprior("lengthscale", self.lengthscale)
         _check_hyperprior("period", self.period)
         _check_bool("ard", self.ard)
+        _check_dimension_scaled(self.lengthscale, self.ard)
 
     def param_shapes(self, n_features: int) -> dict[str, tuple[int, ...]]:
         shape = _lengthscale_shape(self.ard, _check_n_features(n_features))
