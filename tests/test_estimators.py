@@ -146,6 +146,16 @@ def test_bad_queries_and_parameters(fitted, tiny_checkpoint):
             PFNRegressor(model=str(tiny_checkpoint), precision=bad).fit(X, y)
     with pytest.raises(ValueError, match="y"):
         reg.predict_distribution(X[:3]).log_prob(y[:2])
+    with pytest.raises(InputDataError, match="point_estimate"):
+        PFNRegressor(model=str(tiny_checkpoint), point_estimate="mode").fit(X, y)
+
+
+def test_the_point_estimate_is_the_mean_or_the_median(fitted, tiny_checkpoint):
+    reg, X, y = fitted
+    dist = reg.predict_distribution(X[:4])
+    np.testing.assert_array_equal(reg.predict(X[:4]), dist.mean)
+    median = PFNRegressor(model=str(tiny_checkpoint), point_estimate="median").fit(X, y)
+    np.testing.assert_allclose(median.predict(X[:4]), dist.quantile([0.5])[:, 0])
 
 
 def test_missing_and_corrupted_checkpoint(tmp_path, tiny_checkpoint):
