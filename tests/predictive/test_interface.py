@@ -134,3 +134,22 @@ def test_bad_arguments_name_themselves() -> None:
         pred.quantile(1.0)
     with pytest.raises(ValueError, match="n_samples"):
         pred.sample(-1)
+
+
+def test_a_large_normal_mixture_takes_its_crps_by_quadrature_and_agrees_with_the_pairs() -> None:
+    """Beyond _CRPS_PAIRWISE_MAX components the S^2 pair sums would not fit in memory (a NUTS marginal with
+    quadrature nodes per draw has 10^4 components); the quadrature agrees with them where both run."""
+    from priorfit.predictive import mixture
+
+    gen = torch.Generator().manual_seed(3)
+    means = torch.randn(300, 4, generator=gen, dtype=torch.float64)
+    variances = 0.1 + torch.rand(300, 4, generator=gen, dtype=torch.float64)
+    pred = mixture.NormalMixturePredictive(means, variances)
+    y = np.array([-1.0, 0.0, 0.5, 3.0])
+    pairwise = pred.crps(y)
+    limit = mixture._CRPS_PAIRWISE_MAX
+    try:
+        mixture._CRPS_PAIRWISE_MAX = 100
+        np.testing.assert_allclose(pred.crps(y), pairwise, rtol=1e-6)
+    finally:
+        mixture._CRPS_PAIRWISE_MAX = limit

@@ -26,6 +26,7 @@ _TOL = 1e-12
 _MAX_ITER = 200
 _CRPS_CHUNK = 8  # query points at a time in the S x S pair sums of the CRPS
 _CRPS_NODES = 200  # Gauss-Legendre nodes on each side of y, for the Student-t mixture's CRPS
+_CRPS_PAIRWISE_MAX = 1024  # a normal mixture with more components takes its CRPS by quadrature (memory ~ S^2)
 
 
 def _pick_components(weights: Tensor, n_samples: int, m: int,
@@ -33,6 +34,28 @@ def _pick_components(weights: Tensor, n_samples: int, m: int,
     """Row and column indices (`n_samples x m` each) of a component drawn by weight for every draw and query."""
     idx = torch.multinomial(weights, n_samples * m, replacement=True, generator=generator).reshape(n_samples, m)
     return idx, torch.arange(m).expand(n_samples, -1)
+
+
+def _crps_by_quadrature(pred: Predictive, y: Tensor) -> Tensor:
+    r"""CRPS as :math:`\int_{-\infty}^{y} F^2 + \int_y^\infty (1 - F)^2`, each half-line mapped onto (0, 1] by
+    :math:`x = y \mp w (1 - v) / v` (w the interquartile width) and integrated by Gauss-Legendre in v: memory
+    linear in the number of components."""
+    q1, q3 = pred._quantile(torch.tensor([0.25, 0.75], dtype=torch.float64)).T
+    width = (q3 - q1).clamp_min(1e-300)  # m: the scale of the substitution
+    nodes, weights = np.polynomial.legendre.leggauss(_CRPS_NODES)
+    v = torch.as_tensor((nodes + 1) / 2, dtype=torch.float64)[:, None]  # G x 1, in (0, 1)
+    dv = torch.as_tensor(weights / 2, dtype=torch.float64)[:, None]
+    reach = width * (1 - v) / v  # G x m: x = y -+ reach maps v in (0, 1] onto each half-line
+    jacobian = width / v.square()
+    step = max(1, 2**22 // max(1, len(pred) * getattr(pred, "num_components", 1)))  # nodes at a time: bounded memory
+    out = []
+    for yy in y.reshape(-1, len(pred)):  # F^2 below y plus (1 - F)^2 above it
+        total = torch.zeros(len(pred), dtype=torch.float64)
+        for g in range(0, _CRPS_NODES, step):
+            r, jac, d = reach[g:g + step], jacobian[g:g + step], dv[g:g + step]
+            total = total + (pred._cdf(yy - r).square() * jac * d).sum(0) + (pred._sf(yy + r).square() * jac * d).sum(0)
+        out.append(total)
+    return torch.stack(out).reshape(y.shape)
 
 
 class NormalMixturePredictive(Predictive):
@@ -116,7 +139,11 @@ class NormalMixturePredictive(Predictive):
         return (self.weights[:, None] * 0.5 * torch.special.erfc(z / math.sqrt(2.0))).sum(-2)
 
     def _crps(self, y: Tensor) -> Tensor:
-        r"""Closed form: :math:`E|X - y| - \tfrac12 E|X - X'|` over the components and their pairs (S^2 per point)."""
+        r"""Closed form: :math:`E|X - y| - \tfrac12 E|X - X'|` over the components and their pairs (S^2 per point);
+        by quadrature (:func:`_crps_by_quadrature`) beyond ``_CRPS_PAIRWISE_MAX`` components, where the pairs
+        would not fit in memory (a NUTS marginal with quadrature nodes per draw has 10^4)."""
+        if self.means.shape[0] > _CRPS_PAIRWISE_MAX:
+            return _crps_by_quadrature(self, y)
         flat = y.reshape(-1, len(self))
         w = self.weights
         rows = []
@@ -244,19 +271,7 @@ class StudentTMixturePredictive(Predictive):
     def _crps(self, y: Tensor) -> Tensor:
         if (self.df <= 1).any():
             return torch.full(y.shape, math.inf, dtype=torch.float64)
-        q1, q3 = self._quantile(torch.tensor([0.25, 0.75], dtype=torch.float64)).T
-        width = (q3 - q1).clamp_min(1e-300)  # m: the scale of the substitution
-        nodes, weights = np.polynomial.legendre.leggauss(_CRPS_NODES)
-        v = torch.as_tensor((nodes + 1) / 2, dtype=torch.float64)[:, None]  # G x 1, in (0, 1)
-        dv = torch.as_tensor(weights / 2, dtype=torch.float64)[:, None]
-        reach = width * (1 - v) / v  # G x m: x = y -+ reach maps v in (0, 1] onto each half-line
-        jacobian = width / v.square()
-        out = []
-        for yy in y.reshape(-1, len(self)):  # F^2 below y plus (1 - F)^2 above it
-            below = (self._cdf(yy - reach).square() * jacobian * dv).sum(0)
-            above = (self._sf(yy + reach).square() * jacobian * dv).sum(0)
-            out.append(below + above)
-        return torch.stack(out).reshape(y.shape)
+        return _crps_by_quadrature(self, y)
 
     def _sample(self, n_samples: int, generator: torch.Generator | None) -> Tensor:
         idx, cols = _pick_components(self.weights, n_samples, len(self), generator)
