@@ -25,7 +25,7 @@ from botorch.sampling.get_sampler import GetSampler
 from botorch.sampling.normal import SobolQMCNormalSampler
 from torch import Tensor
 
-from priorfit.bo.surrogate import PFNSurrogate
+from priorfit.bo.surrogate import PFNSurrogate, _repeat
 from priorfit.model.ensemble import encode, predict
 
 __all__ = ["PFNModel", "PFNPosterior"]
@@ -128,7 +128,7 @@ class PFNPosterior(Posterior):
         b = x.shape[0]
         reg = s.regressor
         x_ctx, y_ctx = s._x_ctx.expand(b, -1, -1), s._y_ctx.expand(b, -1)
-        context = _batched(reg.context_, b)
+        context = _repeat(reg.context_, b)
         values = []
         for j in range(q):
             logits = predict(s.model, context, x[:, j:j + 1], None, s.precision)[:, 0].to(torch.float64)
@@ -140,12 +140,6 @@ class PFNPosterior(Posterior):
                 y_ctx = torch.cat([y_ctx, y_norm[:, None]], dim=1)
                 context = encode(s.model, x_ctx, y_ctx, None, s.precision)
         return torch.stack(values, dim=-1).reshape(*shape, 1).to(self.dtype)
-
-
-def _batched(context, b: int):
-    from priorfit.bo.surrogate import _repeat
-
-    return _repeat(context, b)
 
 
 @GetSampler.register(PFNPosterior)
