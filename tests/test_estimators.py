@@ -203,6 +203,34 @@ def test_the_shipped_model_loads_and_carries_its_fidelity(name):
     assert reg.score(X, y) > 0.5
 
 
+def test_the_shipped_robust_model_resists_outliers_and_carries_its_fidelity():
+    import json
+    from pathlib import Path
+
+    from priorfit.estimators import load_model
+
+    ckpt = load_model("robust")
+    cells = ckpt.metadata["fidelity"]["cells"]
+    assert {(c["n_features"], c["n_context"]) for c in cells} == {(d, n) for d in (1, 2) for n in (4, 16, 64)}
+    assert all("marginal" in c["references"] for c in cells)
+    results = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "robust_fidelity.json"
+    if results.exists():  # absent in an installed package
+        assert json.loads(results.read_text())["cells"] == cells
+    rng = np.random.default_rng(0)
+    X = rng.uniform(-2, 2, size=(64, 1))
+    clean = np.sin(2 * X[:, 0])
+    y = clean + 0.05 * rng.standard_normal(64)
+    y[::10] += 8.0  # 7 gross outliers, all upward
+    Xq = np.linspace(-1.8, 1.8, 50)[:, None]
+    truth = np.sin(2 * Xq[:, 0])
+    errors = {}
+    for name in ("robust", "invariant_default"):
+        reg = PFNRegressor(model=name, point_estimate="median").fit(X, y)
+        errors[name] = float(np.sqrt(np.mean((reg.predict(Xq) - truth) ** 2)))
+    # the robust model discounts the outliers; a Gaussian-noise model is pulled up towards them
+    assert errors["robust"] < 0.5 * errors["invariant_default"], errors
+
+
 @pytest.mark.parametrize("name", ["invariant_default", "gp_default"])
 def test_the_shipped_fidelity_is_reproducible_and_is_what_the_results_file_says(name):
     """The report in a shipped model's metadata is the committed results file (quoted in the docs), and a
