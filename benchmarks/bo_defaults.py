@@ -30,19 +30,23 @@ RESULTS = Path(__file__).parent / "results"
 SEEDS = (100, 101, 102)
 # every option pinned, so a row means the same whatever the Optimizer's defaults become (the first two rows ran
 # when 512 candidates, 2 restarts of 20 iterations and log-EI were the defaults)
-_SEARCH = dict(n_candidates=512, n_restarts=2, refine_iterations=20)
+_SEARCH = dict(n_candidates=512, n_restarts=2, refine_iterations=20, precision="float32")
 SETTINGS = {
     "logei, no trust region": dict(acquisition="logei", trust_region=False, **_SEARCH),
     "logei, trust region": dict(acquisition="logei", trust_region=True, **_SEARCH),
     "logei, trust region, 256 candidates, 1 restart x 5 iterations": dict(
-        acquisition="logei", trust_region=True, n_candidates=256, n_restarts=1, refine_iterations=5),
+        acquisition="logei", trust_region=True, n_candidates=256, n_restarts=1, refine_iterations=5,
+        precision="float32"),
     "logei, trust region, 256 candidates, no L-BFGS-B": dict(acquisition="logei", trust_region=True,
-                                                             n_candidates=256, n_restarts=0),
+                                                             n_candidates=256, n_restarts=0, precision="float32"),
     "quantile, trust region, 256 candidates, 1 restart x 5 iterations": dict(
-        acquisition="quantile", trust_region=True, n_candidates=256, n_restarts=1, refine_iterations=5),
+        acquisition="quantile", trust_region=True, n_candidates=256, n_restarts=1, refine_iterations=5,
+        precision="float32"),
     "quantile, trust region, 256 candidates, no L-BFGS-B": dict(acquisition="quantile", trust_region=True,
-                                                                n_candidates=256, n_restarts=0),
-    "thompson, trust region": dict(acquisition="thompson", trust_region=True, n_thompson=64),
+                                                                n_candidates=256, n_restarts=0, precision="float32"),
+    "thompson, trust region": dict(acquisition="thompson", trust_region=True, n_thompson=64, precision="float32"),
+    "quantile, trust region, 256 candidates, no L-BFGS-B, bfloat16": dict(
+        acquisition="quantile", trust_region=True, n_candidates=256, n_restarts=0, precision="bfloat16"),
 }
 
 

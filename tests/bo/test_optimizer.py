@@ -142,6 +142,41 @@ def test_bad_settings_are_named(tiny_checkpoint) -> None:
         minimize(bowl, [(0, 1)], budget=30, model=tiny_checkpoint)
 
 
+def test_precision_is_checked(tiny_checkpoint) -> None:
+    with pytest.raises(ValueError, match="precision must be one of"):
+        Optimizer([(0, 1)], model=tiny_checkpoint, precision="float16")
+    assert Optimizer([(0, 1)], model=tiny_checkpoint).precision == "float32"
+    assert Optimizer([(0, 1)], model=tiny_checkpoint, precision="bfloat16").precision == "bfloat16"
+
+
+@pytest.mark.parametrize("space", [Space((Real("a", 0.0, 1.0), Real("b", 0.0, 1.0))),
+                                   Space((Integer("a", 0, 4), Real("b", 0.0, 1.0)))])
+def test_the_acquisition_maximiser_returns_the_best_point_the_space_holds(space) -> None:
+    """The returned point is the space's (integers rounded) and scores at least as well as every candidate the
+    space holds; a point that rounding moved is scored where it lands, not where it was."""
+    from priorfit.bo.maximize import maximize_acquisition
+
+    target = torch.tensor([0.37, 0.61], dtype=torch.float64)
+    calls = []
+
+    def score(x: torch.Tensor) -> torch.Tensor:
+        calls.append(len(x))
+        return -((x - target) ** 2).sum(-1)
+
+    rng = np.random.default_rng(0)
+    x = maximize_acquisition(score, space, np.zeros((0, 2)), rng, centres=np.array([[0.3, 0.6]]),
+                             n_candidates=256, n_restarts=0)
+    calls_made = list(calls)
+    assert np.allclose(space.round_unit(x[None])[0], x)
+    grid = space.round_unit(np.stack(np.meshgrid(np.linspace(0, 1, 101), np.linspace(0, 1, 101)), -1).reshape(-1, 2))
+    best_possible = float(score(torch.as_tensor(grid)).max())
+    assert float(score(torch.as_tensor(x[None]))[0]) >= best_possible - 1e-3
+    if not any(isinstance(p, Integer) for p in space.parameters):
+        assert calls_made == [256 + 64]  # continuous: no candidate moved, none scored twice
+    else:
+        assert calls_made[0] == 256 + 64 and len(calls_made) == 2 and 0 < calls_made[1] <= 64  # moved, again
+
+
 def test_joint_samples_start_from_the_one_point_predictive(tiny_checkpoint) -> None:
     """The first point of a joint sample is drawn from the one-point predictive itself (a KS test), and every
     later one from the PFN conditioned on the draws before it, which moves with them."""

@@ -79,8 +79,8 @@ def maximize_acquisition(score: Callable[[Tensor], Tensor], space: Space, taken:
     Candidates: ``n_candidates`` scrambled Sobol points in the box plus a quarter as many around ``centres`` (the
     best points seen; Gaussian steps of log-uniform size from 0.16% to 5% of the box per coordinate). The
     ``n_restarts`` best start L-BFGS-B (``maxiter`` iterations) in the box; the refined points and the best
-    candidates, rounded to the space, are scored once more and the best new one returned. Raises
-    :class:`SpaceExhausted` if the space holds no new point.
+    candidates, rounded to the space (those the rounding moved, and the refined ones, scored again), give the best
+    new one. Raises :class:`SpaceExhausted` if the space holds no new point.
     """
     d = space.dim
     low, high = (np.zeros(d), np.ones(d)) if box is None else (np.asarray(box[0]), np.asarray(box[1]))
@@ -97,13 +97,20 @@ def maximize_acquisition(score: Callable[[Tensor], Tensor], space: Space, taken:
     starts = candidates[order[:n_restarts]]
     starts = starts[np.isfinite(scores[order[:n_restarts]])]
     refined = _refine(score, starts, maxiter, low, high) if len(starts) else np.zeros((0, d))
-    pool = np.concatenate([refined, candidates[order[:64]]])
-    pool = space.round_unit(pool)
-    pool = pool[_is_new(pool, taken)]
+    best = candidates[order[:64]]
+    pool = space.round_unit(np.concatenate([refined, best]))
+    # a candidate that rounding left where it was keeps its score; refined and moved points are scored again
+    known = np.concatenate([np.full(len(refined), np.nan), scores[order[:64]]])
+    known[len(refined):][np.any(np.abs(pool[len(refined):] - best) > 1e-12, axis=1)] = np.nan
+    new = _is_new(pool, taken)
+    pool, known = pool[new], known[new]
     if len(pool) == 0:  # every good candidate is already taken (a small integer space): any new point
         pool = space.round_unit(rng.random((4096, d)))
         pool = pool[_is_new(pool, taken)]
         if len(pool) == 0:
             raise SpaceExhausted("every point of the search space has been observed or is pending")
-    final = _scores(score, pool, chunk)
-    return pool[int(np.argmax(final))]
+        known = np.full(len(pool), np.nan)
+    unknown = np.isnan(known)
+    if unknown.any():
+        known[unknown] = _scores(score, pool[unknown], chunk)
+    return pool[int(np.argmax(known))]
