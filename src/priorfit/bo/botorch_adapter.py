@@ -25,8 +25,7 @@ from botorch.sampling.get_sampler import GetSampler
 from botorch.sampling.normal import SobolQMCNormalSampler
 from torch import Tensor
 
-from priorfit.bo.surrogate import PFNSurrogate, _repeat
-from priorfit.model.ensemble import encode, predict
+from priorfit.bo.surrogate import PFNSurrogate
 
 __all__ = ["PFNModel", "PFNPosterior"]
 
@@ -125,21 +124,9 @@ class PFNPosterior(Posterior):
         u = torch.special.ndtr(base_samples.expand(*shape, 1)[..., 0].to(torch.float64))
         u = u.clamp(1e-12, 1 - 1e-12).reshape(-1, q)  # B x q, B = every sample and batch
         x = s._to_model_inputs(self.X.to(torch.float64)).expand(*shape, d).reshape(-1, q, d)
-        b = x.shape[0]
-        reg = s.regressor
-        x_ctx, y_ctx = s._x_ctx.expand(b, -1, -1), s._y_ctx.expand(b, -1)
-        context = _repeat(reg.context_, b)
-        values = []
-        for j in range(q):
-            logits = predict(s.model, context, x[:, j:j + 1], None, s.precision)[:, 0].to(torch.float64)
-            z = s.bars.icdf(logits, u[:, j])
-            y_norm = context.target_loc[:, 0] + context.target_scale[:, 0] * z
-            values.append(reg.y_mean_ + reg.y_scale_ * y_norm)
-            if j + 1 < q:
-                x_ctx = torch.cat([x_ctx, x[:, j:j + 1]], dim=1)
-                y_ctx = torch.cat([y_ctx, y_norm[:, None]], dim=1)
-                context = encode(s.model, x_ctx, y_ctx, None, s.precision)
-        return torch.stack(values, dim=-1).reshape(*shape, 1).to(self.dtype)
+        values, _ = s.chain(x, lambda logits, j: s.bars.icdf(logits.to(torch.float64), u[:, j]),
+                            final_context=False)
+        return values.reshape(*shape, 1).to(self.dtype)
 
 
 @GetSampler.register(PFNPosterior)

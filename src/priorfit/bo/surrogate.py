@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import fields, replace
+from typing import Callable
 
 import numpy as np
 import torch
@@ -78,23 +79,35 @@ class PFNSurrogate:
         y_2 from the PFN conditioned on the observations and (x_1, y_1), and so on (the chain rule, so the
         draws are joint samples of the PFN's posterior). Returns the samples (`n_samples x q`, optimiser's
         units) and the ``n_samples`` contexts extended by them, ready to be queried."""
-        reg = self.regressor
-        x_ctx = self._x_ctx.expand(n_samples, -1, -1)
-        y_ctx = self._y_ctx.expand(n_samples, -1)
-        context = _repeat(reg.context_, n_samples)
-        draws = []
-        xm = self._to_model_inputs(x)
+        xm = self._to_model_inputs(x)[None].expand(n_samples, -1, -1)
         with torch.no_grad():
-            for j in range(x.shape[0]):
-                point = xm[j].expand(n_samples, 1, -1)
-                logits = predict(self.model, context, point, None, self.precision)[:, 0]
-                z = self.bars.sample(logits.double(), (1,), generator=generator)[0]  # n_samples
-                y_norm = context.target_loc[:, 0] + context.target_scale[:, 0] * z
-                draws.append(reg.y_mean_ + reg.y_scale_ * y_norm)
+            draws, context = self.chain(
+                xm, lambda logits, j: self.bars.sample(logits.double(), (1,), generator=generator)[0])
+        return draws, Fantasies(self, context)
+
+    def chain(self, xm: Tensor, draw: Callable[[Tensor, int], Tensor],
+              final_context: bool = True) -> tuple[Tensor, object]:
+        """The chain rule behind every joint sample: for each of ``B`` rows of points ``xm`` (`B x q x d`, model
+        inputs), point j's value is ``draw(logits, j)`` (`B` standardised values from the `B x K` logits of the
+        PFN conditioned on the observations and the row's points before j), then appended to that row's context.
+        Returns the values (`B x q`, optimiser's units) and, if ``final_context``, the `B` extended contexts
+        (else None). Differentiable where ``draw`` is."""
+        reg = self.regressor
+        b, q = xm.shape[:2]
+        x_ctx, y_ctx = self._x_ctx.expand(b, -1, -1), self._y_ctx.expand(b, -1)
+        context = _repeat(reg.context_, b)
+        values = []
+        for j in range(q):
+            point = xm[:, j:j + 1]
+            logits = predict(self.model, context, point, None, self.precision)[:, 0]
+            z = draw(logits, j)
+            y_norm = context.target_loc[:, 0] + context.target_scale[:, 0] * z
+            values.append(reg.y_mean_ + reg.y_scale_ * y_norm)
+            if j + 1 < q or final_context:
                 x_ctx = torch.cat([x_ctx, point], dim=1)
                 y_ctx = torch.cat([y_ctx, y_norm[:, None]], dim=1)
                 context = encode(self.model, x_ctx, y_ctx, None, self.precision)
-        return torch.stack(draws, dim=1), Fantasies(self, context)
+        return torch.stack(values, dim=1), (context if final_context else None)
 
 
 class Fantasies:
