@@ -257,7 +257,10 @@ def summarize(runs: list[dict], probs: dict[str, Problem]) -> dict:
         cells = [(t["priorfit"]["median_log10_regret"], t[other]["median_log10_regret"])
                  for t in table.values() if "priorfit" in t and other in t]
         wins[other] = dict(priorfit_at_most=sum(p <= o for p, o in cells), functions=len(cells))
-    return dict(table=table, wins=wins)
+    seconds = "median_seconds_per_suggestion_45_55"
+    speed = {name: t["priorfit"][seconds] / t["botorch"][seconds] for name, t in table.items()
+             if "priorfit" in t and "botorch" in t}
+    return dict(table=table, wins=wins, priorfit_seconds_over_botorch=speed)
 
 
 def format_table(summary: dict) -> str:
@@ -280,6 +283,9 @@ def format_table(summary: dict) -> str:
     lines += ["", "functions where priorfit's median final regret is <= the other method's:"]
     for other, w in summary["wins"].items():
         lines.append(f"  {other}: {w['priorfit_at_most']} of {w['functions']}")
+    if summary.get("priorfit_seconds_over_botorch"):
+        lines += ["", "priorfit's seconds per suggestion / BoTorch's (45-55 observations):"]
+        lines += [f"  {name:<16}{ratio:.3f}" for name, ratio in summary["priorfit_seconds_over_botorch"].items()]
     return "\n".join(lines) + "\n"
 
 
@@ -333,8 +339,11 @@ def main(argv: list[str] | None = None) -> int:
     partial = out.with_suffix(".partial.json")
     if args.merge:
         runs = [r for path in args.merge for r in json.loads(Path(path).read_text())["runs"]]
-        meta = json.loads(Path(args.merge[0]).read_text())
-        meta["merged_from"] = args.merge
+        sources = [json.loads(Path(path).read_text()) for path in args.merge]
+        meta = {k: v for k, v in sources[0].items() if k not in ("runs", "summary", "protocol")}
+        meta["model"] = next((m["model"] for m in sources if m.get("model")), None)
+        meta["command"] = "python benchmarks/bo.py " + " ".join(argv if argv is not None else sys.argv[1:])
+        meta["merged_from"] = {path: m.get("command") for path, m in zip(args.merge, sources)}
     else:
         functions = list(probs) if args.functions is None else args.functions.split(",")
         methods = list(METHODS) if args.methods is None else args.methods.split(",")

@@ -47,6 +47,10 @@ SETTINGS = {
     "thompson, trust region": dict(acquisition="thompson", trust_region=True, n_thompson=64, precision="float32"),
     "quantile, trust region, 256 candidates, no L-BFGS-B, bfloat16": dict(
         acquisition="quantile", trust_region=True, n_candidates=256, n_restarts=0, precision="bfloat16"),
+    "quantile, trust region, 128 candidates, no L-BFGS-B": dict(acquisition="quantile", trust_region=True,
+                                                                n_candidates=128, n_restarts=0, precision="float32"),
+    "quantile, trust region, 64 candidates, no L-BFGS-B": dict(acquisition="quantile", trust_region=True,
+                                                               n_candidates=64, n_restarts=0, precision="float32"),
 }
 
 
