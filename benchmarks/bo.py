@@ -22,7 +22,8 @@ floored at 1e-12 before the log.
 
 Runs are written one (function, method, seed) at a time to ``--out``.partial.json, so an interrupted run resumes
 where it stopped (``--resume``), and runs split over processes (``--functions``, ``--methods``) are joined with
-``--merge``. Writes ``benchmarks/results/bo.json`` and ``.txt`` and the regret plot ``docs/bo/regret.png``.
+``--merge`` (a later file's run replaces an earlier file's run of the same function, method and seed, so that
+BoTorch can be rerun beside priorfit for a same-run time ratio). Writes ``benchmarks/results/bo.json`` and ``.txt`` and the regret plot ``docs/bo/regret.png``.
 
     python benchmarks/bo.py --seeds 10 --threads 1 --model bo
 """
@@ -325,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--functions", default=None, help="comma-separated subset (default: all seven)")
     parser.add_argument("--methods", default=None, help=f"comma-separated subset of {','.join(METHODS)}")
-    parser.add_argument("--model", default=None, help="priorfit's model (a shipped name or a path)")
+    parser.add_argument("--model", default="bo", help="priorfit's model (a shipped name or a path; default bo)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", default=str(RESULTS / "bo"), help="results path without suffix")
     parser.add_argument("--resume", action="store_true", help="keep the runs OUT.partial.json already holds")
@@ -338,7 +339,10 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     partial = out.with_suffix(".partial.json")
     if args.merge:
-        runs = [r for path in args.merge for r in json.loads(Path(path).read_text())["runs"]]
+        # a later file's run replaces an earlier one's of the same function, method and seed
+        keyed = {(r["function"], r["method"], r["seed"]): r
+                 for path in args.merge for r in json.loads(Path(path).read_text())["runs"]}
+        runs = list(keyed.values())
         sources = [json.loads(Path(path).read_text()) for path in args.merge]
         meta = {k: v for k, v in sources[0].items() if k not in ("runs", "summary", "protocol")}
         meta["model"] = next((m["model"] for m in sources if m.get("model")), None)

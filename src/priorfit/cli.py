@@ -386,7 +386,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--maximize", action="store_true", help="maximise instead of minimise")
     p.add_argument("--acquisition", choices=("quantile", "logei", "ei", "pi", "thompson"), default="quantile",
                    help="acquisition function (default quantile: minus the predictive's 10%% quantile)")
-    p.add_argument("--model", default=None, help="checkpoint path or shipped model name (default: invariant_default)")
+    p.add_argument("--model", default="bo", help="checkpoint path or shipped model name (default: bo)")
     p.add_argument("--seed", type=int, default=0, help="seed of the initial design and the candidates")
     p.add_argument("--out", default="priorfit_bo", help="output folder (default: priorfit_bo)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -35,12 +35,12 @@ class PFNModel(Model):
 
     Args:
         train_X, train_Y: the observations (any units; the PFN's estimator path normalises them).
-        model: a shipped model's name or a checkpoint path (None: the default model).
+        model: a shipped model's name or a checkpoint path (default "bo"; None: ``invariant_default``).
     """
 
     _num_outputs = 1
 
-    def __init__(self, train_X: Tensor, train_Y: Tensor, model=None) -> None:
+    def __init__(self, train_X: Tensor, train_Y: Tensor, model="bo") -> None:
         super().__init__()
         if train_X.ndim != 2 or train_Y.shape != (train_X.shape[0], 1):
             raise ValueError(f"train_X must be n x d and train_Y n x 1, got {tuple(train_X.shape)} and "

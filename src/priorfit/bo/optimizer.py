@@ -93,7 +93,8 @@ class Optimizer:
     Args:
         space: a :class:`Space`, or bounds ``[(low, high), ...]`` for real parameters.
         acquisition: "quantile" (default), "logei", "ei", "pi" or "thompson" (:mod:`priorfit.bo.acquisition`).
-        model: the PFN (a shipped model's name or a checkpoint path; None: the default model).
+        model: the PFN, a shipped model's name or a checkpoint path (default "bo", the model trained for BO;
+            None: the regression default, ``invariant_default``).
         maximize: maximise the objective instead of minimising it.
         n_initial: Sobol points before the surrogate takes over (default ``max(2, 2 d)``).
         seed: seeds the Sobol design and the acquisition optimiser's candidates.
@@ -119,7 +120,7 @@ class Optimizer:
         >>> x = opt.ask(); opt.tell(x, float(x.sum()))
     """
 
-    def __init__(self, space: Space | Sequence[Sequence[float]], *, acquisition: str = "quantile", model=None,
+    def __init__(self, space: Space | Sequence[Sequence[float]], *, acquisition: str = "quantile", model="bo",
                  maximize: bool = False, n_initial: int | None = None, seed: int = 0, on_failure: str = "worst",
                  n_candidates: int = 64, n_restarts: int = 0, n_fantasies: int = 32, level: float = 0.1,
                  n_thompson: int = 64, trust_region: bool = True, refine_iterations: int = 20,
