@@ -16,14 +16,16 @@ at a time up to 50 evaluations (d <= 3) or 100 (d >= 4). Methods, all in one pro
 
 Recorded per run: the best value so far after each evaluation, and the seconds each suggestion took (from the
 observations to the next point, surrogate fitting included) with the number of observations it saw. Scores:
-simple regret (best so far minus the optimum, polished to about 1e-12: ``Problem.optimum``) in log10; the median and quartiles over seeds of the final
-regret per function and method; seconds per suggestion at 45-55 observations (median). A regret of 0 is
-floored at 1e-12 before the log.
+simple regret (best so far minus the optimum, polished to about 1e-12: ``Problem.optimum``) in log10; the median
+and quartiles over seeds of the final regret per function and method; seconds per suggestion at 45-55
+observations (median). A regret of 0 is floored at 1e-12 before the log.
 
 Runs are written one (function, method, seed) at a time to ``--out``.partial.json, so an interrupted run resumes
 where it stopped (``--resume``), and runs split over processes (``--functions``, ``--methods``) are joined with
 ``--merge`` (a later file's run replaces an earlier file's run of the same function, method and seed, so that
-BoTorch can be rerun beside priorfit for a same-run time ratio). Writes ``benchmarks/results/bo.json`` and ``.txt`` and the regret plot ``docs/bo/regret.png``.
+BoTorch can be rerun beside priorfit). Each run records its process (``run_id``), threads and model; the time
+ratio priorfit / BoTorch is taken only over runs of one process. Writes ``benchmarks/results/bo.json`` and
+``.txt`` and the regret plot ``docs/bo/regret.png``.
 
     python benchmarks/bo.py --seeds 10 --threads 1 --model bo
 """
@@ -33,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import time
 import warnings
@@ -258,9 +261,18 @@ def summarize(runs: list[dict], probs: dict[str, Problem]) -> dict:
         cells = [(t["priorfit"]["median_log10_regret"], t[other]["median_log10_regret"])
                  for t in table.values() if "priorfit" in t and other in t]
         wins[other] = dict(priorfit_at_most=sum(p <= o for p, o in cells), functions=len(cells))
-    seconds = "median_seconds_per_suggestion_45_55"
-    speed = {name: t["priorfit"][seconds] / t["botorch"][seconds] for name, t in table.items()
-             if "priorfit" in t and "botorch" in t}
+    speed = {}  # priorfit's median seconds over BoTorch's, among the runs of a process that ran both
+    for name in table:
+        ours = {r["run_id"] for r in runs if r["function"] == name and r["method"] == "priorfit" and "run_id" in r}
+        theirs = {r["run_id"] for r in runs if r["function"] == name and r["method"] == "botorch" and "run_id" in r}
+        shared = ours & theirs
+        if shared:
+            def median_seconds(method: str) -> float:
+                return float(np.median([s for r in runs if r["function"] == name and r["method"] == method
+                                        and r.get("run_id") in shared for n, s in r["suggest_seconds"]
+                                        if TIMING_WINDOW[0] <= n <= TIMING_WINDOW[1]]))
+
+            speed[name] = median_seconds("priorfit") / median_seconds("botorch")
     return dict(table=table, wins=wins, priorfit_seconds_over_botorch=speed)
 
 
@@ -285,7 +297,7 @@ def format_table(summary: dict) -> str:
     for other, w in summary["wins"].items():
         lines.append(f"  {other}: {w['priorfit_at_most']} of {w['functions']}")
     if summary.get("priorfit_seconds_over_botorch"):
-        lines += ["", "priorfit's seconds per suggestion / BoTorch's (45-55 observations):"]
+        lines += ["", "priorfit's seconds per suggestion / BoTorch's (45-55 observations; runs of one process):"]
         lines += [f"  {name:<16}{ratio:.3f}" for name, ratio in summary["priorfit_seconds_over_botorch"].items()]
     return "\n".join(lines) + "\n"
 
@@ -344,8 +356,12 @@ def main(argv: list[str] | None = None) -> int:
                  for path in args.merge for r in json.loads(Path(path).read_text())["runs"]}
         runs = list(keyed.values())
         sources = [json.loads(Path(path).read_text()) for path in args.merge]
-        meta = {k: v for k, v in sources[0].items() if k not in ("runs", "summary", "protocol")}
-        meta["model"] = next((m["model"] for m in sources if m.get("model")), None)
+        meta = {k: v for k, v in sources[0].items() if k not in ("runs", "summary", "protocol", "model", "threads")}
+        for key, among in (("model", [r for r in runs if r["method"] == "priorfit"]), ("threads", runs)):
+            values = {r[key] for r in among if key in r}
+            if len(values) > 1:
+                parser.error(f"--merge: the runs kept have different {key}s: {sorted(map(str, values))}")
+            meta[key] = values.pop() if values else None
         meta["command"] = "python benchmarks/bo.py " + " ".join(argv if argv is not None else sys.argv[1:])
         meta["merged_from"] = {path: m.get("command") for path, m in zip(args.merge, sources)}
     else:
@@ -358,12 +374,16 @@ def main(argv: list[str] | None = None) -> int:
         done = {(r["function"], r["method"], r["seed"]) for r in runs}
         meta = dict(command="python benchmarks/bo.py " + " ".join(argv if argv is not None else sys.argv[1:]),
                     model=args.model, threads=args.threads, seeds=args.seeds, torch_version=torch.__version__)
+        run_id = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
         for name in functions:
             for seed in range(args.seeds):
                 for method in methods:
                     if (name, method, seed) in done:
                         continue
                     run = run_one(probs[name], method, seed, args.model)
+                    run.update(run_id=run_id, threads=args.threads)
+                    if method == "priorfit":
+                        run["model"] = args.model
                     runs.append(run)
                     final = log_regret(run, probs[name].optimum)[-1]
                     times = [s for _, s in run["suggest_seconds"]]

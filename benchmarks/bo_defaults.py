@@ -82,7 +82,7 @@ def run(problem: Problem, seed: int, model: str | None, options: dict) -> tuple[
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", default=None)
+    parser.add_argument("--model", default="bo", help="the PFN (default bo, the Optimizer's)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--settings", default=None, help="comma-separated indices into SETTINGS (default: all)")
     parser.add_argument("--budget-seconds", type=float, default=0.05,

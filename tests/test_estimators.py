@@ -207,8 +207,9 @@ def test_the_shipped_robust_model_resists_outliers_and_carries_its_fidelity():
     import json
     from pathlib import Path
 
-    from priorfit.estimators import load_model
+    from priorfit.models import load_model, shipped_models
 
+    assert "robust" in shipped_models()
     ckpt = load_model("robust")
     cells = ckpt.metadata["fidelity"]["cells"]
     assert {(c["n_features"], c["n_context"]) for c in cells} == {(d, n) for d in (1, 2) for n in (4, 16, 64)}

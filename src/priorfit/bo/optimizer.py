@@ -103,7 +103,8 @@ class Optimizer:
             restarts and iterations per restart (more of each searches harder, and takes longer). The defaults
             (the quantile acquisition, 64 candidates, no L-BFGS-B) were chosen by ``benchmarks/bo_defaults.py``
             on functions and seeds the benchmark does not use: the lowest median regret among settings whose
-            suggestion takes at most 0.05 s on one CPU thread (64 and 256 candidates tied, and the faster won).
+            suggestion takes at most 0.05 s on one CPU thread (64 candidates: the lowest median regret, with 256,
+            and the fastest).
         n_fantasies: joint samples of pending outcomes a batch or pending point averages over.
         level: the quantile acquisition's level.
         n_thompson: the candidates one Thompson sample is drawn over (each costs one context encoding).
