@@ -227,3 +227,21 @@ def test_joint_samples_of_the_shipped_model_are_consistent() -> None:
     levels = np.linspace(0.05, 0.95, 19)
     empirical = np.quantile(draws[:, 1], levels)
     assert np.abs(predictive.cdf(empirical[:, None])[:, 0] - levels).max() < 0.04
+
+
+def test_the_shipped_bo_model_is_the_default_and_carries_its_fidelity() -> None:
+    from priorfit.models import load_model, shipped_models
+
+    assert "bo" in shipped_models()
+    ckpt = load_model("bo")
+    assert ckpt.model_config.max_features == 8 and ckpt.model_config.invariant
+    cells = ckpt.metadata["fidelity"]["cells"]
+    assert {(c["n_features"], c["n_context"]) for c in cells} == {(d, n) for d in (1, 2, 4, 8) for n in (8, 32, 128)}
+    assert all("marginal" in c["references"] for c in cells)
+    opt = Optimizer([(-5.0, 10.0), (0.0, 15.0)], seed=0)
+    assert opt.checkpoint is ckpt
+    result = minimize(lambda x: float((x[0] - 2.0) ** 2 + (x[1] - 3.0) ** 2), [(-5.0, 10.0), (0.0, 15.0)],
+                      budget=16, seed=0)
+    # a quadratic bowl: the surrogate's 12 suggestions improve on the 4 design points by far
+    design_best = min(t.y for t in result.history[:4])
+    assert result.fun < 0.1 * design_best
