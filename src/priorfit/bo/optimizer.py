@@ -102,9 +102,8 @@ class Optimizer:
         n_candidates, n_restarts, refine_iterations: the acquisition optimiser's Sobol candidates, L-BFGS-B
             restarts and iterations per restart (more of each searches harder, and takes longer). The defaults
             (the quantile acquisition, 64 candidates, no L-BFGS-B) were chosen by ``benchmarks/bo_defaults.py``
-            on functions and seeds the benchmark does not use: the lowest median regret among settings whose
-            suggestion takes at most 0.05 s on one CPU thread (64 candidates: the lowest median regret, with 256,
-            and the fastest).
+            on functions and seeds the benchmark does not use: within 0.05 s per suggestion on one CPU thread,
+            the fastest setting whose mean regret is within one standard error of the best (docs/bo.md).
         n_fantasies: joint samples of pending outcomes a batch or pending point averages over.
         level: the quantile acquisition's level.
         n_thompson: the candidates one Thompson sample is drawn over (each costs one context encoding).
@@ -112,9 +111,7 @@ class Optimizer:
             adapts (:mod:`priorfit.bo.trust_region`; the PFN resolves values only to a fraction of its context's
             spread). False: every observation, the whole space.
         precision: the PFN's arithmetic, "float32" (default) or "bfloat16" (:class:`~priorfit.PFNRegressor`'s
-            option). bfloat16 scores candidates faster on a CPU with bfloat16 instructions, but it blurs the small
-            differences the search near an optimum turns on: ``benchmarks/bo_defaults.py`` measured a median
-            (mean) log10 regret of -0.75 (-1.58) against float32's -2.24 (-1.88).
+            option; faster on a CPU with bfloat16 instructions, no better in regret on the dev functions).
 
     Example:
         >>> opt = Optimizer([(-5.0, 10.0), (0.0, 15.0)], seed=0)
