@@ -71,7 +71,11 @@ class PFNSurrogate:
         """``n_samples`` joint posterior samples of y at the unit-cube points ``x`` (`q x d`): `n_samples x q`,
         the optimiser's units (see :meth:`fantasize`)."""
         generator = generator if generator is not None else torch.Generator().manual_seed(0)
-        draws, _ = self.fantasize(torch.as_tensor(np.atleast_2d(x), dtype=torch.float64), n_samples, generator)
+        xm = self._to_model_inputs(torch.as_tensor(np.atleast_2d(x), dtype=torch.float64))
+        with torch.no_grad():  # as fantasize, without encoding the contexts after the last draw
+            draws, _ = self.chain(xm[None].expand(n_samples, -1, -1),
+                                  lambda logits, j: self.bars.sample(logits.double(), (1,), generator=generator)[0],
+                                  final_context=False)
         return draws.numpy()
 
     def fantasize(self, x: Tensor, n_samples: int, generator: torch.Generator) -> tuple[Tensor, "Fantasies"]:
