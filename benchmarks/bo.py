@@ -243,6 +243,12 @@ def log_regret(run: dict, optimum: float) -> np.ndarray:
     return np.log10(np.maximum(np.array(run["best_so_far"]) - optimum, REGRET_FLOOR))
 
 
+def window_median_seconds(runs: list[dict]) -> float:
+    """The median seconds per suggestion of ``runs`` at 45-55 observations (NaN if none)."""
+    times = [s for r in runs for n, s in r["suggest_seconds"] if TIMING_WINDOW[0] <= n <= TIMING_WINDOW[1]]
+    return float(np.median(times)) if times else math.nan
+
+
 def summarize(runs: list[dict], probs: dict[str, Problem]) -> dict:
     table = {}
     for name, problem in probs.items():
@@ -251,11 +257,10 @@ def summarize(runs: list[dict], probs: dict[str, Problem]) -> dict:
             if not mine:
                 continue
             final = np.array([log_regret(r, problem.optimum)[-1] for r in mine])
-            times = [s for r in mine for n, s in r["suggest_seconds"] if TIMING_WINDOW[0] <= n <= TIMING_WINDOW[1]]
             table.setdefault(name, {})[method] = dict(
                 seeds=len(mine), median_log10_regret=float(np.median(final)),
                 q25=float(np.quantile(final, 0.25)), q75=float(np.quantile(final, 0.75)),
-                median_seconds_per_suggestion_45_55=float(np.median(times)) if times else math.nan)
+                median_seconds_per_suggestion_45_55=window_median_seconds(mine))
     wins = {}
     for other in METHODS[1:]:
         cells = [(t["priorfit"]["median_log10_regret"], t[other]["median_log10_regret"])
@@ -267,12 +272,9 @@ def summarize(runs: list[dict], probs: dict[str, Problem]) -> dict:
         theirs = {r["run_id"] for r in runs if r["function"] == name and r["method"] == "botorch" and "run_id" in r}
         shared = ours & theirs
         if shared:
-            def median_seconds(method: str) -> float:
-                return float(np.median([s for r in runs if r["function"] == name and r["method"] == method
-                                        and r.get("run_id") in shared for n, s in r["suggest_seconds"]
-                                        if TIMING_WINDOW[0] <= n <= TIMING_WINDOW[1]]))
-
-            speed[name] = median_seconds("priorfit") / median_seconds("botorch")
+            pick = {m: [r for r in runs if r["function"] == name and r["method"] == m and r.get("run_id") in shared]
+                    for m in ("priorfit", "botorch")}
+            speed[name] = window_median_seconds(pick["priorfit"]) / window_median_seconds(pick["botorch"])
     return dict(table=table, wins=wins, priorfit_seconds_over_botorch=speed)
 
 
@@ -351,11 +353,9 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     partial = out.with_suffix(".partial.json")
     if args.merge:
-        # a later file's run replaces an earlier one's of the same function, method and seed
-        keyed = {(r["function"], r["method"], r["seed"]): r
-                 for path in args.merge for r in json.loads(Path(path).read_text())["runs"]}
-        runs = list(keyed.values())
         sources = [json.loads(Path(path).read_text()) for path in args.merge]
+        # a later file's run replaces an earlier one's of the same function, method and seed
+        runs = list({(r["function"], r["method"], r["seed"]): r for m in sources for r in m["runs"]}.values())
         meta = {k: v for k, v in sources[0].items() if k not in ("runs", "summary", "protocol", "model", "threads")}
         for key, among in (("model", [r for r in runs if r["method"] == "priorfit"]), ("threads", runs)):
             values = {r[key] for r in among if key in r}

@@ -71,11 +71,8 @@ class PFNSurrogate:
         """``n_samples`` joint posterior samples of y at the unit-cube points ``x`` (`q x d`): `n_samples x q`,
         the optimiser's units (see :meth:`fantasize`)."""
         generator = generator if generator is not None else torch.Generator().manual_seed(0)
-        xm = self._to_model_inputs(torch.as_tensor(np.atleast_2d(x), dtype=torch.float64))
-        with torch.no_grad():  # as fantasize, without encoding the contexts after the last draw
-            draws, _ = self.chain(xm[None].expand(n_samples, -1, -1),
-                                  lambda logits, j: self.bars.sample(logits.double(), (1,), generator=generator)[0],
-                                  final_context=False)
+        x = torch.as_tensor(np.atleast_2d(x), dtype=torch.float64)
+        draws, _ = self._bar_chain(x, n_samples, generator, final_context=False)  # no contexts after the last
         return draws.numpy()
 
     def fantasize(self, x: Tensor, n_samples: int, generator: torch.Generator) -> tuple[Tensor, "Fantasies"]:
@@ -83,11 +80,16 @@ class PFNSurrogate:
         y_2 from the PFN conditioned on the observations and (x_1, y_1), and so on (the chain rule, so the
         draws are joint samples of the PFN's posterior). Returns the samples (`n_samples x q`, optimiser's
         units) and the ``n_samples`` contexts extended by them, ready to be queried."""
+        draws, context = self._bar_chain(x, n_samples, generator, final_context=True)
+        return draws, Fantasies(self, context)
+
+    def _bar_chain(self, x: Tensor, n_samples: int, generator: torch.Generator, final_context: bool):
+        """:meth:`chain` at the points ``x`` (`q x d`, unit cube) for ``n_samples`` rows, each value drawn from the
+        bars (no gradients)."""
         xm = self._to_model_inputs(x)[None].expand(n_samples, -1, -1)
         with torch.no_grad():
-            draws, context = self.chain(
-                xm, lambda logits, j: self.bars.sample(logits.double(), (1,), generator=generator)[0])
-        return draws, Fantasies(self, context)
+            return self.chain(xm, lambda logits, j: self.bars.sample(logits.double(), (1,), generator=generator)[0],
+                              final_context=final_context)
 
     def chain(self, xm: Tensor, draw: Callable[[Tensor, int], Tensor],
               final_context: bool = True) -> tuple[Tensor, object]:
