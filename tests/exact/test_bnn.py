@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from priorfit.exact.bnn import bnn_marginal_predictive
+from priorfit.exact.bnn import BNNPosteriorSMC, bnn_marginal_predictive, bnn_smc_predictive
 from priorfit.exact.reference import ReferenceKind
 from priorfit.priors import NNGP, Fixed, LogNormal
 from priorfit.priors.bnn import BNNPrior, network_forward
@@ -111,8 +111,29 @@ def test_nuts_against_importance_sampling() -> None:
     assert np.abs(nuts.log_prob(y_q) - reference).max() < 0.15
 
 
+def test_tempered_smc_against_importance_sampling() -> None:
+    """The SMC reference (start draws through the hyperprior of a sampled layer scale, the flat location and
+    log-scale priors reached through their stand-ins) against importance sampling over the prior."""
+    prior = BNNPrior(width=4, depth=1, weight_std=(LogNormal(0.4, 0.3), Fixed(1.0)),
+                     bias_std=(Fixed(0.5), Fixed(0.5)), noise_std=LogNormal(-1.5, 0.5), max_features=1)
+    batch = prior.sample(1, 10, gen(6), n_context=4)
+    x_c, y_c, x_q, y_q = batch.x[0, :4], batch.y[0, :4], batch.x[0, 4:], batch.y[0, 4:]
+    smc = bnn_smc_predictive(prior, x_c, y_c, x_q, num_particles=512, num_runs=2, seed=3)
+    diag = smc.diagnostics
+    assert diag["method"] == "tempered_smc" and diag["max_r_hat"] < 1.05
+    assert {"f_query", "weight_std.0", "noise_std", "loc", "log_scale"} == set(diag["r_hat"])  # not the weights
+    assert len(diag["log_evidence"]) == 2 and min(diag["temperatures"]) >= 1
+    reference, ess = importance_reference(prior, x_c, y_c, x_q, y_q)
+    assert ess > 500
+    assert abs(float(smc.log_prob(y_q).mean() - reference.mean())) < 0.05
+    assert np.abs(smc.log_prob(y_q) - reference).max() < 0.15
+    with pytest.raises(ValueError, match="at least 2 context points"):
+        bnn_smc_predictive(prior, x_c[:1], y_c[:1], x_q)
+
+
 def test_references_and_arguments() -> None:
     assert BNNPrior().references()[0].kind is ReferenceKind.MARGINAL
+    assert isinstance(BNNPrior().references()[0], BNNPosteriorSMC)
     assert BNNPrior(max_features=2).symmetries.reflect_inputs
     with pytest.raises(TypeError, match="weight_std"):
         BNNPrior(depth=3)  # three hidden layers need four scales

@@ -147,15 +147,14 @@ class BNNPrior:
         return list(zip(sizes[:-1], sizes[1:]))
 
     def references(self, settings=None) -> tuple:
-        """The Bayes posterior by NUTS over the weights (:mod:`priorfit.exact.bnn`), and the practitioners' fitted
-        GPs."""
+        """The Bayes posterior by tempered SMC with HMC moves over the weights (:mod:`priorfit.exact.bnn`; NUTS
+        chains do not cross the posterior's modes), and the practitioners' fitted GPs."""
         from priorfit.exact.baselines import BoTorchGP, SklearnGP
-        from priorfit.exact.bnn import BNNMarginal
+        from priorfit.exact.bnn import BNNPosteriorSMC
         from priorfit.exact.reference import ReferenceSettings
 
         settings = ReferenceSettings() if settings is None else settings
-        return (BNNMarginal(self, settings.nuts_warmup, settings.nuts_samples, settings.nuts_chains),
-                SklearnGP(settings.ml2_restarts), BoTorchGP())
+        return (BNNPosteriorSMC(self), SklearnGP(settings.ml2_restarts), BoTorchGP())
 
     def sample_params(self, batch_size: int, n_features: int, generator: torch.Generator) -> BNNParams:
         """Scales, then weights given them, and the noise, for ``batch_size`` networks."""
