@@ -112,8 +112,8 @@ def test_nuts_against_importance_sampling() -> None:
 
 
 def test_tempered_smc_against_importance_sampling() -> None:
-    """The SMC reference (start draws through the hyperprior of a sampled layer scale, the flat location and
-    log-scale priors reached through their stand-ins) against importance sampling over the prior."""
+    """The SMC reference (start draws through the hyperprior of a sampled layer scale; the location integrated out
+    and the scale whitened) against importance sampling over the prior."""
     prior = BNNPrior(width=4, depth=1, weight_std=(LogNormal(0.4, 0.3), Fixed(1.0)),
                      bias_std=(Fixed(0.5), Fixed(0.5)), noise_std=LogNormal(-1.5, 0.5), max_features=1)
     batch = prior.sample(1, 10, gen(6), n_context=4)
@@ -121,7 +121,7 @@ def test_tempered_smc_against_importance_sampling() -> None:
     smc = bnn_smc_predictive(prior, x_c, y_c, x_q, num_particles=512, num_runs=2, seed=3)
     diag = smc.diagnostics
     assert diag["method"] == "tempered_smc" and diag["max_r_hat"] < 1.05
-    assert {"f_query", "weight_std.0", "noise_std", "loc", "log_scale"} == set(diag["r_hat"])  # not the weights
+    assert {"mean_query", "weight_std.0", "noise_std", "log_abs_scale"} == set(diag["r_hat"])  # not the weights
     assert len(diag["log_evidence"]) == 2 and min(diag["temperatures"]) >= 1
     reference, ess = importance_reference(prior, x_c, y_c, x_q, y_q)
     assert ess > 500
