@@ -133,7 +133,11 @@ class BNNMarginal:
 # --- tempered SMC with HMC moves --------------------------------------------------------------------------------
 _TARGET_ESS = 0.5  # each next temperature keeps half the particles' effective sample size
 _TARGET_ACCEPT = 0.75  # each temperature's HMC step size moves towards this acceptance rate
-_MAX_TEMPERATURES = 2000  # a run needing more raises rather than spinning
+_MAX_TEMPERATURES = 500  # a run needing more stops (SMCStalled) rather than spinning
+
+
+class SMCStalled(RuntimeError):
+    """A tempered SMC run that did not reach the posterior within ``_MAX_TEMPERATURES`` temperatures."""
 
 
 def _smc_model(prior, n: int, sizes: list, start: bool) -> Any:
@@ -216,8 +220,11 @@ def _bnn_smc(prior, n: int, d: int, m: int, num_particles: int, num_mcmc_steps: 
         def kernel(k, s, logdensity_fn, step_size):
             return hmc(k, s, logdensity_fn, step_size, inverse_mass, num_integration_steps)
 
+        def finite(v: Any) -> Any:  # a non-finite density (e.g. a noise scale that underflowed) is a zero one
+            return jnp.where(jnp.isfinite(v), v, -jnp.inf)
+
         smc = blackjax.adaptive_tempered_smc(
-            lambda u: -log_start(u), lambda u: log_start(u) - log_full(u), kernel, blackjax.hmc.init,
+            lambda u: finite(-log_start(u)), lambda u: finite(log_start(u) - log_full(u)), kernel, blackjax.hmc.init,
             {"step_size": jnp.reshape(step_size, (1,))}, blackjax.smc.resampling.systematic, _TARGET_ESS,
             num_mcmc_steps=num_mcmc_steps)
         state, info = smc.step(key, state)
@@ -266,7 +273,7 @@ def _smc_run(prior, net_ctx: Any, y_std: Any, net_qry: Any, num_particles: int, 
     step_size, log_evidence, temperatures = 0.1, 0.0, 0
     while float(state.tempering_param) < 1.0:
         if temperatures >= _MAX_TEMPERATURES:
-            raise RuntimeError(f"tempered SMC needed more than {_MAX_TEMPERATURES} temperatures")
+            raise SMCStalled(f"tempered SMC needed more than {_MAX_TEMPERATURES} temperatures")
         key, sub = jax.random.split(key)
         state, increment, accept = step(sub, state, jnp.asarray(step_size), net_ctx, y_std, net_qry)
         log_evidence += float(increment)
@@ -360,6 +367,9 @@ class BNNPosteriorSMC:
     kind = ReferenceKind.MARGINAL
 
     def predict(self, task: Task, seed: int) -> ReferenceResult:
-        pred = bnn_smc_predictive(self.prior, task.x_ctx, task.y_ctx, task.x_qry, num_particles=self.num_particles,
-                                  num_runs=self.num_runs, seed=seed)
+        try:
+            pred = bnn_smc_predictive(self.prior, task.x_ctx, task.y_ctx, task.x_qry,
+                                      num_particles=self.num_particles, num_runs=self.num_runs, seed=seed)
+        except SMCStalled:
+            return ReferenceResult(None)  # counted as a failure in the report
         return ReferenceResult.from_mcmc(pred)
