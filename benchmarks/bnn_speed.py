@@ -11,7 +11,9 @@ and query count, so the same datasets), one process times, one after the other:
 Each method first runs once on an extra dataset of the cell (JAX compiles its sampler per data size; the PFN
 warms up), so the times are steady-state seconds per dataset, compilation excluded for every method alike. Run it
 pinned to one core (``taskset -c 0``) with nothing else running, so that JAX's and PyTorch's thread pools have
-one core each alike. Writes ``--out``.json and .txt: per cell, the median seconds of each method, and the ratios.
+one core each alike. Writes ``--out``.json and .txt: per cell, the median seconds of each method, and the ratios;
+the JSON also holds each timed dataset's NLL per method and R-hat, a cross-check of SMC against NUTS where NUTS
+mixed.
 
     taskset -c 0 python benchmarks/bnn_speed.py checkpoints/bnn.safetensors --out benchmarks/results/bnn_speed
 """
@@ -67,7 +69,7 @@ def main() -> None:
             x, y = batch.x.double(), batch.y.double()
             k = args.datasets
             timings: dict[str, list[float]] = {"pfn": [], "smc": [], "nuts": []}
-            r_hats = []
+            r_hats, nlls = [], []
             for i in [k] + list(range(k)):  # dataset k: the warm-up run, not timed
                 xc, yc, xq = x[i, :n], y[i, :n], x[i, n:]
 
@@ -76,8 +78,8 @@ def main() -> None:
 
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    s_pfn, _ = _seconds(pfn)
-                    s_smc, _ = _seconds(lambda: bnn_smc_predictive(prior, xc, yc, xq, seed=args.seed + i))
+                    s_pfn, pfn_pred = _seconds(pfn)
+                    s_smc, smc = _seconds(lambda: bnn_smc_predictive(prior, xc, yc, xq, seed=args.seed + i))
                     s_nuts, nuts = _seconds(lambda: bnn_marginal_predictive(
                         prior, xc, yc, xq, num_warmup=200, num_samples=200, num_chains=2, seed=args.seed + i))
                 if i == k:
@@ -85,8 +87,13 @@ def main() -> None:
                 for name, s in (("pfn", s_pfn), ("smc", s_smc), ("nuts", s_nuts)):
                     timings[name].append(s)
                 r_hats.append(float(nuts.diagnostics["max_r_hat"]))
+                yq = y[i, n:].numpy()
+                nlls.append({"pfn": float(-pfn_pred.log_prob(yq).mean()), "smc": float(-smc.log_prob(yq).mean()),
+                             "nuts": float(-nuts.log_prob(yq).mean()),
+                             "smc_max_r_hat": float(smc.diagnostics["max_r_hat"]),
+                             "nuts_max_r_hat": r_hats[-1]})
             med = {name: statistics.median(v) for name, v in timings.items()}
-            cell = dict(d=d, n=n, datasets=k, seconds=med, all_seconds=timings, nuts_max_r_hat=max(r_hats),
+            cell = dict(d=d, n=n, datasets=k, seconds=med, all_seconds=timings, nuts_max_r_hat=max(r_hats), nll=nlls,
                         smc_over_pfn=med["smc"] / med["pfn"], nuts_over_pfn=med["nuts"] / med["pfn"])
             cells.append(cell)
             print(f"d={d} n={n}: pfn {1000 * med['pfn']:.1f} ms, smc {med['smc']:.2f} s "

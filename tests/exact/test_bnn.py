@@ -141,3 +141,23 @@ def test_references_and_arguments() -> None:
         BNNPrior(activation="gelu")
     with pytest.raises(ValueError, match="width"):
         BNNPrior(width=0)
+
+
+def test_a_stalled_smc_run_is_a_failed_reference(monkeypatch) -> None:
+    import priorfit.exact.bnn as bnn_module
+    from priorfit.exact.reference import Task
+
+    def stalled(*args, **kwargs):
+        raise bnn_module.SMCStalled("no progress")
+
+    monkeypatch.setattr(bnn_module, "bnn_smc_predictive", stalled)
+    x = torch.rand(4, 1, dtype=F64)
+    result = BNNPosteriorSMC(BNNPrior()).predict(Task(x_ctx=x, y_ctx=x[:, 0], x_qry=x), seed=0)
+    assert result.failed
+
+
+def test_smc_reruns_with_more_moves() -> None:
+    from priorfit.exact.reference import longer_chains
+
+    reference = BNNPosteriorSMC(BNNPrior())
+    assert longer_chains(reference).num_mcmc_steps == 4 * reference.num_mcmc_steps

@@ -19,6 +19,7 @@ uses: the function at the queries, the noise, the location, the log scale (and a
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from dataclasses import dataclass
@@ -362,14 +363,21 @@ class BNNPosteriorSMC:
     prior: object
     num_particles: int = 512
     num_runs: int = 4
+    num_mcmc_steps: int = 4
     name = "marginal"
     label = "BNN posterior (tempered SMC)"
     kind = ReferenceKind.MARGINAL
 
+    def longer(self, factor: int) -> "BNNPosteriorSMC":
+        """The rerun where the runs disagreed (R-hat above the limit): ``factor`` times the HMC moves per
+        temperature, so that the particles mix more between reweightings."""
+        return dataclasses.replace(self, num_mcmc_steps=factor * self.num_mcmc_steps)
+
     def predict(self, task: Task, seed: int) -> ReferenceResult:
         try:
             pred = bnn_smc_predictive(self.prior, task.x_ctx, task.y_ctx, task.x_qry,
-                                      num_particles=self.num_particles, num_runs=self.num_runs, seed=seed)
+                                      num_particles=self.num_particles, num_runs=self.num_runs,
+                                      num_mcmc_steps=self.num_mcmc_steps, seed=seed)
         except SMCStalled:
             return ReferenceResult(None)  # counted as a failure in the report
         return ReferenceResult.from_mcmc(pred)

@@ -119,7 +119,10 @@ RERUN_FACTOR = 4
 
 def longer_chains(reference: Reference, factor: int = RERUN_FACTOR) -> Reference | None:
     """The same MCMC reference with ``factor`` times the warm-up and draws per chain, or None for a reference
-    without chains (an MCMC reference is a frozen dataclass with ``num_warmup`` and ``num_samples``)."""
+    without chains (an MCMC reference is a frozen dataclass with ``num_warmup`` and ``num_samples``). A sampler
+    of another kind says what its longer run is by a ``longer(factor)`` method (e.g. SMC: more moves)."""
+    if hasattr(reference, "longer"):
+        return reference.longer(factor)
     fields = getattr(reference, "__dataclass_fields__", {})
     if "num_warmup" not in fields or "num_samples" not in fields:
         return None
