@@ -232,6 +232,31 @@ def test_the_shipped_robust_model_resists_outliers_and_carries_its_fidelity():
     assert errors["robust"] < 0.5 * errors["invariant_default"], errors
 
 
+def test_the_shipped_bnn_model_carries_its_fidelity_and_fits_network_functions():
+    import json
+    from pathlib import Path
+
+    from priorfit.models import load_model, shipped_models
+
+    assert "bnn" in shipped_models()
+    ckpt = load_model("bnn")
+    cells = ckpt.metadata["fidelity"]["cells"]
+    assert {(c["n_features"], c["n_context"]) for c in cells} == {(d, n) for d in (1, 2) for n in (2, 4, 8, 16, 32, 64)}
+    assert all(c["references"]["marginal"]["datasets"] == 8 for c in cells)
+    results = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "bnn_fidelity.json"
+    if results.exists():  # absent in an installed package
+        assert json.loads(results.read_text())["cells"] == cells
+    rng = np.random.default_rng(1)
+    X = rng.uniform(0, 10, size=(64, 2))
+    f = lambda Z: np.maximum(Z[:, 0] - 4, 0) - 0.5 * np.maximum(6 - Z[:, 1], 0)  # noqa: E731 (a kinked surface)
+    y = 100 + 3 * f(X) + 0.1 * rng.standard_normal(64)
+    Xq = rng.uniform(0, 10, size=(200, 2))
+    reg = PFNRegressor(model="bnn", point_estimate="median").fit(X, y)
+    assert reg.score(Xq, 100 + 3 * f(Xq)) > 0.99
+    with pytest.raises(ValueError, match="feature"):
+        PFNRegressor(model="bnn").fit(rng.uniform(size=(8, 3)), rng.uniform(size=8))
+
+
 @pytest.mark.parametrize("name", ["invariant_default", "gp_default"])
 def test_the_shipped_fidelity_is_reproducible_and_is_what_the_results_file_says(name):
     """The report in a shipped model's metadata is the committed results file (quoted in the docs), and a
