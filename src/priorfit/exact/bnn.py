@@ -40,6 +40,37 @@ _MAX_TREE_DEPTH = 8  # as for Student-t noise: caps the cost of a chain stuck in
 _CACHED_SAMPLERS = 4
 
 
+def _network_sites(prior, sizes: list) -> tuple[list, list]:
+    """NumPyro sites of a network's weights and biases (non-centred: standard normals times their layer's scale,
+    which is a site itself where it has a hyperprior): the weights and biases, each with a batch axis of 1."""
+    import numpyro
+    import numpyro.distributions as dist
+
+    from priorfit.exact.student_t import _site
+
+    weights, biases = [], []
+    for layer, (fan_in, fan_out) in enumerate(sizes):
+        w_std = _site(f"weight_std.{layer}", (), prior.weight_std[layer])
+        b_std = _site(f"bias_std.{layer}", (), prior.bias_std[layer])
+        z_w = numpyro.sample(f"z_w.{layer}", dist.Normal(0.0, 1.0).expand([fan_in, fan_out]).to_event(2))
+        z_b = numpyro.sample(f"z_b.{layer}", dist.Normal(0.0, 1.0).expand([fan_out]).to_event(1))
+        scale = w_std / (math.sqrt(fan_in) if prior.fan_in else 1.0)
+        weights.append((scale * z_w)[None])
+        biases.append((b_std * z_b)[None])
+    return weights, biases
+
+
+def _network_inputs(x_ctx: torch.Tensor, y_ctx: torch.Tensor, x_qry: torch.Tensor) -> tuple:
+    """What the samplers see of one dataset: inputs scaled by the context's range to [-1, 1] (as the prior feeds
+    its networks), and targets standardised by the context (exact: the prior is invariant to it), with the
+    location and scale that map the predictive back."""
+    lo, width = context_input_scaling(x_ctx[None])
+    net_ctx = 2.0 * scale_inputs(x_ctx[None], lo, width)[0] - 1.0
+    net_qry = 2.0 * scale_inputs(x_qry[None], lo, width)[0] - 1.0
+    y_loc, y_scale = (float(t) for t in context_standardization(y_ctx[None]))
+    return net_ctx, (y_ctx - y_loc) / y_scale, net_qry, y_loc, y_scale
+
+
 @functools.lru_cache(maxsize=_CACHED_SAMPLERS)
 def _bnn_mcmc(prior, n: int, d: int, m: int, num_warmup: int, num_samples: int, num_chains: int,
               target_accept_prob: float) -> Any:
@@ -56,15 +87,7 @@ def _bnn_mcmc(prior, n: int, d: int, m: int, num_warmup: int, num_samples: int, 
     flat_prior = dist.ImproperUniform(dist.constraints.real, (), ())
 
     def model(x: Any, y: Any, x_qry: Any) -> None:
-        weights, biases = [], []
-        for layer, (fan_in, fan_out) in enumerate(sizes):
-            w_std = _site(f"weight_std.{layer}", (), prior.weight_std[layer])
-            b_std = _site(f"bias_std.{layer}", (), prior.bias_std[layer])
-            z_w = numpyro.sample(f"z_w.{layer}", dist.Normal(0.0, 1.0).expand([fan_in, fan_out]).to_event(2))
-            z_b = numpyro.sample(f"z_b.{layer}", dist.Normal(0.0, 1.0).expand([fan_out]).to_event(1))
-            scale = w_std / (math.sqrt(fan_in) if prior.fan_in else 1.0)
-            weights.append((scale * z_w)[None])
-            biases.append((b_std * z_b)[None])
+        weights, biases = _network_sites(prior, sizes)
         noise = _site("noise_std", (), prior.noise_std)
         loc = numpyro.sample("loc", flat_prior)
         log_scale = numpyro.sample("log_scale", flat_prior)
@@ -90,14 +113,9 @@ def bnn_marginal_predictive(prior, x_ctx: object, y_ctx: object, x_qry: object, 
 
     x_ctx, y_ctx, x_qry = _checked(x_ctx, y_ctx, x_qry)
     (n, d), m = x_ctx.shape, x_qry.shape[0]
-    lo, width = context_input_scaling(x_ctx[None])
-    net_ctx = 2.0 * scale_inputs(x_ctx[None], lo, width)[0] - 1.0
-    net_qry = 2.0 * scale_inputs(x_qry[None], lo, width)[0] - 1.0
-    # the chains run on standardised targets (exact: the prior is invariant to it), mapped back below
-    y_loc, y_scale = (float(t) for t in context_standardization(y_ctx[None]))
+    net_ctx, y_std, net_qry, y_loc, y_scale = _network_inputs(x_ctx, y_ctx, x_qry)
     mcmc = _bnn_mcmc(prior, n, d, m, num_warmup, num_samples, num_chains, float(target_accept_prob))
-    samples, diag = run_numpyro(mcmc, seed, net_ctx.numpy(),
-                                ((y_ctx - y_loc) / y_scale).numpy(), net_qry.numpy(),
+    samples, diag = run_numpyro(mcmc, seed, net_ctx.numpy(), y_std.numpy(), net_qry.numpy(),
                                 watched=lambda name: not name.startswith(("z_w.", "z_b.")))
     total = num_chains * num_samples
 
@@ -167,15 +185,7 @@ def _smc_model(prior, n: int, sizes: list, start: bool) -> Any:
     from priorfit.priors.bnn import network_forward
 
     def model(x: Any, y: Any, x_qry: Any) -> None:
-        weights, biases = [], []
-        for layer, (fan_in, fan_out) in enumerate(sizes):
-            w_std = _site(f"weight_std.{layer}", (), prior.weight_std[layer])
-            b_std = _site(f"bias_std.{layer}", (), prior.bias_std[layer])
-            z_w = numpyro.sample(f"z_w.{layer}", dist.Normal(0.0, 1.0).expand([fan_in, fan_out]).to_event(2))
-            z_b = numpyro.sample(f"z_b.{layer}", dist.Normal(0.0, 1.0).expand([fan_out]).to_event(1))
-            scale = w_std / (math.sqrt(fan_in) if prior.fan_in else 1.0)
-            weights.append((scale * z_w)[None])
-            biases.append((b_std * z_b)[None])
+        weights, biases = _network_sites(prior, sizes)
         noise = _site("noise_std", (), prior.noise_std)
         eta = numpyro.sample("eta", dist.Normal(0.0, 1.0))
         f = network_forward(jnp.concatenate([x, x_qry])[None], weights, biases, prior.activation)[0]
@@ -317,17 +327,13 @@ def bnn_smc_predictive(prior, x_ctx: object, y_ctx: object, x_qry: object, num_p
 
     x_ctx, y_ctx, x_qry = _checked(x_ctx, y_ctx, x_qry)
     (n, d), m = x_ctx.shape, x_qry.shape[0]
-    lo, width = context_input_scaling(x_ctx[None])
-    net_ctx = 2.0 * scale_inputs(x_ctx[None], lo, width)[0] - 1.0
-    net_qry = 2.0 * scale_inputs(x_qry[None], lo, width)[0] - 1.0
-    y_loc, y_scale = (float(t) for t in context_standardization(y_ctx[None]))
+    net_ctx, y_std, net_qry, y_loc, y_scale = _network_inputs(x_ctx, y_ctx, x_qry)
     rng = np.random.default_rng(seed)
     runs, log_weights, evidences, temperatures = [], [], [], []
     with _x64():
         import jax.numpy as jnp
 
-        args = (jnp.asarray(net_ctx.numpy()), jnp.asarray(((y_ctx - y_loc) / y_scale).numpy()),
-                jnp.asarray(net_qry.numpy()))
+        args = tuple(jnp.asarray(t.numpy()) for t in (net_ctx, y_std, net_qry))
         for key in jax.random.split(jax.random.PRNGKey(seed), num_runs):
             values, lw, evidence, steps = _smc_run(prior, *args, num_particles, num_mcmc_steps,
                                                    num_integration_steps, key)
