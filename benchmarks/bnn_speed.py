@@ -21,7 +21,6 @@ mixed.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time

@@ -326,7 +326,7 @@ def bnn_smc_predictive(prior, x_ctx: object, y_ctx: object, x_qry: object, num_p
     from priorfit.exact.marginal import _nuts_diagnostics, _x64
 
     x_ctx, y_ctx, x_qry = _checked(x_ctx, y_ctx, x_qry)
-    (n, d), m = x_ctx.shape, x_qry.shape[0]
+    n, m = x_ctx.shape[0], x_qry.shape[0]
     net_ctx, y_std, net_qry, y_loc, y_scale = _network_inputs(x_ctx, y_ctx, x_qry)
     rng = np.random.default_rng(seed)
     runs, log_weights, evidences, temperatures = [], [], [], []
