@@ -27,10 +27,10 @@ from typing import Any
 
 import torch
 
-from priorfit.priors.hyperpriors import Fixed
 from priorfit.exact.reference import ReferenceKind, ReferenceResult, Task
 from priorfit.predictive.mixture import NormalMixturePredictive
 from priorfit.preprocessing import context_input_scaling, context_standardization, scale_inputs
+from priorfit.priors.hyperpriors import Fixed
 
 __all__ = ["bnn_marginal_predictive", "BNNMarginal", "bnn_smc_predictive", "BNNPosteriorSMC"]
 
@@ -54,8 +54,7 @@ def _network_sites(prior, sizes: list) -> tuple[list, list]:
         b_std = _site(f"bias_std.{layer}", (), prior.bias_std[layer])
         z_w = numpyro.sample(f"z_w.{layer}", dist.Normal(0.0, 1.0).expand([fan_in, fan_out]).to_event(2))
         z_b = numpyro.sample(f"z_b.{layer}", dist.Normal(0.0, 1.0).expand([fan_out]).to_event(1))
-        scale = w_std / (math.sqrt(fan_in) if prior.fan_in else 1.0)
-        weights.append((scale * z_w)[None])
+        weights.append((prior.weight_scale(w_std, fan_in) * z_w)[None])
         biases.append((b_std * z_b)[None])
     return weights, biases
 
@@ -146,7 +145,6 @@ class BNNMarginal:
         from priorfit.exact.marginal import nuts_reference_result
 
         return nuts_reference_result(self, bnn_marginal_predictive, task, seed)
-
 
 
 # --- tempered SMC with HMC moves --------------------------------------------------------------------------------
@@ -265,8 +263,7 @@ def _start_draws(prior, d: int, num_particles: int, seed: int) -> dict:
             draws[f"weight_std.{layer}"] = w_std
         if not isinstance(prior.bias_std[layer], Fixed):
             draws[f"bias_std.{layer}"] = b_std
-        scale = w_std / (math.sqrt(fan_in) if prior.fan_in else 1.0)
-        draws[f"z_w.{layer}"] = params.weights[layer] / scale[:, None, None]
+        draws[f"z_w.{layer}"] = params.weights[layer] / prior.weight_scale(w_std, fan_in)[:, None, None]
         draws[f"z_b.{layer}"] = params.biases[layer] / b_std[:, None]
     if not isinstance(prior.noise_std, Fixed):
         draws["noise_std"] = params.noise_std
@@ -320,6 +317,7 @@ def bnn_smc_predictive(prior, x_ctx: object, y_ctx: object, x_qry: object, num_p
     .. [DDJ2006] P. Del Moral, A. Doucet, A. Jasra. Sequential Monte Carlo samplers. JRSS B 68(3), 2006.
     """
     import jax
+    import jax.numpy as jnp
     import numpy as np
 
     from priorfit.exact.invariant import _checked
@@ -331,8 +329,6 @@ def bnn_smc_predictive(prior, x_ctx: object, y_ctx: object, x_qry: object, num_p
     rng = np.random.default_rng(seed)
     runs, log_weights, evidences, temperatures = [], [], [], []
     with _x64():
-        import jax.numpy as jnp
-
         args = tuple(jnp.asarray(t.numpy()) for t in (net_ctx, y_std, net_qry))
         for key in jax.random.split(jax.random.PRNGKey(seed), num_runs):
             values, lw, evidence, steps = _smc_run(prior, *args, num_particles, num_mcmc_steps,

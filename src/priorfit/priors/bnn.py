@@ -141,6 +141,12 @@ class BNNPrior:
         return Symmetries(reflect_inputs=self.inputs.symmetric, permute_inputs=self.inputs.symmetric,
                           negate_targets=True)
 
+    def weight_scale(self, weight_std, fan_in: int):
+        """The standard deviation of a layer's weights from its scale ``weight_std`` (a tensor or JAX array):
+        divided by sqrt(fan_in) when the prior is fan-in scaled. One place, for the sampler, the exact references
+        and the functional-prior fit alike."""
+        return weight_std / (math.sqrt(fan_in) if self.fan_in else 1.0)
+
     def layer_sizes(self, n_features: int) -> list[tuple[int, int]]:
         """(fan-in, fan-out) of each layer for ``n_features`` inputs."""
         sizes = [n_features] + [self.width] * self.depth + [1]
@@ -163,7 +169,7 @@ class BNNPrior:
         bias_std = torch.stack([hp.sample((batch_size,), generator) for hp in self.bias_std], -1).double()
         weights, biases = [], []
         for layer, (fan_in, fan_out) in enumerate(self.layer_sizes(n_features)):
-            std = weight_std[:, layer] / (math.sqrt(fan_in) if self.fan_in else 1.0)
+            std = self.weight_scale(weight_std[:, layer], fan_in)
             z = torch.randn(batch_size, fan_in, fan_out, generator=generator, dtype=torch.float64)
             weights.append(std[:, None, None] * z)
             biases.append(bias_std[:, layer, None] * torch.randn(batch_size, fan_out, generator=generator,

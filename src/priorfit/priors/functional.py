@@ -62,7 +62,7 @@ def bnn_functions(bnn: BNNPrior, log_weight_std: Tensor, log_bias_std: Tensor, x
     for layer, (fan_in, fan_out) in enumerate(bnn.layer_sizes(x.shape[1])):
         z_w = torch.randn(draws, fan_in, fan_out, generator=generator, dtype=torch.float64)
         z_b = torch.randn(draws, fan_out, generator=generator, dtype=torch.float64)
-        scale = log_weight_std[layer].exp() / (math.sqrt(fan_in) if bnn.fan_in else 1.0)
+        scale = bnn.weight_scale(log_weight_std[layer].exp(), fan_in)
         weights.append(scale * z_w)
         biases.append(log_bias_std[layer].exp() * z_b)
     return network_forward(2.0 * x.expand(draws, -1, -1) - 1.0, weights, biases, bnn.activation)
