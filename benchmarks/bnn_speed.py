@@ -15,7 +15,7 @@ one core each alike. Writes ``--out``.json and .txt: per cell, the median second
 the JSON also holds each timed dataset's NLL per method and R-hat, a cross-check of SMC against NUTS where NUTS
 mixed.
 
-    taskset -c 0 python benchmarks/bnn_speed.py checkpoints/bnn.safetensors --out benchmarks/results/bnn_speed
+    taskset -c 0 python benchmarks/bnn_speed.py bnn --out benchmarks/results/bnn_speed
 """
 
 from __future__ import annotations

@@ -4,19 +4,17 @@
 model, R^2 of the predictive mean and of the predictive median, and the largest absolute error of each. The
 mean sums the bar distribution's far tail bars, so a little tail mass moves it far (docs/heavy_tails.md, "Use").
 
-    python benchmarks/point_estimates.py --out benchmarks/results/point_estimates
+    python benchmarks/point_estimates.py
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
 import numpy as np
 import torch
+from report_common import write_results
 
-from priorfit.atomic import atomic_write_json, atomic_write_text
 from priorfit.estimators import PFNRegressor
 
 
@@ -27,7 +25,6 @@ def surface(z: np.ndarray) -> np.ndarray:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", default="bnn,robust,invariant_default")
-    parser.add_argument("--out", required=True, help="results path without extension")
     args = parser.parse_args()
     torch.set_num_threads(1)
     rng = np.random.default_rng(1)  # the test's data
@@ -47,12 +44,7 @@ def main() -> None:
     lines = [f"{'model':<18} {'R2 mean':>9} {'R2 median':>9} {'max|err| mean':>13} {'max|err| median':>15}"]
     lines += [f"{r['model']:<18} {r['r2_mean']:9.3f} {r['r2_median']:9.3f} {r['max_abs_error_mean']:13.2f} "
               f"{r['max_abs_error_median']:15.2f}" for r in rows]
-    text = "\n".join(lines)
-    print(text)
-    command = "python " + " ".join(sys.argv)
-    out = Path(args.out)
-    atomic_write_json(out.with_suffix(".json"), dict(command=command, rows=rows))
-    atomic_write_text(out.with_suffix(".txt"), f"# {command}\n{text}\n")
+    write_results("point_estimates", "\n".join(lines), dict(rows=rows))
 
 
 if __name__ == "__main__":
