@@ -497,6 +497,41 @@ class BarDistribution(torch.nn.Module):
         """The training loss ``-log f(y)``: logits ``... x K``, y ``...`` -> ``...`` (no reduction)."""
         return -self.log_prob(logits, y)
 
+    def expected_nll(self, logits: Tensor, mean: Tensor, std: Tensor) -> Tensor:
+        """The cross-entropy ``E[-log f(Y)]`` for ``Y ~ N(mean, std^2)``, in closed form: logits ``... x K``, mean,
+        std ``...`` -> ``...``; differentiable w.r.t. logits.
+
+        With the normal's masses ``P_k`` on the bars (:meth:`project_normal`) it is ``-sum_k P_k log p_k`` plus
+        terms free of the logits: ``P_k log w_k`` for an inner bar and, for a tail, the half-normal's constant and
+        ``E[t^2; Y in the tail] / 2`` (``t`` the distance past ``b_1`` or ``b_{K-1}`` over sigma), from the
+        normal's truncated second moment ``s^2 ((z^2 + 1) Phi(z) + z phi(z))``. So it equals the mean of
+        :meth:`nll` over draws of Y, with no sampling noise: the Rao-Blackwellised training loss. The masses and
+        constants are computed in float64.
+        """
+        logits = self._check_logits(logits)
+        with torch.no_grad():
+            mean64 = torch.as_tensor(mean, dtype=torch.float64, device=logits.device)
+            std64 = torch.as_tensor(std, dtype=torch.float64, device=logits.device)
+            if not (std64 > 0).all():
+                raise ValueError("std must be positive")
+            bars = _make_bars(self.borders.detach().to(torch.float64), torch.float64, logits.device)
+            z = (bars.inner - mean64.unsqueeze(-1)) / std64.unsqueeze(-1)
+            mass = self.project(0.5 * torch.special.erfc(-z / _SQRT2), 0.5 * torch.special.erfc(z / _SQRT2)).exp()
+            z_left, z_right = z[..., 0], -z[..., -1]  # standardised distances into each tail
+
+            def tail_moment(u: Tensor) -> Tensor:  # E[(u - Z)^2; Z < u] for Z ~ N(0, 1)
+                phi = torch.exp(-0.5 * u.square()) / math.sqrt(2.0 * math.pi)
+                cdf = 0.5 * torch.special.erfc(-u / _SQRT2)
+                return ((u.square() + 1.0) * cdf + u * phi).clamp_min(0.0)
+
+            const = (mass[..., 1:-1] * bars.log_width[1:-1]).sum(-1)
+            const = const + mass[..., 0] * (bars.sigma_left.log() - _HALF_LOG_2_OVER_PI)
+            const = const + mass[..., -1] * (bars.sigma_right.log() - _HALF_LOG_2_OVER_PI)
+            const = const + 0.5 * std64.square() * (tail_moment(z_left) / bars.sigma_left.square()
+                                                     + tail_moment(z_right) / bars.sigma_right.square())
+        log_q = torch.log_softmax(logits, dim=-1)
+        return const.to(logits.dtype) - (mass.to(logits.dtype) * log_q).sum(-1)
+
     def pdf(self, logits: Tensor, y: Tensor) -> Tensor:
         """f(y) = exp(log_prob): logits ``... x K``, y ``...`` -> ``...``."""
         return self.log_prob(logits, y).exp()

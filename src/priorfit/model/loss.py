@@ -13,7 +13,7 @@ from priorfit.model.bar_distribution import BarDistribution
 from priorfit.model.ensemble import SymmetryEnsemble, encode, predict
 from priorfit.model.transformer import PFNTransformer
 
-__all__ = ["pfn_predict", "pfn_nll"]
+__all__ = ["pfn_predict", "pfn_nll", "pfn_expected_nll"]
 
 
 @torch.inference_mode()
@@ -40,3 +40,13 @@ def pfn_nll(bar: BarDistribution, logits: Tensor, loc: Tensor, scale: Tensor, y:
     the bar NLL of the standardised targets plus the log of the Jacobian."""
     loc, scale = loc.to(logits.dtype), scale.to(logits.dtype)
     return bar.nll(logits, (y.to(logits.dtype) - loc) / scale) + scale.log()
+
+
+def pfn_expected_nll(bar: BarDistribution, logits: Tensor, loc: Tensor, scale: Tensor, mean: Tensor,
+                     std: Tensor) -> Tensor:
+    """The expectation of :func:`pfn_nll` over targets ``y ~ N(mean, std^2)`` (each `B x m`, in the targets' own
+    units), in closed form (:meth:`BarDistribution.expected_nll` of the standardised normal, plus the log of the
+    Jacobian): the training loss against a prior's exact conditional (:mod:`priorfit.priors.conditional`)."""
+    loc, scale = loc.to(torch.float64), scale.to(torch.float64)
+    return bar.expected_nll(logits, (mean.to(torch.float64) - loc) / scale, std.to(torch.float64) / scale) \
+        + scale.log().to(logits.dtype)

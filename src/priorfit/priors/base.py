@@ -62,7 +62,12 @@ class Symmetries:
 class Prior(Protocol):
     """A prior over datasets: a frozen, registered dataclass with a seeded ``sample``, the symmetries it is
     invariant to, and its exact references. Training, evaluation and the estimators use a prior only through
-    this protocol."""
+    this protocol.
+
+    A prior may also declare ``conditional(batch, n_context)``: the exact normal of each held-out target given the
+    latent values its dataset was drawn with and its context (:mod:`priorfit.priors.conditional`), which training
+    then scores against instead of the one sampled target. It is optional (not part of the checked protocol): a
+    prior without it trains on its sampled targets."""
 
     max_features: int
 

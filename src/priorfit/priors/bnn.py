@@ -28,6 +28,7 @@ from torch import Tensor
 
 from priorfit.config import register
 from priorfit.priors.base import Batch, Symmetries, sample_arguments
+from priorfit.priors.conditional import NormalTargets
 from priorfit.priors.hyperpriors import Fixed, Hyperprior, LogNormal
 from priorfit.priors.inputs import InputSampler, UniformInputs
 from priorfit.priors.params import Params
@@ -183,6 +184,14 @@ class BNNPrior:
         """f at x (`batch x m x d`), the network reading x in the units of the context x_ctx (`batch x n x d`)."""
         lo, width = context_input_scaling(x_ctx)
         return network_forward(2.0 * scale_inputs(x, lo, width) - 1.0, params.weights, params.biases, self.activation)
+
+    def conditional(self, batch: Batch, n_context: int) -> NormalTargets:
+        """Each query target's normal given the network the dataset was drawn with: its output there, and the
+        noise (:mod:`priorfit.priors.conditional`; the network is read in the units of the first ``n_context``
+        points, as it was drawn)."""
+        x, params = batch.x, batch.params
+        mean = self.function(params, x[:, n_context:], x[:, :n_context])
+        return NormalTargets(mean=mean, std=params.noise_std[:, None].to(mean).expand_as(mean))
 
     def sample(
         self,

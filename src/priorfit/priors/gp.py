@@ -22,6 +22,7 @@ from torch import Tensor
 from priorfit.config import register
 from priorfit.validation import check_int
 from priorfit.priors.base import Batch, Symmetries
+from priorfit.priors.conditional import NormalTargets, gaussian_conditional
 from priorfit.priors.hyperpriors import Fixed, Hyperprior, LogNormal
 from priorfit.priors.inputs import InputSampler, UniformInputs
 from priorfit.priors.kernels import RBF, Kernel, Scale
@@ -196,6 +197,28 @@ class GPPrior:
         if not isinstance(params, GPParams):
             raise TypeError(f"params must be GPParams, got {type(params).__name__}")
         return self.kernel.forward(params.kernel, x1, x2)
+
+    def conditional_normal(self, params: GPParams, at_ctx: Tensor, at_qry: Tensor, y_ctx: Tensor,
+                           noise_var: Tensor) -> NormalTargets:
+        """The query targets' normals given the context's targets ``y_ctx`` (`batch x n`) and ``params``, the
+        function evaluated at ``at_ctx`` and ``at_qry`` (`batch x n x d`, `batch x m x d`; the inputs as the
+        kernel reads them), each point's noise variance ``noise_var`` (`batch x (n + m)`) and the jitter added."""
+        n = at_ctx.shape[1]
+        extra = noise_var + self.jitter
+        cov = self.kernel.forward(params.kernel, at_ctx, at_ctx) + torch.diag_embed(extra[:, :n])
+        cross = self.kernel.forward(params.kernel, at_ctx, at_qry)
+        var_qry = self.kernel.diag(params.kernel, at_qry) + extra[:, n:]
+        mean = params.mean[:, None]
+        out = gaussian_conditional(cov, cross, var_qry, y_ctx - mean)
+        return NormalTargets(mean=out.mean + mean, std=out.std)
+
+    def conditional(self, batch: Batch, n_context: int) -> NormalTargets:
+        """The exact normal of each target after the first ``n_context`` of each dataset of ``batch`` (one this
+        prior drew) given the hyperparameters it was drawn with and its context (:mod:`priorfit.priors.conditional`)."""
+        noise = batch.params.noise_std.square()[:, None].expand_as(batch.y)
+        x = batch.x
+        return self.conditional_normal(batch.params, x[:, :n_context], x[:, n_context:], batch.y[:, :n_context],
+                                       noise)
 
     # ---- sampling -----------------------------------------------------------------------------------------------
 

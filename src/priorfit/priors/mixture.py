@@ -22,6 +22,7 @@ from torch import Tensor
 
 from priorfit.config import register
 from priorfit.priors.base import Batch, Prior, Symmetries
+from priorfit.priors.conditional import NormalTargets, query_conditional
 from priorfit.priors.params import Params
 from priorfit.validation import check_int
 
@@ -97,6 +98,21 @@ class MixturePrior:
                 return ()
             oracles.append(oracle)
         return (MixtureOracle(tuple(oracles)),)
+
+    def conditional(self, batch: Batch, n_context: int) -> NormalTargets | None:
+        """Each dataset's own component's conditional (:mod:`priorfit.priors.conditional`), or None when some
+        component declares none."""
+        params = batch.params
+        parts = []
+        for prior, part in zip(self.priors, params.parts):
+            out = query_conditional(prior, Batch(x=batch.x, y=batch.y, params=part), n_context)
+            if out is None:
+                return None
+            parts.append(out)
+        pick = params.component.to(batch.y.device)
+        rows = torch.arange(batch.y.shape[0], device=pick.device)
+        return NormalTargets(mean=torch.stack([p.mean for p in parts])[pick, rows],
+                             std=torch.stack([p.std for p in parts])[pick, rows])
 
     def sample(
         self,

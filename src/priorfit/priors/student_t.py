@@ -45,6 +45,7 @@ from torch import Tensor
 
 from priorfit.config import register
 from priorfit.priors.base import Batch, Symmetries, sample_arguments
+from priorfit.priors.conditional import NormalTargets
 from priorfit.priors.gp import GPParams, GPPrior
 from priorfit.priors.hyperpriors import Fixed, Hyperprior, InverseGamma, LogNormal, Shifted
 from priorfit.priors.invariant import InvariantGPPrior, _scaled_by_context
@@ -126,6 +127,16 @@ class StudentTProcessPrior:
         """The variance factor :math:`s` from a draw of the mixing prior."""
         return mixed if self.mixing_on == "variance" else mixed.square()
 
+    def conditional(self, batch: Batch, n_context: int) -> NormalTargets:
+        """The exact normal of each query target of ``batch`` given its GP hyperparameters, its variance factor
+        and its first ``n_context`` points (:mod:`priorfit.priors.conditional`): the GP's, the targets mapped back
+        by the factor and the spread scaled by it."""
+        params = batch.params
+        mean, root = params.gp.mean[:, None], params.variance.sqrt()[:, None]
+        unscaled = Batch(x=batch.x, y=mean + (batch.y - mean) / root, params=params.gp)
+        gp = self.gp.conditional(unscaled, n_context)
+        return NormalTargets(mean=mean + root * (gp.mean - mean), std=root * gp.std)
+
     def sample(
         self,
         batch_size: int,
@@ -151,7 +162,7 @@ class StudentTProcessPrior:
 
 
 def gamma_precisions(df: Tensor, n_points: int, generator: torch.Generator) -> Tensor:
-    """`batch x n_points` draws of :math:`\lambda \sim \mathrm{Gamma}(\nu/2, \text{rate } \nu/2)` for each
+    r"""`batch x n_points` draws of :math:`\lambda \sim \mathrm{Gamma}(\nu/2, \text{rate } \nu/2)` for each
     dataset's degrees of freedom ``df`` (`batch`), by the exact inverse CDF of uniforms from ``generator``."""
     from scipy import special
 
@@ -174,7 +185,7 @@ class StudentTNoiseParams(Params):
 @register
 @dataclass(frozen=True)
 class StudentTNoisePrior:
-    """The GP ``gp`` in its context's units (as :class:`~priorfit.priors.invariant.InvariantGPPrior`) with
+    r"""The GP ``gp`` in its context's units (as :class:`~priorfit.priors.invariant.InvariantGPPrior`) with
     Student-t observation noise whose degrees of freedom have the hyperprior ``df`` (module docstring).
 
     Fields:
@@ -223,6 +234,16 @@ class StudentTNoisePrior:
         return (StudentTNoiseOracle(self),
                 StudentTNoiseMarginal(self, settings.nuts_warmup, settings.nuts_samples, settings.nuts_chains),
                 SklearnGP(settings.ml2_restarts), BoTorchGP())
+
+    def conditional(self, batch: Batch, n_context: int) -> NormalTargets:
+        """The exact normal of each query target of ``batch`` given its GP hyperparameters, every point's noise
+        precision factor (the query's own included) and its first ``n_context`` points
+        (:mod:`priorfit.priors.conditional`): given the precisions, the noise is Gaussian."""
+        params = batch.params
+        at = _scaled_by_context(n_context)(batch.x)
+        noise = params.gp.noise_std.square()[:, None] / params.precisions.to(batch.y)
+        return self.gp.conditional_normal(params.gp, at[:, :n_context], at[:, n_context:],
+                                          batch.y[:, :n_context], noise)
 
     def sample(
         self,
