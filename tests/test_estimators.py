@@ -150,12 +150,12 @@ def test_bad_queries_and_parameters(fitted, tiny_checkpoint):
         PFNRegressor(model=str(tiny_checkpoint), point_estimate="mode").fit(X, y)
 
 
-def test_the_point_estimate_is_the_mean_or_the_median(fitted, tiny_checkpoint):
+def test_the_point_estimate_is_the_median_or_the_mean(fitted, tiny_checkpoint):
     reg, X, y = fitted
     dist = reg.predict_distribution(X[:4])
-    np.testing.assert_array_equal(reg.predict(X[:4]), dist.mean)
-    median = PFNRegressor(model=str(tiny_checkpoint), point_estimate="median").fit(X, y)
-    np.testing.assert_allclose(median.predict(X[:4]), dist.quantile([0.5])[:, 0])
+    np.testing.assert_allclose(reg.predict(X[:4]), dist.quantile([0.5])[:, 0])  # the default: the median
+    mean = PFNRegressor(model=str(tiny_checkpoint), point_estimate="mean").fit(X, y)
+    np.testing.assert_array_equal(mean.predict(X[:4]), dist.mean)
 
 
 def test_missing_and_corrupted_checkpoint(tmp_path, tiny_checkpoint):
@@ -168,6 +168,17 @@ def test_missing_and_corrupted_checkpoint(tmp_path, tiny_checkpoint):
     broken.write_bytes(bytes(data))
     with pytest.raises(CheckpointError, match="sha256"):
         PFNRegressor(model=str(broken)).fit(X, y)
+
+
+def test_a_training_run_s_folder_is_a_model(tmp_path, tiny_checkpoint):
+    """model=DIR takes the folder `priorfit train --out DIR` wrote (its model.safetensors); an empty folder is a
+    clear error."""
+    X, y = _data()
+    by_file = PFNRegressor(model=str(tiny_checkpoint)).fit(X, y).predict(X[:3])
+    by_folder = PFNRegressor(model=str(tiny_checkpoint.parent)).fit(X, y).predict(X[:3])
+    np.testing.assert_array_equal(by_file, by_folder)
+    with pytest.raises(CheckpointError, match="folder without a model.safetensors"):
+        PFNRegressor(model=str(tmp_path)).fit(X, y)
 
 
 def test_unfitted_raises(tiny_checkpoint):

@@ -310,3 +310,23 @@ def test_a_step_with_a_non_finite_loss_is_skipped_and_counted(tmp_path, monkeypa
     ckpt = load_checkpoint(result.checkpoint)
     assert ckpt.metadata["skipped_steps"] == 1 and result.history[-1]["skipped_steps"] == 1
     assert all(torch.isfinite(v).all() for v in ckpt.model.state_dict().values())
+
+
+def test_rao_blackwellised_targets_are_used_when_the_prior_declares_them(tmp_path, monkeypatch):
+    """With rao_blackwell (the default) a step asks the prior for its conditional and the run differs from one on
+    the sampled targets; with it off, the prior is never asked."""
+    calls = []
+    original = GPPrior.conditional
+
+    def counting(self, batch, n_context):
+        calls.append(n_context)
+        return original(self, batch, n_context)
+
+    monkeypatch.setattr(GPPrior, "conditional", counting)
+    run = dataclasses.replace(SMALL, steps=3, eval_every=3, checkpoint_every=3, border_datasets=16)
+    rb = train(tiny_prior(), TINY_MODEL, run, tmp_path / "rb", progress=False)
+    assert len(calls) == 3
+    sampled = train(tiny_prior(), TINY_MODEL, dataclasses.replace(run, rao_blackwell=False), tmp_path / "s",
+                    progress=False)
+    assert len(calls) == 3
+    assert not torch.equal(_weights(rb.checkpoint)["head.weight"], _weights(sampled.checkpoint)["head.weight"])

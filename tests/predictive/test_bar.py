@@ -10,7 +10,7 @@ import torch
 from scipy import integrate
 
 from priorfit.model.bar_distribution import BarDistribution
-from priorfit.predictive.bar import PredictiveDistribution
+from priorfit.predictive.bar import TAIL_ALPHA, PredictiveDistribution
 
 F64 = torch.float64
 BORDERS = torch.tensor([-3.0, -1.7, -1.1, -0.2, 0.05, 0.9, 1.0, 2.4, 4.0], dtype=F64)
@@ -47,15 +47,23 @@ def user_integral(pred: PredictiveDistribution, fn, extra=()) -> np.ndarray:
 def test_log_prob_integrates_to_one_in_user_units():
     pred = make()
 
-    def integrand(t: np.ndarray) -> np.ndarray:  # m x 4: density, t f, t^2 f, -f log f
+    lo, hi = pred.quantile([TAIL_ALPHA, 1 - TAIL_ALPHA]).T
+
+    def integrand(t: np.ndarray) -> np.ndarray:  # m x 6: density, t f, t^2 f, -f log f, the winsorised t f, t^2 f
         lp = pred.log_prob(t)
         f = np.exp(lp)
-        return np.stack([f, t * f, t * t * f, -f * lp], axis=-1)
+        c = np.clip(t, lo, hi)
+        return np.stack([f, t * f, t * t * f, -f * lp, c * f, c * c * f], axis=-1)
 
-    integrals = user_integral(pred, integrand)
+    integrals = user_integral(pred, integrand, extra=(*lo, *hi))
     np.testing.assert_allclose(integrals[:, 0], 1.0, rtol=0, atol=1e-10)
-    np.testing.assert_allclose(pred.mean, integrals[:, 1], rtol=1e-9)
-    np.testing.assert_allclose(pred.variance, integrals[:, 2] - integrals[:, 1] ** 2, rtol=1e-8)
+    # mean and variance are the winsorised predictive's (TAIL_ALPHA on each side), not the raw ones
+    np.testing.assert_allclose(pred.mean, integrals[:, 4], rtol=1e-9)
+    np.testing.assert_allclose(pred.variance, integrals[:, 5] - integrals[:, 4] ** 2, rtol=1e-8)
+    raw = pred.bar_distribution
+    np.testing.assert_allclose(LOC + SCALE * raw.mean(pred.logits).numpy(), integrals[:, 1], rtol=1e-9)
+    np.testing.assert_allclose(SCALE**2 * raw.variance(pred.logits).numpy(), integrals[:, 2] - integrals[:, 1] ** 2,
+                               rtol=1e-8)
     np.testing.assert_allclose(pred.entropy, integrals[:, 3], rtol=1e-9, atol=1e-11)
     np.testing.assert_allclose(pred.pdf(LOC), np.exp(pred.log_prob(LOC)))
 
@@ -63,8 +71,9 @@ def test_log_prob_integrates_to_one_in_user_units():
 def test_mean_quantile_and_cdf_transform_affinely():
     pred = make()
     bd, logits = pred.bar_distribution, pred.logits
-    np.testing.assert_allclose(pred.mean, LOC + SCALE * bd.mean(logits).numpy(), rtol=1e-14)
-    np.testing.assert_allclose(pred.stddev, SCALE * bd.stddev(logits).numpy(), rtol=1e-14)
+    mean, var = bd.winsorized_moments(logits, TAIL_ALPHA)
+    np.testing.assert_allclose(pred.mean, LOC + SCALE * mean.numpy(), rtol=1e-14)
+    np.testing.assert_allclose(pred.stddev, SCALE * var.sqrt().numpy(), rtol=1e-14)
     np.testing.assert_allclose(pred.entropy, bd.entropy(logits).numpy() + np.log(SCALE), rtol=1e-14)
     q = [1e-5, 0.05, 0.5, 0.95, 1 - 1e-5]
     quantiles = pred.quantile(q)

@@ -3,7 +3,8 @@
 ``PFNModel(train_X, train_Y)`` conditions the PFN on the data in one forward pass (no hyperparameter fitting);
 ``posterior(X)`` for ``X`` of shape ``batch x q x d`` returns a :class:`PFNPosterior`:
 
-- ``mean`` and ``variance`` are the bar distribution's, differentiable in ``X``; BoTorch's analytic
+- ``mean`` and ``variance`` are the bar distribution's winsorised at ``TAIL_ALPHA`` on each side (as
+  ``PFNRegressor``'s), differentiable in ``X``; BoTorch's analytic
   acquisitions (``LogExpectedImprovement``, ``UpperConfidenceBound``) read these, and so treat the predictive as
   Gaussian with those moments;
 - ``rsample_from_base_samples`` maps BoTorch's normal base samples through the normal CDF and the bar
@@ -26,6 +27,7 @@ from botorch.sampling.normal import SobolQMCNormalSampler
 from torch import Tensor
 
 from priorfit.bo.surrogate import PFNSurrogate
+from priorfit.predictive.bar import TAIL_ALPHA
 
 __all__ = ["PFNModel", "PFNPosterior"]
 
@@ -91,12 +93,12 @@ class PFNPosterior(Posterior):
 
     @property
     def mean(self) -> Tensor:
-        z = self.surrogate.bars.mean(self._marginal_logits())
+        z = self.surrogate.bars.winsorized_moments(self._marginal_logits(), TAIL_ALPHA)[0]
         return (self._loc + self._scale * z).unsqueeze(-1).to(self.dtype)
 
     @property
     def variance(self) -> Tensor:
-        z = self.surrogate.bars.variance(self._marginal_logits())
+        z = self.surrogate.bars.winsorized_moments(self._marginal_logits(), TAIL_ALPHA)[1]
         return (self._scale**2 * z).unsqueeze(-1).to(self.dtype)
 
     def _extended_shape(self, sample_shape: torch.Size = torch.Size()) -> torch.Size:  # noqa: B008

@@ -47,6 +47,6 @@ def pfn_expected_nll(bar: BarDistribution, logits: Tensor, loc: Tensor, scale: T
     """The expectation of :func:`pfn_nll` over targets ``y ~ N(mean, std^2)`` (each `B x m`, in the targets' own
     units), in closed form (:meth:`BarDistribution.expected_nll` of the standardised normal, plus the log of the
     Jacobian): the training loss against a prior's exact conditional (:mod:`priorfit.priors.conditional`)."""
-    loc, scale = loc.to(torch.float64), scale.to(torch.float64)
+    loc, scale = loc.to(torch.float64), scale.to(torch.float64)  # b x 1: standardise in float64, then cast
     return bar.expected_nll(logits, (mean.to(torch.float64) - loc) / scale, std.to(torch.float64) / scale) \
         + scale.log().to(logits.dtype)

@@ -24,10 +24,13 @@ def shipped_models() -> list[str]:
 
 
 def resolve_model_path(model: str | Path | None) -> Path:
-    """A checkpoint path from a shipped model's name, a path, or None (the default shipped model)."""
+    """A checkpoint path from a shipped model's name, a path, a training run's folder (its ``model.safetensors``,
+    what ``priorfit train --out DIR`` writes), or None (the default shipped model)."""
     if model is None:
         model = DEFAULT_MODEL
     path = Path(model)
+    if path.is_dir():
+        return path / "model.safetensors"
     if path.suffix != ".safetensors" and not path.exists():
         shipped = MODELS_DIR / f"{model}.safetensors"
         if shipped.exists():
@@ -45,6 +48,9 @@ def load_model(model: str | Path | Checkpoint | None) -> Checkpoint:
     if isinstance(model, Checkpoint):
         return model
     path = resolve_model_path(model)
+    if Path(str(model)).is_dir() and not path.is_file():
+        raise CheckpointError(f"model={str(model)!r} is a folder without a model.safetensors (a training run's "
+                              "folder holds one from its first checkpoint on)")
     if not path.is_file():
         raise CheckpointError(
             f"model={str(model)!r}: no such checkpoint file or shipped model (shipped: {shipped_models()})"

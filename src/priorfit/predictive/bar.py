@@ -11,6 +11,14 @@ floats, or one per query point). So, with ``z = (y - loc) / scale``,
 
     E_{user} = loc + scale \\, E_{model}, \\quad Var_{user} = scale^2 \\, Var_{model}, \\quad
     H_{user} = H_{model} + \\log(scale), \\quad EI_{user}(f) = scale \\, EI_{model}((f - loc) / scale).
+
+``mean`` and ``variance`` (and ``stddev``) are those of the predictive winsorised at ``TAIL_ALPHA`` on each side
+(:meth:`~priorfit.model.bar_distribution.BarDistribution.winsorized_moments`): a network trained by NLL leaves far
+tail bars with mass it cannot resolve, which would set the raw moments.
+
+``mean`` and ``variance`` (and ``stddev``) are those of the predictive winsorised at ``TAIL_ALPHA`` on each side
+(:meth:`~priorfit.model.bar_distribution.BarDistribution.winsorized_moments`): a network trained by NLL leaves far
+tail bars with mass it cannot resolve, which would set the raw moments.
 """
 
 from __future__ import annotations
@@ -25,7 +33,12 @@ from priorfit.model.bar_distribution import BarDistribution
 from priorfit.predictive.base import Predictive, _out
 from priorfit.predictive.base import as_float64 as _to_tensor
 
-__all__ = ["BarPredictive", "PredictiveDistribution"]
+__all__ = ["BarPredictive", "PredictiveDistribution", "TAIL_ALPHA"]
+
+#: The mass on each side beyond which ``mean`` and ``variance`` winsorise the predictive
+#: (:meth:`~priorfit.model.bar_distribution.BarDistribution.winsorized_moments`): a network trained by NLL does not
+#: resolve far tail bars' masses below about this, and the raw moments would sum them out to 10^4 spreads.
+TAIL_ALPHA = 1e-3
 
 
 class BarPredictive(Predictive):
@@ -75,6 +88,7 @@ class BarPredictive(Predictive):
         self.logits = logits
         self.loc = loc
         self.scale = scale
+        self._moments_cache: tuple[Tensor, Tensor] | None = None
 
     def __len__(self) -> int:
         return self.logits.shape[0]
@@ -87,11 +101,16 @@ class BarPredictive(Predictive):
 
     # -- the interface ------------------------------------------------------------------------------------------
 
+    def _moments(self) -> tuple[Tensor, Tensor]:
+        if self._moments_cache is None:
+            self._moments_cache = self.bar_distribution.winsorized_moments(self.logits, TAIL_ALPHA)
+        return self._moments_cache
+
     def _mean(self) -> Tensor:
-        return (self.loc + self.scale * self.bar_distribution.mean(self.logits)).expand(len(self))
+        return (self.loc + self.scale * self._moments()[0]).expand(len(self))
 
     def _variance(self) -> Tensor:
-        return (self.scale**2 * self.bar_distribution.variance(self.logits)).expand(len(self))
+        return (self.scale**2 * self._moments()[1]).expand(len(self))
 
     def _log_prob(self, y: Tensor) -> Tensor:
         # includes the -log(scale) Jacobian of the map to the user's units
