@@ -55,17 +55,17 @@ def test_predict_csv(tmp_path, tiny_checkpoint):
                  "--target", "target", "--model", str(tiny_checkpoint), "--quantiles", "0.1,0.9", "--out", str(out)])
     assert code == 0
     rows = list(csv.DictReader(open(out)))
-    assert list(rows[0]) == ["a", "b", "mean", "std", "q0.1", "q0.9"] and len(rows) == 3
+    assert list(rows[0]) == ["a", "b", "median", "mean", "std", "q0.1", "q0.9"] and len(rows) == 3
     from priorfit.estimators import PFNRegressor
 
     expected = PFNRegressor(model=str(tiny_checkpoint)).fit(X, y).predict(X[:3])
-    np.testing.assert_allclose([float(r["mean"]) for r in rows], expected, rtol=1e-5)
-    assert all(float(r["q0.1"]) < float(r["mean"]) < float(r["q0.9"]) for r in rows)
+    np.testing.assert_allclose([float(r["median"]) for r in rows], expected, rtol=1e-5)
+    assert all(float(r["q0.1"]) < float(r["median"]) < float(r["q0.9"]) for r in rows)
     code = main(["predict", "--train", str(tmp_path / "train.csv"), "--query", str(tmp_path / "query.csv"),
                  "--target", "target", "--model", str(tiny_checkpoint), "--ensemble", "3", "--out", str(out)])
     ensemble = PFNRegressor(model=str(tiny_checkpoint), ensemble_size=3).fit(X, y).predict(X[:3])
     assert code == 0 and not np.allclose(ensemble, expected, rtol=1e-3)
-    np.testing.assert_allclose([float(r["mean"]) for r in csv.DictReader(open(out))], ensemble, rtol=1e-5)
+    np.testing.assert_allclose([float(r["median"]) for r in csv.DictReader(open(out))], ensemble, rtol=1e-5)
 
 
 def test_predict_errors(tmp_path, tiny_checkpoint, capsys):

@@ -78,8 +78,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         raise PriorfitError(f"--quantiles must be comma-separated numbers, got {args.quantiles!r}") from None
     reg = PFNRegressor(model=args.model, ensemble_size=args.ensemble, precision=args.precision).fit(X, y)
     dist = reg.predict_distribution(Xq)
-    columns = [dist.mean, dist.stddev] + list(dist.quantile(quantiles).T)
-    names = ["mean", "std"] + [f"q{q:g}" for q in quantiles]
+    columns = [reg.predict(Xq), dist.mean, dist.stddev] + list(dist.quantile(quantiles).T)
+    names = ["median", "mean", "std"] + [f"q{q:g}" for q in quantiles]
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(features + names)
@@ -299,7 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("predict", help="predict from CSV files", description=(
-        "Condition a PFN on a training CSV and write the predictive mean, standard deviation and quantiles "
+        "Condition a PFN on a training CSV and write the predictive median, mean, standard deviation and quantiles "
         "at the rows of a query CSV."))
     p.add_argument("--train", required=True, help="CSV with a header; features and the target column")
     p.add_argument("--query", required=True, help="CSV with the same feature columns")
