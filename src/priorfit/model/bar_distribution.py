@@ -295,51 +295,50 @@ def _log_upper_expectation(bars: _Bars, logits: Tensor, f: Tensor) -> Tensor:
     return torch.logsumexp(log_p + log_e, dim=-1)
 
 
-def _half_normal_pieces(sigma: Tensor, u: Tensor, v: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """P, E[X; .], E[X^2; .] of ``u <= X <= v`` for a half-normal X of scale sigma (0 <= u <= v)."""
-    su, sv = u / sigma, v / sigma
-    pu, pv = torch.exp(-0.5 * su**2) / math.sqrt(2 * math.pi), torch.exp(-0.5 * sv**2) / math.sqrt(2 * math.pi)
-    m0 = torch.special.erf(sv / _SQRT2) - torch.special.erf(su / _SQRT2)
-    m1 = 2.0 * sigma * (pu - pv)
-    m2 = sigma**2 * (m0 - 2.0 * (sv * pv - su * pu))
-    return m0, m1, m2
+def _bar_moments(bars: _Bars) -> tuple[Tensor, Tensor]:
+    """E[Y | bar k] and E[Y^2 | bar k] for every bar (uniform inside; the half-normals in the tails)."""
+    lo, hi = bars.borders[:-1], bars.borders[1:]
+    m1, m2 = 0.5 * (lo + hi), (lo * lo + lo * hi + hi * hi) / 3.0
+    e_l, e_r = bars.sigma_left * _SQRT_2_OVER_PI, bars.sigma_right * _SQRT_2_OVER_PI  # E|X| of each half-normal
+    b1, bk = bars.borders[1], bars.borders[-2]
+    m1 = torch.cat([(b1 - e_l).reshape(1), m1[1:-1], (bk + e_r).reshape(1)])
+    m2 = torch.cat([(b1**2 - 2 * b1 * e_l + bars.sigma_left**2).reshape(1), m2[1:-1],
+                    (bk**2 + 2 * bk * e_r + bars.sigma_right**2).reshape(1)])
+    return m1, m2
 
 
-def _clamped_moments(bars: _Bars, logits: Tensor, a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
-    """E[clamp(Y, a, b)] and E[clamp(Y, a, b)^2] in closed form, bar by bar: logits ``... x K``, a <= b ``...``.
-
-    Each piece's mass below a sits at a and above b at b; inside, an inner bar is uniform (moments of the clipped
-    span), a tail a half-normal from its border (the clipped half-normal's partial moments).
-    """
-    p = torch.softmax(logits, dim=-1)
-    ak, bk = a.unsqueeze(-1), b.unsqueeze(-1)
-    lo, hi, w = bars.borders[:-1], bars.borders[1:], bars.width
-    below = ((ak - lo) / w).clamp(0.0, 1.0)
-    above = ((hi - bk) / w).clamp(0.0, 1.0)
-    c_lo, c_hi = torch.maximum(lo, ak), torch.minimum(hi, bk)
-    c_hi = torch.maximum(c_lo, c_hi)
-    first = below * ak + above * bk + (c_hi**2 - c_lo**2) / (2.0 * w)
-    second = below * ak**2 + above * bk**2 + (c_hi**3 - c_lo**3) / (3.0 * w)
-
-    zero = torch.zeros_like(a)
-    b1, s_l = bars.borders[1], bars.sigma_left  # left tail: Y = b1 - X
-    u, v = (b1 - b).clamp_min(0.0), torch.maximum((b1 - a).clamp_min(0.0), (b1 - b).clamp_min(0.0))
-    m0, m1, m2 = _half_normal_pieces(s_l, u, v)
-    p_below = 1.0 - torch.special.erf(torch.maximum(b1 - a, zero) / (s_l * _SQRT2))
-    p_above = torch.special.erf(u / (s_l * _SQRT2))
-    left1 = p_below * a + p_above * b + b1 * m0 - m1
-    left2 = p_below * a**2 + p_above * b**2 + b1**2 * m0 - 2.0 * b1 * m1 + m2
-    bk1, s_r = bars.borders[-2], bars.sigma_right  # right tail: Y = b_{K-1} + X
-    u, v = (a - bk1).clamp_min(0.0), torch.maximum((b - bk1).clamp_min(0.0), (a - bk1).clamp_min(0.0))
-    m0, m1, m2 = _half_normal_pieces(s_r, u, v)
-    p_below = torch.special.erf(u / (s_r * _SQRT2))
-    p_above = 1.0 - torch.special.erf(torch.maximum(b - bk1, zero) / (s_r * _SQRT2))
-    right1 = p_below * a + p_above * b + bk1 * m0 + m1
-    right2 = p_below * a**2 + p_above * b**2 + bk1**2 * m0 + 2.0 * bk1 * m1 + m2
-
-    first = torch.cat([left1.unsqueeze(-1), first[..., 1:-1], right1.unsqueeze(-1)], -1)
-    second = torch.cat([left2.unsqueeze(-1), second[..., 1:-1], right2.unsqueeze(-1)], -1)
-    return (p * first).sum(-1), (p * second).sum(-1)
+def _partial_moments(bars: _Bars, p: Tensor, c1: Tensor, c2: Tensor, m1: Tensor, m2: Tensor,
+                     t: Tensor) -> tuple[Tensor, Tensor]:
+    """``int_{-inf}^t y f(y) dy`` and ``int_{-inf}^t y^2 f(y) dy`` for each distribution (rows of p, inclusive
+    cumulative sums c1, c2 of p * m1, p * m2) at its own point t (`...`): the bars below t's whole, t's own bar up
+    to t (uniform, or the half-normal's partial moments in a tail)."""
+    k = p.shape[-1]
+    idx = torch.searchsorted(bars.inner, t.unsqueeze(-1).contiguous(), right=True)  # ... x 1
+    p_k = p.gather(-1, idx).squeeze(-1)
+    idx = idx.squeeze(-1)
+    before1 = c1.gather(-1, idx.unsqueeze(-1)).squeeze(-1) - p_k * m1[idx]
+    before2 = c2.gather(-1, idx.unsqueeze(-1)).squeeze(-1) - p_k * m2[idx]
+    lo, w = bars.borders[idx], bars.width[idx]
+    tc = torch.minimum(torch.maximum(t, lo), lo + w)
+    inner1, inner2 = p_k * (tc**2 - lo**2) / (2.0 * w), p_k * (tc**3 - lo**3) / (3.0 * w)
+    # left tail, Y = b_1 - X: the part with X > u = b_1 - t
+    b1, s = bars.borders[1], bars.sigma_left
+    u = (b1 - t).clamp_min(0.0) / s
+    phi_u = torch.exp(-0.5 * u**2) / math.sqrt(2.0 * math.pi)
+    tail_p = torch.special.erfc(u / _SQRT2)
+    ex1, ex2 = 2.0 * s * phi_u, s**2 * (tail_p + 2.0 * u * phi_u)
+    left1, left2 = p_k * (b1 * tail_p - ex1), p_k * (b1**2 * tail_p - 2.0 * b1 * ex1 + ex2)
+    # right tail, Y = b_{K-1} + X: the part with X < v = t - b_{K-1}
+    bk, s = bars.borders[-2], bars.sigma_right
+    v = (t - bk).clamp_min(0.0) / s
+    phi_v = torch.exp(-0.5 * v**2) / math.sqrt(2.0 * math.pi)
+    head_p = torch.special.erf(v / _SQRT2)
+    ex1 = 2.0 * s * (1.0 / math.sqrt(2.0 * math.pi) - phi_v)
+    ex2 = s**2 * (head_p - 2.0 * v * phi_v)
+    right1, right2 = p_k * (bk * head_p + ex1), p_k * (bk**2 * head_p + 2.0 * bk * ex1 + ex2)
+    part1 = torch.where(idx == 0, left1, torch.where(idx == k - 1, right1, inner1))
+    part2 = torch.where(idx == 0, left2, torch.where(idx == k - 1, right2, inner2))
+    return before1 + part1, before2 + part2
 
 
 class BarDistribution(torch.nn.Module):
@@ -702,7 +701,15 @@ class BarDistribution(torch.nn.Module):
             raise ValueError(f"alpha must be a number in (0, 0.5), got {alpha!r}")
         bars = self._bars(logits)
         qs = _quantiles(bars, logits, torch.tensor([alpha, 1.0 - alpha], dtype=logits.dtype, device=logits.device))
-        m1, m2 = _clamped_moments(bars, logits, qs[..., 0], qs[..., 1])
+        a, b = qs[..., 0], qs[..., 1]
+        p = torch.softmax(logits, dim=-1)
+        bar1, bar2 = _bar_moments(bars)
+        c1, c2 = torch.cumsum(p * bar1, -1), torch.cumsum(p * bar2, -1)
+        lo1, lo2 = _partial_moments(bars, p, c1, c2, bar1, bar2, a)
+        hi1, hi2 = _partial_moments(bars, p, c1, c2, bar1, bar2, b)
+        # F(a) = alpha and 1 - F(b) = alpha: the quantiles are exact inverses of the continuous cdf
+        m1 = alpha * (a + b) + (hi1 - lo1)
+        m2 = alpha * (a**2 + b**2) + (hi2 - lo2)
         return m1, (m2 - m1**2).clamp_min(0.0)
 
     def stddev(self, logits: Tensor) -> Tensor:
