@@ -33,6 +33,8 @@ from pathlib import Path
 
 import torch
 
+from report_common import cpu_name
+
 from priorfit.estimators import load_model
 from priorfit.exact.gp import gp_predictive, ml2_fit
 from priorfit.exact.marginal import marginal_predictive
@@ -50,16 +52,6 @@ def _timed(fn) -> float:
 
 def _variant(key) -> str:
     return "PFN in bfloat16" if key == "bfloat16" else f"ensemble of {key}"
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def _median_time(fn, datasets: int, rounds: int) -> float:
@@ -180,7 +172,7 @@ def main() -> None:
     out = ROOT / "benchmarks" / "results" / "speed.json"
     out.write_text(json.dumps(dict(
         command="python " + " ".join(shlex.quote(a) for a in sys.argv),
-        machine=platform.processor() or platform.machine(), cpu=_cpu_name(), native_bfloat16=native_bfloat16(),
+        machine=platform.processor() or platform.machine(), cpu=cpu_name(), native_bfloat16=native_bfloat16(),
         torch_threads=args.threads, rows=rows), indent=2) + "\n")
     print(f"wrote {out}")
 

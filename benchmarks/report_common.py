@@ -4,6 +4,7 @@ issue 3's target, the protocol check between two reports, and the results files 
 from __future__ import annotations
 
 import json
+import platform
 import shlex
 import sys
 from dataclasses import asdict
@@ -51,3 +52,14 @@ def write_results(stem: str, table: str, data: dict) -> None:
     atomic_write_text(out.with_suffix(".txt"), table + "\n")
     atomic_write_json(out.with_suffix(".json"), dict(command="python " + " ".join(shlex.quote(a) for a in sys.argv),
                                                      **data))
+
+
+def cpu_name() -> str:
+    """The processor's model name (/proc/cpuinfo), for a results file's record of the machine."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"

@@ -33,7 +33,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from report_common import ROOT, write_results  # noqa: E402
+from report_common import ROOT, cpu_name, write_results  # noqa: E402
 
 from priorfit.checkpoint import load_checkpoint  # noqa: E402
 from priorfit.config import load_json  # noqa: E402
@@ -190,18 +190,8 @@ def main() -> None:
         config=args.config, d_model=args.d_model, layers=args.layers, budgets=budgets, lr=args.lr, batch_size=batch,
         threads=args.threads, seed=args.seed, held_out_datasets=args.datasets,
         queries={n: jobs[n].training.n_queries for n in names},
-        machine=dict(processor=_cpu_model(), torch=torch.__version__), cells=cells,
+        machine=dict(processor=cpu_name(), torch=torch.__version__), cells=cells,
         seconds_per_dataset=per_dataset, runs=runs))
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
 
 
 if __name__ == "__main__":

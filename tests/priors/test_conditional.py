@@ -41,7 +41,18 @@ def _invariant_sum() -> InvariantGPPrior:
     return InvariantGPPrior(GPPrior(kernel=kernel, noise_std=LogNormal(-1.5, 1.25), max_features=2))
 
 
+def _shipped_job_prior(config: str):
+    from pathlib import Path
+
+    from priorfit.config import load_json
+    from priorfit.training import TrainJob
+
+    return load_json(Path(__file__).resolve().parents[2] / "configs" / config, TrainJob).prior
+
+
 PRIORS = {
+    "bo_job": lambda: _shipped_job_prior("bo_stage2.json"),  # warped Matern ARD on mixed inputs, d <= 8
+    "robust_job": lambda: _shipped_job_prior("robust_stage3.json"),
     "gp": _gp,
     "invariant": _invariant_sum,
     "student_t_noise": lambda: StudentTNoisePrior(_gp()),
