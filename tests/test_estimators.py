@@ -318,4 +318,4 @@ def test_bfloat16_inference_stays_close_to_float32(ensemble_size):
     density = np.exp(fast.log_prob(np.broadcast_to(grid[:, None], (grid.size, 50))))
     np.testing.assert_allclose(density.sum(0) * (grid[1] - grid[0]), 1.0, atol=2e-3)
     reg.set_params(precision="float32")
-    np.testing.assert_array_equal(reg.predict(Xq), fast.mean)
+    np.testing.assert_allclose(reg.predict(Xq), fast.quantile([0.5])[:, 0])  # still bfloat16 until refit
