@@ -174,18 +174,28 @@ class PFNRegressor(RegressorMixin, BaseEstimator):
             return torch.zeros(0, self.checkpoint_.model_config.n_bars)
         return torch.cat(chunks)
 
+    def _to_user_units(self) -> tuple[float, float]:
+        """(loc, scale): user units <- the prior's (normalize) <- the model's standardised targets."""
+        return (self.y_mean_ + self.y_scale_ * float(self.context_.target_loc),
+                self.y_scale_ * float(self.context_.target_scale))
+
     def predict_distribution(self, X) -> PredictiveDistribution:
         """The posterior predictive distribution of y at each row of X, in the user's units."""
         logits = self._logits(X)
-        # user units <- the prior's (normalize) <- the model's standardised targets (standardize_targets)
-        loc = self.y_mean_ + self.y_scale_ * float(self.context_.target_loc)
-        scale = self.y_scale_ * float(self.context_.target_scale)
+        loc, scale = self._to_user_units()
         return PredictiveDistribution(self.checkpoint_.bar_distribution, logits, loc=loc, scale=scale)
 
     def predict(self, X) -> np.ndarray:
         """Posterior predictive median (or winsorised mean, per ``point_estimate``), shape (n_queries,)."""
-        dist = self.predict_distribution(X)
-        return dist.mean if self.point_estimate == "mean" else dist.quantile([0.5])[:, 0]
+        if self.point_estimate == "mean":
+            return self.predict_distribution(X).mean
+        # the median straight from the network's logits, in their own precision (float32 for a single model):
+        # the predictive distribution's float64 copy, softmax and cumulative sums cost a sixth of a prediction
+        logits = self._logits(X)
+        loc, scale = self._to_user_units()
+        if logits.shape[0] == 0:
+            return np.zeros(0)
+        return loc + scale * self.checkpoint_.bar_distribution.icdf(logits, 0.5).double().numpy()
 
     def predict_quantiles(self, X, q) -> np.ndarray:
         """Posterior predictive quantiles, shape (n_queries, len(q))."""
