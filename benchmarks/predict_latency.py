@@ -11,9 +11,10 @@ arithmetic sets on this machine.
   pass (logits), and the rest of ``predict`` (the median from the bars).
 - **The floor.** The network's multiply-adds for the 1000 queries, counted from the model's configuration, over
   the rate torch's matrix multiply reaches on this machine for the network's own largest product
-  (1000 x d_model by d_model x d_ff) at these threads: the time the arithmetic alone needs at that rate.
+  (1000 x d_model by d_model x d_ff) at these threads, in float32 and in bfloat16: the time the arithmetic alone
+  needs at that rate.
 - **A new process**: ``import priorfit``, then the first fit and prediction, each timed in a fresh interpreter
-  (median of 3).
+  (median of 3); and what ``python -X importtime`` says torch, scikit-learn, scipy.stats and priorfit take.
 
 Writes benchmarks/results/predict_latency.json and .txt.
 """
@@ -131,16 +132,38 @@ def floor(model: str, threads: int) -> dict:
     per_query_layer = d * d + d * d + 2 * d * ff + 2 * n * d  # q and out projections, feed-forward, attention
     fourier = 2 * cfg.n_frequencies * cfg.max_features * d + cfg.max_features * d
     macs = m * (cfg.n_layers * per_query_layer + d * cfg.n_bars + fourier)
-    a, b = torch.randn(m, d), torch.randn(d, ff)
-    for _ in range(20):
-        a @ b
-    times = []
-    for _ in range(200):
-        t = time.perf_counter()
-        a @ b
-        times.append(time.perf_counter() - t)
-    gflops = 2 * m * d * ff / min(times) / 1e9
-    return dict(macs=macs, gflop=2 * macs / 1e9, matmul_gflops=gflops, floor_ms=1000 * 2 * macs / (gflops * 1e9))
+    out = dict(macs=macs, gflop=2 * macs / 1e9)
+    for dtype in (torch.float32, torch.bfloat16):
+        a, b = torch.randn(m, d, dtype=dtype), torch.randn(d, ff, dtype=dtype)
+        for _ in range(20):
+            a @ b
+        times = []
+        for _ in range(200):
+            t = time.perf_counter()
+            a @ b
+            times.append(time.perf_counter() - t)
+        gflops = 2 * m * d * ff / min(times) / 1e9
+        name = str(dtype).removeprefix("torch.")
+        out[f"matmul_gflops_{name}"] = gflops
+        out[f"floor_ms_{name}"] = 1000 * 2 * macs / (gflops * 1e9)
+    return out
+
+
+IMPORTS = ("torch", "sklearn", "scipy.stats", "priorfit")
+
+
+def import_breakdown() -> dict:
+    """Seconds each of IMPORTS takes, cumulative, as ``python -X importtime`` reports it in a new process that
+    imports ``PFNRegressor`` (torch's and scikit-learn's imports are their own; priorfit's includes them)."""
+    out = subprocess.run([sys.executable, "-X", "importtime", "-c", "from priorfit import PFNRegressor; PFNRegressor"],
+                         capture_output=True, text=True, check=True, env={"PYTHONPATH": str(ROOT / "src"),
+                                                                          "PATH": "/usr/bin:/bin"})
+    seconds = {}
+    for line in out.stderr.splitlines():
+        parts = [p.strip() for p in line.removeprefix("import time:").split("|")]
+        if len(parts) == 3 and parts[2] in IMPORTS and parts[2] not in seconds:
+            seconds[parts[2]] = int(parts[1]) / 1e6
+    return seconds
 
 
 def main() -> None:
@@ -181,6 +204,7 @@ def main() -> None:
         out = subprocess.run([sys.executable, "-c", FRESH], capture_output=True, text=True, check=True,
                              env={"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin"})
         fresh.append([float(v) for v in out.stdout.split()])
+    imports = import_breakdown()
     fresh_import = statistics.median(f[0] for f in fresh)
     fresh_first = statistics.median(f[1] for f in fresh)
 
@@ -191,16 +215,18 @@ def main() -> None:
                      f"ratio now/then {ms['now ' + p] / ms[args.ref + ' ' + p]:.2f}")
     for p in precisions:
         lines.append(f"{p:>9} (now): " + ", ".join(f"{k} {v:.1f} ms" for k, v in parts[p].items()))
-    lines.append(f"the network's arithmetic for 1000 queries: {arithmetic['gflop']:.2f} GFLOP; torch's float32 "
-                 f"matmul here (1000 x 256 by 256 x 512): {arithmetic['matmul_gflops']:.0f} GFLOP/s, so at least "
-                 f"{arithmetic['floor_ms']:.1f} ms")
+    lines.append(f"the network's arithmetic for 1000 queries: {arithmetic['gflop']:.2f} GFLOP; torch's matmul here "
+                 f"(1000 x 256 by 256 x 512): float32 {arithmetic['matmul_gflops_float32']:.0f} GFLOP/s, so at least "
+                 f"{arithmetic['floor_ms_float32']:.1f} ms; bfloat16 {arithmetic['matmul_gflops_bfloat16']:.0f} "
+                 f"GFLOP/s, so at least {arithmetic['floor_ms_bfloat16']:.1f} ms")
     lines.append(f"a new process: import priorfit {fresh_import:.2f} s, first fit + predict {fresh_first:.2f} s, "
                  f"total {fresh_import + fresh_first:.2f} s")
+    lines.append("python -X importtime, cumulative: " + ", ".join(f"{k} {v:.2f} s" for k, v in imports.items()))
     write_results("predict_latency", "\n".join(lines), dict(
         model=args.model, ref=args.ref, threads=args.threads, rounds=args.rounds, repeats=args.repeats, cpu=cpu_name(),
         ms=ms, rounds_ms={f"{k[0]} {k[1]}": [1000 * v for v in vals] for k, vals in rounds.items()},
         breakdown_ms=parts, arithmetic=arithmetic, new_process_s=dict(import_=fresh_import, first=fresh_first,
-                                                                       runs=fresh)))
+                                                                       runs=fresh, importtime=imports)))
 
 
 if __name__ == "__main__":
