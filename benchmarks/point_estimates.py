@@ -3,7 +3,7 @@
 For each cell: R^2 against the clean function of the predictive median (what ``predict()`` returns), of the
 winsorised mean (``point_estimate="mean"``; the predictive clamped to its 0.1% and 99.9% quantiles) and of the
 raw mean (every bar, far tail bars included); and the ratio of the predictive standard deviation to the spread its
-own central 90% interval implies (width / 3.29: 1 for a normal, 1.2 for a Student-t with 4 degrees of freedom),
+own central 90% interval implies (width / 3.29: 1 for a normal, 1.09 for a Student-t with 4 degrees of freedom),
 winsorised (smallest, largest and 90th percentile over 200 queries) and raw (largest). The data are the tests' (tests/test_point_estimates.py): 10 +
 2 f(x) + N(0, 0.05^2) noise on [-1, 1]^d, queries on [-0.9, 0.9]^d. Then, on the kinked 2-d surface of the bnn model's test (the earlier version of this
 benchmark), the same three point estimates and their largest errors.

@@ -104,8 +104,8 @@ def run_budget(job: TrainJob, name: str, steps: int, sets, workdir: Path) -> dic
 
 
 def datasets_to(records: list[dict], cell: str, goal: float) -> tuple[float | None, str]:
-    """Datasets at which the gap-against-log(datasets) curve first reaches `goal`: (value, "" | ">=" | "never")
-    (">=": already at the smallest budget, so at most that many)."""
+    """Datasets at which the gap-against-log(datasets) curve first reaches `goal`: (value, how), how being ""
+    (interpolated), "<=" (already at the smallest budget, so at most that many) or "never" (value None)."""
     points = [(r["datasets"], r["gaps"][cell]) for r in records]
     if points[0][1] <= goal:
         return points[0][0], "<="

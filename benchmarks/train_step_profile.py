@@ -67,8 +67,7 @@ def main() -> None:
             clock["forward"] = time.perf_counter() - t
             affine = model.target_affine(y[:, :n_ctx])
             t = time.perf_counter()
-            with torch.no_grad():
-                pfn_nll(bar, logits, *affine, y[:, n_ctx:]).mean()
+            pfn_nll(bar, logits, *affine, y[:, n_ctx:]).mean()  # with autograd on, as the RB loss below
             clock["loss (sampled)"] = time.perf_counter() - t
             t = time.perf_counter()
             loss = pfn_expected_nll(bar, logits, *affine, target.mean, target.std).mean()

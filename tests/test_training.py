@@ -179,6 +179,13 @@ def test_a_state_written_before_a_new_config_field_still_resumes(tmp_path):
     state["train_config"] = json.dumps(stored, sort_keys=True)
     torch.save(state, state_path)
     assert train(tiny_prior(), TINY_MODEL, SMALL, tmp_path, progress=False).step == SMALL.steps
+    # a state from before Rao-Blackwellised targets trained on sampled ones: it resumes only under that setting
+    del stored["rao_blackwell"]
+    torch.save(dict(state, train_config=json.dumps(stored, sort_keys=True)), state_path)
+    with pytest.raises(CheckpointError, match="train_config"):
+        train(tiny_prior(), TINY_MODEL, SMALL, tmp_path, progress=False)
+    assert train(tiny_prior(), TINY_MODEL, dataclasses.replace(SMALL, rao_blackwell=False), tmp_path,
+                 progress=False).step == SMALL.steps
     torch.save(dict(state, train_config=json.dumps(dict(stored, lr=0.5), sort_keys=True)), state_path)
     with pytest.raises(CheckpointError, match="train_config"):
         train(tiny_prior(), TINY_MODEL, SMALL, tmp_path, progress=False)

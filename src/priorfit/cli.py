@@ -78,7 +78,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         raise PriorfitError(f"--quantiles must be comma-separated numbers, got {args.quantiles!r}") from None
     reg = PFNRegressor(model=args.model, ensemble_size=args.ensemble, precision=args.precision).fit(X, y)
     dist = reg.predict_distribution(Xq)
-    columns = [reg.predict(Xq), dist.mean, dist.stddev] + list(dist.quantile(quantiles).T)
+    columns = [dist.quantile([0.5])[:, 0], dist.mean, dist.stddev] + list(dist.quantile(quantiles).T)
     names = ["median", "mean", "std"] + [f"q{q:g}" for q in quantiles]
     out = io.StringIO()
     writer = csv.writer(out)

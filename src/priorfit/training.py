@@ -355,9 +355,12 @@ def _distributed() -> tuple[int, int]:
 def _resume_key(config: TrainConfig | str, reschedule: bool = False) -> str:
     """What must match for a run to resume: the configuration (a TrainConfig, or the JSON a training state stores,
     in which fields added since take their defaults) less how it runs (threads, device, precision), and less the step count
-    when the run is rescheduled."""
+    when the run is rescheduled. A state written before ``rao_blackwell`` existed trained on sampled targets, so it
+    counts as ``rao_blackwell=False``: such a run resumes only under that setting, never silently on another loss."""
     if isinstance(config, str):
-        config = from_dict(json.loads(config), TrainConfig)
+        stored = json.loads(config)
+        stored.setdefault("rao_blackwell", False)
+        config = from_dict(stored, TrainConfig)
     config = dataclasses.replace(config, num_threads=0, device="auto", precision="auto",
                                  steps=1 if reschedule else config.steps)
     return json.dumps(to_dict(config), sort_keys=True)

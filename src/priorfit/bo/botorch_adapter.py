@@ -78,6 +78,7 @@ class PFNPosterior(Posterior):
         self.surrogate = surrogate
         self.X = X
         self._loc, self._scale = surrogate.target_affine
+        self._moments_cache: tuple[Tensor, Tensor] | None = None
 
     @property
     def device(self) -> torch.device:
@@ -91,15 +92,19 @@ class PFNPosterior(Posterior):
         flat = self.X.reshape(-1, self.X.shape[-1]).to(torch.float64)
         return self.surrogate.logits(flat).to(torch.float64).reshape(*self.X.shape[:-1], -1)
 
+    def _moments(self) -> tuple[Tensor, Tensor]:
+        """The winsorised mean and variance of the bars (one forward pass for both, kept for this posterior)."""
+        if self._moments_cache is None:
+            self._moments_cache = self.surrogate.bars.winsorized_moments(self._marginal_logits(), TAIL_ALPHA)
+        return self._moments_cache
+
     @property
     def mean(self) -> Tensor:
-        z = self.surrogate.bars.winsorized_moments(self._marginal_logits(), TAIL_ALPHA)[0]
-        return (self._loc + self._scale * z).unsqueeze(-1).to(self.dtype)
+        return (self._loc + self._scale * self._moments()[0]).unsqueeze(-1).to(self.dtype)
 
     @property
     def variance(self) -> Tensor:
-        z = self.surrogate.bars.winsorized_moments(self._marginal_logits(), TAIL_ALPHA)[1]
-        return (self._scale**2 * z).unsqueeze(-1).to(self.dtype)
+        return (self._scale**2 * self._moments()[1]).unsqueeze(-1).to(self.dtype)
 
     def _extended_shape(self, sample_shape: torch.Size = torch.Size()) -> torch.Size:  # noqa: B008
         return torch.Size(sample_shape) + self.X.shape[:-1] + torch.Size([1])

@@ -295,16 +295,20 @@ def _log_upper_expectation(bars: _Bars, logits: Tensor, f: Tensor) -> Tensor:
     return torch.logsumexp(log_p + log_e, dim=-1)
 
 
+def _bar_masses(cdf: Tensor, sf: Tensor) -> Tensor:
+    """The masses ``... x K`` a continuous distribution puts on the bars, from its distribution and survival
+    functions at the K - 1 inner borders: differences of cdf values below the median and of sf values above it,
+    so that each keeps its precision in both tails."""
+    zero, one = torch.zeros_like(cdf[..., :1]), torch.ones_like(cdf[..., :1])
+    by_cdf = torch.cat([cdf, one], -1) - torch.cat([zero, cdf], -1)
+    by_sf = torch.cat([one, sf], -1) - torch.cat([sf, zero], -1)
+    upper = torch.cat([torch.zeros_like(cdf[..., :1], dtype=torch.bool), sf < 0.5], -1)  # lower border above
+    return torch.where(upper, by_sf, by_cdf)
+
+
 def _bar_moments(bars: _Bars) -> tuple[Tensor, Tensor]:
     """E[Y | bar k] and E[Y^2 | bar k] for every bar (uniform inside; the half-normals in the tails)."""
-    lo, hi = bars.borders[:-1], bars.borders[1:]
-    m1, m2 = 0.5 * (lo + hi), (lo * lo + lo * hi + hi * hi) / 3.0
-    e_l, e_r = bars.sigma_left * _SQRT_2_OVER_PI, bars.sigma_right * _SQRT_2_OVER_PI  # E|X| of each half-normal
-    b1, bk = bars.borders[1], bars.borders[-2]
-    m1 = torch.cat([(b1 - e_l).reshape(1), m1[1:-1], (bk + e_r).reshape(1)])
-    m2 = torch.cat([(b1**2 - 2 * b1 * e_l + bars.sigma_left**2).reshape(1), m2[1:-1],
-                    (bk**2 + 2 * bk * e_r + bars.sigma_right**2).reshape(1)])
-    return m1, m2
+    return bars.mean, bars.var + bars.mean**2
 
 
 def _partial_moments(bars: _Bars, p: Tensor, c1: Tensor, c2: Tensor, m1: Tensor, m2: Tensor,
@@ -567,13 +571,8 @@ class BarDistribution(torch.nn.Module):
             z = (bars.inner - mean.unsqueeze(-1)) / std.unsqueeze(-1)  # ... x (K-1)
             small = 0.5 * torch.special.erfc(z.abs() / _SQRT2)  # the smaller tail probability at each border
             below = z < 0
-            cdf = torch.where(below, small, 1.0 - small)
-            sf = torch.where(below, 1.0 - small, small)
-            zero, one = torch.zeros_like(cdf[..., :1]), torch.ones_like(cdf[..., :1])
-            by_cdf = torch.cat([cdf, one], -1) - torch.cat([zero, cdf], -1)
-            by_sf = torch.cat([one, sf], -1) - torch.cat([sf, zero], -1)
-            upper = torch.cat([torch.zeros_like(below[..., :1]), ~below], -1)  # the bar's lower border is above
-            mass = torch.where(upper, by_sf, by_cdf).clamp_min(0.0)
+            mass = _bar_masses(torch.where(below, small, 1.0 - small), torch.where(below, 1.0 - small, small))
+            mass = mass.clamp_min(0.0)
 
             def tail_moment(u: Tensor) -> Tensor:  # E[(u - Z)^2; Z < u] for Z ~ N(0, 1)
                 phi = torch.exp(-0.5 * u.square()) / math.sqrt(2.0 * math.pi)
@@ -694,11 +693,12 @@ class BarDistribution(torch.nn.Module):
         nats), yet with tail bars reaching 10^4 spreads out that mass alone moves the raw :meth:`mean` by 0.1
         spreads and the :meth:`variance` by a factor of hundreds. Winsorising at ``alpha`` keeps only what the
         bars resolve; for a normal at alpha = 1e-3 it leaves the mean of a symmetric predictive unchanged and
-        scales the variance by 0.996.
+        scales the variance by 0.996. Computed in float64 whatever the logits' dtype.
         """
         logits = self._check_logits(logits)
         if not (isinstance(alpha, (int, float)) and 0.0 < alpha < 0.5):
             raise ValueError(f"alpha must be a number in (0, 0.5), got {alpha!r}")
+        logits = logits.to(torch.float64)  # the second moment less the squared mean: float32 would lose digits
         bars = self._bars(logits)
         qs = _quantiles(bars, logits, torch.tensor([alpha, 1.0 - alpha], dtype=logits.dtype, device=logits.device))
         a, b = qs[..., 0], qs[..., 1]
@@ -753,11 +753,7 @@ class BarDistribution(torch.nn.Module):
         resolution sets. Each mass is a difference of cdf values below the median and of sf values above it, so
         it keeps its precision in both tails.
         """
-        zero, one = torch.zeros_like(cdf[..., :1]), torch.ones_like(cdf[..., :1])
-        by_cdf = torch.cat([cdf, one], -1) - torch.cat([zero, cdf], -1)
-        by_sf = torch.cat([one, sf], -1) - torch.cat([sf, zero], -1)
-        upper = torch.cat([torch.zeros_like(cdf[..., :1], dtype=torch.bool), sf < 0.5], -1)  # lower border above
-        mass = torch.where(upper, by_sf, by_cdf)  # the median: use the survival function there
+        mass = _bar_masses(cdf, sf)
         return mass.clamp_min(torch.finfo(mass.dtype).tiny).log()
 
     # -- other borders -----------------------------------------------------------------------------------------

@@ -15,10 +15,6 @@ floats, or one per query point). So, with ``z = (y - loc) / scale``,
 ``mean`` and ``variance`` (and ``stddev``) are those of the predictive winsorised at ``TAIL_ALPHA`` on each side
 (:meth:`~priorfit.model.bar_distribution.BarDistribution.winsorized_moments`): a network trained by NLL leaves far
 tail bars with mass it cannot resolve, which would set the raw moments.
-
-``mean`` and ``variance`` (and ``stddev``) are those of the predictive winsorised at ``TAIL_ALPHA`` on each side
-(:meth:`~priorfit.model.bar_distribution.BarDistribution.winsorized_moments`): a network trained by NLL leaves far
-tail bars with mass it cannot resolve, which would set the raw moments.
 """
 
 from __future__ import annotations

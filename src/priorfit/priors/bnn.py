@@ -185,11 +185,13 @@ class BNNPrior:
         lo, width = context_input_scaling(x_ctx)
         return network_forward(2.0 * scale_inputs(x, lo, width) - 1.0, params.weights, params.biases, self.activation)
 
-    def conditional(self, batch: Batch, n_context: int) -> NormalTargets:
+    def conditional(self, batch: Batch, n_context: int) -> NormalTargets | None:
         """Each query target's normal given the network the dataset was drawn with: its output there, and the
         noise (:mod:`priorfit.priors.conditional`; the network is read in the units of the first ``n_context``
-        points, as it was drawn)."""
+        points, as it was drawn); None when some dataset of the batch has no noise."""
         x, params = batch.x, batch.params
+        if not bool((params.noise_std > 0).all()):  # noiseless targets have no density to score against
+            return None
         mean = self.function(params, x[:, n_context:], x[:, :n_context])
         return NormalTargets(mean=mean, std=params.noise_std[:, None].to(mean).expand_as(mean))
 

@@ -22,7 +22,7 @@ from torch import Tensor
 
 from priorfit.config import register
 from priorfit.priors.base import Batch, Symmetries, sample_arguments
-from priorfit.priors.conditional import NormalTargets
+from priorfit.priors.conditional import NormalTargets, gaussian_conditional
 from priorfit.priors.gp import GPParams, GPPrior
 from priorfit.preprocessing import context_input_scaling, scale_inputs
 
@@ -86,19 +86,19 @@ class InvariantGPPrior:
         xc, xq = scale_inputs(x_ctx, lo, width), scale_inputs(x_qry, lo, width)
         s2 = params.noise_std.square() + self.gp.jitter  # b
         n = x_ctx.shape[1]
-        cov = self.gp.kernel.forward(params.kernel, xc, xc) + s2[:, None, None] * torch.eye(n, dtype=torch.float64)
+        eye = torch.eye(n, dtype=torch.float64, device=x_ctx.device)
+        cov = self.gp.kernel.forward(params.kernel, xc, xc) + s2[:, None, None] * eye
         cross = self.gp.kernel.forward(params.kernel, xc, xq)
         var_qry = self.gp.kernel.diag(params.kernel, xq) + s2[:, None]
         return cov, cross, var_qry
 
     def conditional(self, batch: Batch, n_context: int) -> NormalTargets:
         """The exact normal of each query target of ``batch`` given its shape hyperparameters, location 0, scale 1
-        and its first ``n_context`` points (:mod:`priorfit.priors.conditional`); the function is read on the inputs
-        scaled by that context, as it was drawn."""
-        at = _scaled_by_context(n_context)(batch.x)
-        noise = batch.params.noise_std.square()[:, None].expand_as(batch.y)
-        return self.gp.conditional_normal(batch.params, at[:, :n_context], at[:, n_context:],
-                                          batch.y[:, :n_context], noise)
+        and its first ``n_context`` points (:mod:`priorfit.priors.conditional`): the shape covariances on the
+        inputs scaled by that context, as the function was drawn."""
+        x = batch.x
+        cov, cross, var_qry = self.shape_covariances(batch.params, x[:, :n_context], x[:, n_context:])
+        return gaussian_conditional(cov, cross, var_qry, batch.y[:, :n_context])
 
     def sample(
         self,
