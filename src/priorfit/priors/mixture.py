@@ -100,19 +100,21 @@ class MixturePrior:
         return (MixtureOracle(tuple(oracles)),)
 
     def conditional(self, batch: Batch, n_context: int) -> NormalTargets | None:
-        """Each dataset's own component's conditional (:mod:`priorfit.priors.conditional`), or None when some
-        component declares none."""
+        """Each dataset's own component's conditional (:mod:`priorfit.priors.conditional`), computed by each
+        component on its own datasets only, or None when a component that drew some dataset declares none."""
         params = batch.params
-        parts = []
-        for prior, part in zip(self.priors, params.parts):
-            out = query_conditional(prior, Batch(x=batch.x, y=batch.y, params=part), n_context)
+        component = params.component.to(batch.y.device)
+        mean, std = torch.empty_like(batch.y[:, n_context:]), torch.empty_like(batch.y[:, n_context:])
+        for k, (prior, part) in enumerate(zip(self.priors, params.parts)):
+            rows = torch.nonzero(component == k).flatten()
+            if not len(rows):
+                continue
+            own = Batch(x=batch.x[rows], y=batch.y[rows], params=part.map(lambda t: t[rows.to(t.device)]))
+            out = query_conditional(prior, own, n_context)
             if out is None:
                 return None
-            parts.append(out)
-        pick = params.component.to(batch.y.device)
-        rows = torch.arange(batch.y.shape[0], device=pick.device)
-        return NormalTargets(mean=torch.stack([p.mean for p in parts])[pick, rows],
-                             std=torch.stack([p.std for p in parts])[pick, rows])
+            mean[rows], std[rows] = out.mean, out.std
+        return NormalTargets(mean=mean, std=std)
 
     def sample(
         self,
