@@ -14,14 +14,21 @@ budgets around the crossing; if its smallest budget already reaches G, the ratio
 even its largest does not, as "never". Seconds to G: datasets times each trainer's measured seconds per dataset
 (training-loop time, held-out scoring excluded).
 
+Variants of a trainer (queries per dataset, learning rate, batch size, context sampling, curriculum, width and
+depth) are named as VARIANTS says. To screen variants without rerunning the baseline, --sampled-from reads the
+sampled trainer's runs from an earlier results file of the same experiment.
+
     python benchmarks/train_efficiency.py --budgets 750,1500,3000 --threads 1
     python benchmarks/train_efficiency.py --trainers sampled,rao_blackwell,rao_blackwell_q128 --stem ...
+    python benchmarks/train_efficiency.py --trainers sampled,rao_blackwell_lr2e-3,rao_blackwell_b16 \
+        --budgets 750,1500 --sampled-from benchmarks/results/train_efficiency.json --stem train_levers
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import math
 import shutil
 import sys
@@ -77,19 +84,49 @@ def gaps(checkpoint: Path, sets: list[HeldOut]) -> dict[str, float]:
     return out
 
 
+VARIANTS = """a trainer is "sampled" or "rao_blackwell", then any of these, each after an underscore:
+q<N> (N query points per training dataset), lr<X> (peak learning rate X), b<N> (N datasets per step, with the
+steps scaled so that each budget trains on the same number of datasets), log (context sizes log-uniform instead of
+uniform), cur<F> (the largest context grows over the first fraction F of the steps), w<D>x<L> (width D, L layers);
+e.g. rao_blackwell_lr2e-3_b16"""
+
+
 def trainer_job(job: TrainJob, name: str) -> TrainJob:
-    """The job a trainer runs: "sampled" or "rao_blackwell", optionally "_q<N>" for N query points per dataset."""
-    base, _, queries = name.partition("_q")
-    if base not in TRAINERS:
-        raise SystemExit(f"unknown trainer {name!r}: sampled or rao_blackwell, optionally with _q<queries>")
+    """The job a trainer runs; see VARIANTS for its name."""
+    base, *mods = _split(name)
     training = dataclasses.replace(job.training, rao_blackwell=base == "rao_blackwell")
-    if queries:
-        training = dataclasses.replace(training, n_queries=int(queries),
-                                       n_points=training.context_range[1] + int(queries))
-    return dataclasses.replace(job, training=training)
+    model = job.model
+    for mod in mods:
+        if mod == "log":
+            training = dataclasses.replace(training, context_sampling="log_uniform")
+        elif mod.startswith("lr"):
+            training = dataclasses.replace(training, lr=float(mod[2:]))
+        elif mod.startswith("cur"):
+            training = dataclasses.replace(training, context_curriculum=float(mod[3:]))
+        elif mod.startswith("q"):
+            queries = int(mod[1:])
+            training = dataclasses.replace(training, n_queries=queries, n_points=training.context_range[1] + queries)
+        elif mod.startswith("b"):
+            training = dataclasses.replace(training, batch_size=int(mod[1:]))
+        elif mod.startswith("w"):
+            width, _, layers = mod[1:].partition("x")
+            model = dataclasses.replace(model, d_model=int(width), n_layers=int(layers), d_ff=2 * int(width))
+        else:
+            raise SystemExit(f"unknown modifier {mod!r} in trainer {name!r}: {VARIANTS}")
+    return dataclasses.replace(job, training=training, model=model)
 
 
-def run_budget(job: TrainJob, name: str, steps: int, sets, workdir: Path) -> dict:
+def _split(name: str) -> tuple[str, ...]:
+    for base in TRAINERS:
+        if name == base or name.startswith(base + "_"):
+            rest = name[len(base) + 1:]
+            return (base, *(rest.split("_") if rest else ()))
+    raise SystemExit(f"unknown trainer {name!r}: {VARIANTS}")
+
+
+def run_budget(job: TrainJob, name: str, datasets: int, sets, workdir: Path) -> dict:
+    """Train `job` afresh on `datasets` datasets (its full schedule) and score it on the held-out sets."""
+    steps = max(1, round(datasets / job.training.batch_size))
     config = dataclasses.replace(job.training, steps=steps, eval_every=steps, eval_datasets=1, eval_context=(2,),
                                  checkpoint_every=steps)
     out = workdir / f"{name}_{steps}"
@@ -116,21 +153,37 @@ def datasets_to(records: list[dict], cell: str, goal: float) -> tuple[float | No
     return None, "never"
 
 
+def reused_sampled(path: Path, args: argparse.Namespace) -> list[dict]:
+    """The sampled trainer's runs from an earlier results file, after checking it ran the same experiment (its
+    budgets may differ from this run's: G and the sampled datasets to G come from its own curve)."""
+    old = json.loads(path.read_text())
+    same = dict(config=args.config, d_model=args.d_model, layers=args.layers, lr=args.lr, seed=args.seed,
+                held_out_datasets=args.datasets)
+    differs = [k for k, v in same.items() if old.get(k) != v]
+    if differs or "sampled" not in old.get("runs", {}):
+        raise SystemExit(f"--sampled-from {path}: another experiment (differs in {differs or ['runs']})")
+    return old["runs"]["sampled"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default=str(ROOT / "configs" / "invariant_default.json"),
                         help="the job whose prior and training settings both trainers use")
     parser.add_argument("--d-model", type=int, default=128)
     parser.add_argument("--layers", type=int, default=3)
-    parser.add_argument("--budgets", default="750,1500,3000", help="steps of each run, ascending")
+    parser.add_argument("--budgets", default="750,1500,3000",
+                        help="steps of each run at the baseline's batch size, ascending")
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--datasets", type=int, default=128, help="held-out datasets per cell")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--trainers", default=",".join(TRAINERS),
-                        help="sampled (the baseline, first), rao_blackwell, and variants with _q<N> query points "
-                             "per training dataset, e.g. rao_blackwell_q128")
+                        help="sampled (the baseline, first), then others; " + VARIANTS)
     parser.add_argument("--stem", default="train_efficiency")
+    parser.add_argument("--sampled-from", default=None,
+                        help="a results .json of this script whose sampled runs (same config, budgets, seed, model, "
+                             "held-out sets) are read instead of rerun: for screening variants; its seconds come "
+                             "from that run, so the time ratios are across runs")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     budgets = sorted(int(b) for b in args.budgets.split(","))
@@ -148,10 +201,14 @@ def main() -> None:
     sets = held_out_sets(job.prior, args.datasets, job.training.eval_queries, args.seed)
     workdir = Path(tempfile.mkdtemp(prefix="train_efficiency_"))
     runs: dict[str, list[dict]] = {name: [] for name in names}
+    if args.sampled_from:
+        runs["sampled"] = reused_sampled(Path(args.sampled_from), args)
     try:
         for steps in budgets:  # alternate the trainers, so that drifting machine speed hits all alike
             for name in names:
-                runs[name].append(run_budget(jobs[name], name, steps, sets, workdir))
+                if name == "sampled" and args.sampled_from:
+                    continue
+                runs[name].append(run_budget(jobs[name], name, steps * job.training.batch_size, sets, workdir))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
@@ -165,10 +222,12 @@ def main() -> None:
              "ms per dataset: " + ", ".join(f"{n} {1000 * per_dataset[n]:.2f}" for n in names),
              "gap: held-out NLL per query minus the oracle's, after each budget's full run",
              "G = the sampled trainer's gap at its largest budget; datasets to G read off each trainer's curve; "
-             "ratio = sampled's datasets (or seconds) to G over the trainer's", ""]
-    head = " ".join(f"{n[:2].upper() if n == 'sampled' else 'RB' + n.partition('_q')[2]:>4}@{b:<5}"
-                    for n in names for b in budgets)
-    lines.append(f"{'cell':<9} {head} {'G':>7} " + " ".join(f"{n + ' ratio (time)':>30}" for n in names[1:]))
+             "ratio = sampled's datasets (or seconds) to G over the trainer's",
+             "trainers: " + ", ".join(f"{chr(ord('A') + i)} = {n}" for i, n in enumerate(names[1:]))
+             + (f"; sampled read from {args.sampled_from}, not rerun" if args.sampled_from else ""), ""]
+    letters = ["SA"] + [chr(ord("A") + i) for i in range(len(names) - 1)]
+    head = " ".join(f"{letter:>4}@{r['datasets'] // batch:<5}" for letter, n in zip(letters, names) for r in runs[n])
+    lines.append(f"{'cell':<9} {head} {'G':>7} " + " ".join(f"{letter + ' ratio (time)':>16}" for letter in letters[1:]))
     cells = {}
     for cell in runs["sampled"][-1]["gaps"]:
         goal = runs["sampled"][-1]["gaps"][cell]
@@ -185,10 +244,10 @@ def main() -> None:
             texts.append("never" if ratio is None else f"{bound}{ratio:.2f} ({bound}{time_ratio:.2f})")
         cells[cell] = entry
         gaps_text = " ".join(f"{g:+10.3f}" for n in names for g in entry["gaps"][n])
-        lines.append(f"{cell:<9} {gaps_text} {goal:+7.3f} " + " ".join(f"{t:>30}" for t in texts))
+        lines.append(f"{cell:<9} {gaps_text} {goal:+7.3f} " + " ".join(f"{t:>16}" for t in texts))
     write_results(args.stem, "\n".join(lines), dict(
         config=args.config, d_model=args.d_model, layers=args.layers, budgets=budgets, lr=args.lr, batch_size=batch,
-        threads=args.threads, seed=args.seed, held_out_datasets=args.datasets,
+        threads=args.threads, seed=args.seed, held_out_datasets=args.datasets, sampled_from=args.sampled_from,
         queries={n: jobs[n].training.n_queries for n in names},
         machine=dict(processor=cpu_name(), torch=torch.__version__), cells=cells,
         seconds_per_dataset=per_dataset, runs=runs))

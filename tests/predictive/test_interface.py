@@ -157,3 +157,35 @@ def test_a_large_normal_mixture_takes_its_crps_by_quadrature_and_agrees_with_the
         np.testing.assert_allclose(pred.crps(y), pairwise, rtol=1e-6)
     finally:
         mixture._CRPS_PAIRWISE_MAX = limit
+
+
+@pytest.mark.parametrize("name", PREDICTIVES)
+@pytest.mark.parametrize("alpha", [0.02, TAIL_ALPHA])
+def test_winsorized_moments_are_the_clamped_variable_s(name, alpha) -> None:
+    """winsorized_moments(alpha) (generic: trapezoid over the survival function; bars: closed form) against the
+    moments of clamp(Y, q_alpha, q_{1-alpha}) by adaptive quadrature of the density between the two quantiles,
+    plus alpha of mass on each; and, on bars, the generic route against the closed form."""
+    pred: Predictive = PREDICTIVES[name]()
+    mean, var = pred.winsorized_moments(alpha)
+    lo, hi = pred.quantile([alpha, 1 - alpha]).T
+    for j in range(2):
+        def pdf(x: float, j=j) -> float:
+            y = np.zeros(2)
+            y[j] = x
+            return float(pred.pdf(y)[j])
+
+        edges = np.unique(np.concatenate([[lo[j], hi[j]], pred.quantile(np.linspace(0.05, 0.95, 19))[j]]))
+        if isinstance(pred, BarPredictive):
+            edges = np.unique(np.concatenate([edges, 1.0 + 2.0 * pred.bar_distribution.borders.numpy()]))
+        edges = edges[(edges >= lo[j]) & (edges <= hi[j])]
+        moment = [sum(integrate.quad(lambda x, k=k: x**k * pdf(x), a, b, epsabs=1e-12)[0]
+                      for a, b in zip(edges[:-1], edges[1:])) + alpha * (lo[j] ** k + hi[j] ** k) for k in (1, 2)]
+        assert mean[j] == pytest.approx(moment[0], abs=1e-5)
+        assert var[j] == pytest.approx(moment[1] - moment[0] ** 2, rel=1e-4)
+    if isinstance(pred, BarPredictive):
+        generic = Predictive.winsorized_moments(pred, alpha, grid=20001)
+        np.testing.assert_allclose(generic, (mean, var), rtol=1e-5)
+        if alpha == TAIL_ALPHA:
+            np.testing.assert_allclose((pred.mean, pred.variance), (mean, var), rtol=1e-14)
+    with pytest.raises(ValueError, match="alpha"):
+        pred.winsorized_moments(0.5)

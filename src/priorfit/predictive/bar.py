@@ -108,6 +108,16 @@ class BarPredictive(Predictive):
     def _variance(self) -> Tensor:
         return (self.scale**2 * self._moments()[1]).expand(len(self))
 
+    def winsorized_moments(self, alpha: float, grid: int = 2001) -> tuple[np.ndarray, np.ndarray]:
+        """As :meth:`Predictive.winsorized_moments`, in closed form over the bars (``grid`` is not used);
+        ``mean`` and ``variance`` are these at ``TAIL_ALPHA``."""
+        if not (isinstance(alpha, float) and 0.0 < alpha < 0.5):
+            raise ValueError(f"alpha must be a float in (0, 0.5), got {alpha!r}")
+        mean, var = self._moments() if alpha == TAIL_ALPHA else self.bar_distribution.winsorized_moments(self.logits,
+                                                                                                          alpha)
+        return (_out((self.loc + self.scale * mean).expand(len(self))),
+                _out((self.scale**2 * var).expand(len(self))))
+
     def _log_prob(self, y: Tensor) -> Tensor:
         # includes the -log(scale) Jacobian of the map to the user's units
         return self.bar_distribution.log_prob(self.logits, self._to_model(y)) - torch.log(self.scale)

@@ -143,6 +143,24 @@ class Predictive(ABC):
         out = self._quantile(qt.reshape(-1))
         return _out(out[:, 0] if qt.ndim == 0 else out)
 
+    def winsorized_moments(self, alpha: float, grid: int = 2001) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and variance of y clamped to its ``alpha`` and ``1 - alpha`` quantiles (each shape `m`): moments
+        that exist for every predictive and that far tail mass cannot move, so that two predictives (a PFN's,
+        whose mean and variance are these at ``TAIL_ALPHA``, and an exact one) compare like with like.
+
+        Generic: E[c(Y)] = lo + integral of P(Y > t) over [lo, hi], and E[c(Y)^2] = lo^2 + integral of
+        2t P(Y > t), by the trapezoid rule on ``grid`` points; subclasses with a closed form override it."""
+        if not (isinstance(alpha, float) and 0.0 < alpha < 0.5):
+            raise ValueError(f"alpha must be a float in (0, 0.5), got {alpha!r}")
+        check_int("grid", grid, minimum=3)
+        bounds = self._quantile(torch.tensor([alpha, 1.0 - alpha], dtype=torch.float64))  # m x 2
+        lo, hi = bounds[:, 0], bounds[:, 1]
+        t = lo + (hi - lo) * torch.linspace(0.0, 1.0, grid, dtype=torch.float64)[:, None]  # grid x m
+        survival = self._sf(t)
+        first = lo + torch.trapezoid(survival, t, dim=0)
+        second = lo.square() + torch.trapezoid(2.0 * t * survival, t, dim=0)
+        return _out(first), _out((second - first.square()).clamp_min(0.0))
+
     def sample(self, n_samples: int, generator: torch.Generator | None = None) -> np.ndarray:
         """`n_samples x m` independent draws per query point (a CPU ``generator`` makes them repeatable)."""
         n_samples = check_int("n_samples", n_samples, minimum=0)
