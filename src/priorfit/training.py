@@ -58,7 +58,10 @@ class TrainConfig:
 
     Attributes:
         steps: optimiser steps; the learning-rate schedule spans exactly these.
-        batch_size: datasets per step (global, split over DDP ranks).
+        batch_size: datasets per step (global, split over DDP ranks). 8 by default: with Rao-Blackwellised targets,
+            more steps on fewer datasets each reach a held-out gap on 3-4x fewer datasets than the sampled
+            trainer at 32, at about the same seconds per dataset on a CPU (``benchmarks/train_efficiency.py``,
+            docs/training.md). On a GPU, larger batches buy throughput: set it.
         n_points: points per dataset, context and queries together (with `n_queries`, the most points).
         min_context, max_context: the context size of each step is uniform on [min_context, max_context]
             (max_context 0 means n_points - 1).
@@ -94,7 +97,7 @@ class TrainConfig:
     """
 
     steps: int = 2000
-    batch_size: int = 64
+    batch_size: int = 8
     n_points: int = 64
     min_context: int = 1
     max_context: int = 0
