@@ -404,6 +404,9 @@ def train(
     source's own; for another prior they are placed afresh, since its targets are other ones. A resumed run ignores `init_from` (the training state
     already holds the weights).
     """
+    if getattr(prior, "target_kind", "continuous") != "continuous":
+        raise ConfigError(f"{type(prior).__name__} draws {prior.target_kind} targets; train() fits a regression "
+                          "PFN (a bar distribution over a continuous target) and cannot be trained on them")
     if getattr(prior, "max_features", None) != model_config.max_features:
         raise ConfigError(
             f"model_config.max_features ({model_config.max_features}) must equal the prior's max_features "

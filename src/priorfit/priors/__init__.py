@@ -2,6 +2,7 @@
 
 from priorfit.priors.base import Batch, Prior, Symmetries
 from priorfit.priors.bnn import BNNParams, BNNPrior
+from priorfit.priors.classification import CategoricalTargets, ClassificationParams, GPClassificationPrior
 from priorfit.priors.gp import GPParams, GPPrior, cholesky_with_jitter
 from priorfit.priors.hyperpriors import (
     Fixed,
@@ -50,6 +51,9 @@ __all__ = [
     "Prior",
     "Symmetries",
     "GPPrior",
+    "GPClassificationPrior",
+    "ClassificationParams",
+    "CategoricalTargets",
     "InvariantGPPrior",
     "BNNPrior",
     "BNNParams",

@@ -1,0 +1,124 @@
+r"""GP classification: labels from a softmax over independent latent GPs.
+
+For a dataset with :math:`C` classes (drawn per batch, uniform on ``min_classes`` ... ``max_classes``): one set of
+hyperparameters :math:`\theta` from the GP prior's hyperpriors, shared by the classes; per class :math:`c` a
+constant mean :math:`m_c` from the GP's mean hyperprior (unequal means make unequal class frequencies) and a
+latent function :math:`f_c \sim GP(m_c, k_\theta)`, independent across classes; at each point the latent value
+:math:`g_c(x) = f_c(x) + \sigma \varepsilon_c` (the GP's noise hyperprior, a white-noise part of the latent:
+label noise), and the label :math:`y \sim \text{Categorical}(\text{softmax}(g(x)))`. With :math:`C = 2` this is
+logistic GP classification of :math:`g_1 - g_2`. Classes are exchangeable: the prior is invariant to relabelling.
+
+A query label's exact distribution given the latent values its dataset was drawn with is
+:math:`\text{softmax}(g(x^*))` (:meth:`GPClassificationPrior.conditional`): what a Rao-Blackwellised
+cross-entropy scores the network against instead of the one sampled label.
+
+Labels are float64 class indices 0 ... C - 1 in ``Batch.y``. The classifier network, its training and the exact
+reference (the posterior over latents and hyperparameters by MCMC) are not built yet: training a regression PFN
+on this prior is refused (:attr:`GPClassificationPrior.target_kind`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from priorfit.config import register
+from priorfit.priors.base import Batch, Symmetries
+from priorfit.priors.gp import GPParams, GPPrior, cholesky_with_jitter
+from priorfit.priors.params import Params
+from priorfit.validation import check_int
+
+__all__ = ["CategoricalTargets", "ClassificationParams", "GPClassificationPrior"]
+
+
+@dataclass(frozen=True)
+class CategoricalTargets:
+    """The exact class probabilities of each held-out label given its dataset's latent values: `batch x m x C`,
+    float64, rows summing to 1."""
+
+    probs: Tensor
+
+
+@dataclass(frozen=True, eq=False)
+class ClassificationParams(Params):
+    """What a dataset was drawn with: the GP's hyperparameters (``gp.mean`` unused: the classes' own means are in
+    ``class_means``), each class's mean (`batch x C`) and the latent values at every point (`batch x n x C`)."""
+
+    gp: GPParams
+    class_means: Tensor
+    latents: Tensor
+
+
+@register
+@dataclass(frozen=True)
+class GPClassificationPrior:
+    """Datasets of inputs and class labels (see the module docstring).
+
+    Fields:
+        gp: the latent GP: kernel and hyperpriors, the mean hyperprior drawn once per class, the noise
+            hyperprior the latent's white-noise part; its inputs and ``max_features`` are this prior's.
+        min_classes, max_classes: the number of classes of a batch's datasets is uniform on this range.
+    """
+
+    gp: GPPrior = field(default_factory=GPPrior)
+    min_classes: int = 2
+    max_classes: int = 10
+
+    #: What a dataset's targets are: class labels. A regression PFN cannot be trained on them.
+    target_kind = "categorical"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.gp, GPPrior):
+            raise TypeError(f"gp must be a GPPrior, got {type(self.gp).__name__}: {self.gp!r}")
+        check_int("min_classes", self.min_classes, minimum=2)
+        check_int("max_classes", self.max_classes, minimum=self.min_classes)
+
+    @property
+    def max_features(self) -> int:
+        return self.gp.max_features
+
+    @property
+    def symmetries(self) -> Symmetries:
+        """The latent GP's input symmetries; labels are exchangeable, which no ``Symmetries`` field states."""
+        return Symmetries(reflect_inputs=self.gp.symmetries.reflect_inputs,
+                          permute_inputs=self.gp.symmetries.permute_inputs)
+
+    def references(self, settings=None) -> tuple:
+        """None yet: the exact posterior predictive (MCMC over latents and hyperparameters) is still to come."""
+        return ()
+
+    def sample(self, batch_size: int, n_points: int, generator: torch.Generator, n_features: int | None = None,
+               device: torch.device | str | None = None, n_context: int | None = None,
+               n_classes: int | None = None) -> Batch:
+        """``batch_size`` datasets of ``n_points`` points, all with ``n_classes`` classes (default: drawn from the
+        generator, uniform on min_classes ... max_classes): x `batch x n x d`, y `batch x n` labels, float64.
+        ``device`` and ``n_context`` are accepted for the prior protocol and not used."""
+        check_int("batch_size", batch_size, minimum=1)
+        check_int("n_points", n_points, minimum=1)
+        if not isinstance(generator, torch.Generator):
+            raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+        n_features = self.max_features if n_features is None else n_features
+        check_int("n_features", n_features, minimum=1, maximum=self.max_features)
+        if n_classes is None:
+            n_classes = int(torch.randint(self.min_classes, self.max_classes + 1, (1,), generator=generator))
+        check_int("n_classes", n_classes, minimum=self.min_classes, maximum=self.max_classes)
+        params = self.gp.sample_params(batch_size, n_features, generator)
+        class_means = self.gp.mean.sample((batch_size, n_classes), generator).to(torch.float64)
+        x = self.gp.inputs.sample(batch_size, n_points, n_features, generator).to(torch.float64)
+        z = torch.randn(batch_size, n_points, n_classes, generator=generator, dtype=torch.float64)
+        eta = torch.randn(batch_size, n_points, n_classes, generator=generator, dtype=torch.float64)
+        chol = cholesky_with_jitter(self.gp.kernel.forward(params.kernel, x, x), self.gp.jitter)
+        latents = class_means[:, None, :] + chol @ z + params.noise_std[:, None, None] * eta
+        u = torch.rand(batch_size, n_points, 1, generator=generator, dtype=torch.float64)
+        cumulative = torch.softmax(latents, dim=-1).cumsum(-1)
+        y = (u > cumulative[..., :-1]).sum(-1).to(torch.float64)  # inverse-CDF draw of each label
+        return Batch(x=x, y=y, params=ClassificationParams(gp=params, class_means=class_means, latents=latents))
+
+    def conditional(self, batch: Batch, n_context: int) -> CategoricalTargets:
+        """The exact class probabilities of each label after the first ``n_context`` of each dataset of ``batch``
+        (one this prior drew) given the latent values it was drawn with: the softmax of the query's latents."""
+        if not isinstance(batch.params, ClassificationParams):
+            raise TypeError("batch must be one this prior drew (its params are ClassificationParams)")
+        return CategoricalTargets(torch.softmax(batch.params.latents[:, n_context:], dim=-1))
