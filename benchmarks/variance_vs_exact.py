@@ -11,6 +11,7 @@ unwinsorised variance over its winsorised one (how much the far tails weigh). A 
 Bayes.
 
     python benchmarks/variance_vs_exact.py --models invariant_default --warmup 200 --samples 200
+    python benchmarks/variance_vs_exact.py --models bo --warmup 200 --samples 200 --stem variance_vs_exact_bo
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=300)
     parser.add_argument("--samples", type=int, default=300)
     parser.add_argument("--chains", type=int, default=2)
+    parser.add_argument("--stem", default="variance_vs_exact", help="results file: benchmarks/results/STEM.{txt,json}")
     args = parser.parse_args()
     torch.set_num_threads(1)
     rows = []
@@ -82,7 +84,7 @@ def main() -> None:
               f"{r['min_ess']:6.0f} {r['divergences']:4d}" for r in rows]
     all_ratios = np.array([r["ratio_median"] for r in rows])
     lines.append(f"median ratios over the {len(rows)} cells: {all_ratios.min():.2f} to {all_ratios.max():.2f}")
-    write_results("variance_vs_exact", "\n".join(lines), dict(tail_alpha=TAIL_ALPHA, queries=args.queries,
+    write_results(args.stem, "\n".join(lines), dict(tail_alpha=TAIL_ALPHA, queries=args.queries,
                                                                warmup=args.warmup, samples=args.samples,
                                                                chains=args.chains, rows=rows))
 
