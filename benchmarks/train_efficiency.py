@@ -95,6 +95,13 @@ def trainer_job(job: TrainJob, name: str) -> TrainJob:
     """The job a trainer runs; see VARIANTS for its name."""
     base, *mods = _split(name)
     training = dataclasses.replace(job.training, rao_blackwell=base == "rao_blackwell")
+    try:
+        return _with_modifiers(job, training, mods)
+    except ValueError as err:  # a modifier's number that does not parse, or a config it makes invalid
+        raise SystemExit(f"trainer {name!r}: {err}") from None
+
+
+def _with_modifiers(job: TrainJob, training, mods: list[str]) -> TrainJob:
     model = job.model
     for mod in mods:
         if mod == "log":
@@ -112,7 +119,7 @@ def trainer_job(job: TrainJob, name: str) -> TrainJob:
             width, _, layers = mod[1:].partition("x")
             model = dataclasses.replace(model, d_model=int(width), n_layers=int(layers), d_ff=2 * int(width))
         else:
-            raise SystemExit(f"unknown modifier {mod!r} in trainer {name!r}: {VARIANTS}")
+            raise SystemExit(f"unknown modifier {mod!r}: {VARIANTS}")
     return dataclasses.replace(job, training=training, model=model)
 
 
