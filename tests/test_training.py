@@ -337,3 +337,47 @@ def test_rao_blackwellised_targets_are_used_when_the_prior_declares_them(tmp_pat
                     progress=False)
     assert len(calls) == 3
     assert not torch.equal(_weights(rb.checkpoint)["head.weight"], _weights(sampled.checkpoint)["head.weight"])
+
+
+def _label_prior(max_classes: int = 2):
+    from priorfit.priors import GPClassificationPrior, RBF
+
+    gp = GPPrior(kernel=Scale(RBF(lengthscale=Fixed(0.3)), outputscale=Fixed(9.0)), noise_std=Fixed(0.1),
+                 mean=Fixed(0.0), max_features=1)
+    return GPClassificationPrior(gp=gp, max_classes=max_classes)
+
+
+_CLASSIFIER = ModelConfig(d_model=32, n_layers=2, n_heads=2, d_ff=64, max_features=1, n_classes=3, invariant=True)
+
+
+def test_a_classifier_learns_its_prior_of_labels(tmp_path):
+    """After a short run on sharply separated classes, the classifier's held-out log loss beats the context's
+    class frequencies (Laplace-smoothed) by a wide margin: it reads the inputs, not only the label counts."""
+    from priorfit.model.categorical import categorical_nll, relabel_by_context
+
+    config = TrainConfig(steps=400, batch_size=32, n_points=32, lr=3e-3, eval_every=400, eval_datasets=64,
+                         eval_context=(16,), checkpoint_every=400)
+    result = train(_label_prior(), _CLASSIFIER, config, tmp_path, progress=False)
+    checkpoint = load_checkpoint(result.checkpoint)
+    assert checkpoint.bar_distribution is None and checkpoint.model_config.n_classes == 3
+    batch = _label_prior().sample(400, 48, torch.Generator().manual_seed(9), n_context=16)
+    labels, k, _ = relabel_by_context(batch.y, 16)
+    with torch.no_grad():
+        logits = checkpoint.model(batch.x[:, :16].float(), labels[:, :16], batch.x[:, 16:].float())
+    pfn = float(categorical_nll(logits, k, labels[:, 16:]).nanmean())
+    counts = torch.stack([(labels[:, :16] == c).sum(1) for c in range(2)], 1).double() + 0.5
+    freq = torch.log(counts / counts.sum(1, keepdim=True)).gather(1, labels[:, 16:].clamp_min(0))
+    baseline = float(-freq[labels[:, 16:] >= 0].mean())
+    assert pfn < baseline - 0.1, (pfn, baseline)
+    assert result.history[-1]["nll@16"] < baseline
+
+
+def test_a_classifier_resumes_exactly(tmp_path):
+    config = TrainConfig(steps=6, batch_size=8, n_points=16, lr=3e-3, eval_every=6, eval_datasets=8,
+                         eval_context=(8,), checkpoint_every=3)
+    straight = train(_label_prior(3), _CLASSIFIER, config, tmp_path / "straight", progress=False)
+    train(_label_prior(3), _CLASSIFIER, config, tmp_path / "split", progress=False, stop_after=3)
+    second = train(_label_prior(3), _CLASSIFIER, config, tmp_path / "split", progress=False)
+    _assert_same(_weights(straight.checkpoint), _weights(second.checkpoint))
+    with pytest.raises(ConfigError, match="up to 4 classes; model_config.n_classes must be at least that"):
+        train(_label_prior(4), _CLASSIFIER, config, tmp_path / "more", progress=False)

@@ -34,7 +34,7 @@ class Checkpoint:
     """A loaded PFN: the network, its output distribution, the prior it was trained on and its metadata."""
 
     model: PFNTransformer
-    bar_distribution: BarDistribution
+    bar_distribution: BarDistribution | None  # None for a classifier (ModelConfig.n_classes)
     prior: Any
     metadata: dict[str, Any] = field(default_factory=dict)
 
@@ -65,16 +65,20 @@ def _digest(meta_json: str, tensors: dict[str, torch.Tensor]) -> str:
 def save_checkpoint(
     path: str | Path,
     model: PFNTransformer,
-    bar_distribution: BarDistribution,
+    bar_distribution: BarDistribution | None,
     prior: Any,
     metadata: dict[str, Any] | None = None,
 ) -> Path:
-    """Save a PFN atomically. `metadata` must be JSON-serialisable; configs are added automatically."""
+    """Save a PFN atomically. `metadata` must be JSON-serialisable; configs are added automatically. A classifier
+    has no bar distribution (None)."""
     meta = dict(metadata or {})
     meta.update(format=FORMAT, model_config=to_dict(model.config), prior=to_dict(prior))
     meta_json = json.dumps(meta, sort_keys=True)
     tensors = {_MODEL_PREFIX + k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    tensors[_BORDERS_KEY] = bar_distribution.borders.detach().contiguous().cpu()
+    if (bar_distribution is None) != bool(model.config.n_classes):
+        raise ValueError("a regression PFN's checkpoint needs its bar distribution; a classifier's has none")
+    if bar_distribution is not None:
+        tensors[_BORDERS_KEY] = bar_distribution.borders.detach().contiguous().cpu()
     header = {"priorfit": meta_json, "sha256": _digest(meta_json, tensors)}
     atomic_write_bytes(path, safetensors_save(tensors, metadata=header))
     return Path(path)
@@ -111,5 +115,5 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     state = {k[len(_MODEL_PREFIX):]: v for k, v in tensors.items() if k.startswith(_MODEL_PREFIX)}
     model.load_state_dict(state)
     model.eval()
-    bar = BarDistribution(tensors[_BORDERS_KEY])
+    bar = BarDistribution(tensors[_BORDERS_KEY]) if _BORDERS_KEY in tensors else None
     return Checkpoint(model=model, bar_distribution=bar, prior=prior, metadata=meta)

@@ -4,7 +4,10 @@ Each step draws `batch_size` datasets of `n_points` points from the prior, split
 the same random context size, and minimises the bar distribution's NLL of the held-out targets, or, where the
 prior declares each held-out target's exact normal given the dataset's latent values and context
 (:mod:`priorfit.priors.conditional`), its expectation under that normal in closed form: the same objective with
-less gradient noise (a Rao-Blackwellised target). AdamW with
+less gradient noise (a Rao-Blackwellised target). A prior of class labels (``target_kind == "categorical"``)
+trains a classifier (``ModelConfig.n_classes``) the same way: labels renumbered by the context's classes in a
+random order per dataset, the cross-entropy against each query's exact class probabilities where the prior
+declares them, else the NLL of its label (:mod:`priorfit.model.categorical`). AdamW with
 linear warm-up and cosine decay, gradient clipping. Every `checkpoint_every` steps the run saves
 ``model.safetensors`` (the deliverable) and ``train_state.pt`` (optimiser, step, generator states), both
 atomically, so that a killed run resumes exactly where its last checkpoint left it. Under ``torchrun`` the run is
@@ -34,6 +37,7 @@ from priorfit.checkpoint import save_checkpoint
 from priorfit.config import from_dict, register, to_dict
 from priorfit.exceptions import CheckpointError, ConfigError
 from priorfit.model.bar_distribution import BarDistribution
+from priorfit.model.categorical import categorical_expected_nll, categorical_nll, context_targets, relabel_by_context
 from priorfit.model.loss import pfn_expected_nll, pfn_nll, pfn_predict
 from priorfit.model.precision import PRECISIONS
 from priorfit.priors.conditional import query_conditional
@@ -254,25 +258,48 @@ def exact_nll(prior: Any, x_ctx, y_ctx, x_qry, y_qry, params) -> torch.Tensor | 
     return torch.stack(nll).mean()
 
 
+def _held_out_labels(prior: Any, n_datasets: int, n_ctx: int, n_queries: int, generator: torch.Generator) -> Any:
+    """Held-out datasets of a prior of labels, drawn 8 at a time so that they span its numbers of classes."""
+    from priorfit.priors.base import Batch
+
+    parts = [prior.sample(min(8, n_datasets - start), n_ctx + n_queries, generator, n_context=n_ctx)
+             for start in range(0, n_datasets, 8)]
+    return Batch(x=torch.cat([b.x for b in parts]), y=torch.cat([b.y for b in parts]))
+
+
 class _Evaluator:
     """Fixed held-out datasets; NLL of the PFN and of the exact posterior per context size."""
 
-    def __init__(self, prior: Any, config: TrainConfig) -> None:
+    def __init__(self, prior: Any, config: TrainConfig, categorical: bool = False) -> None:
         self.sets = []
+        self.categorical = categorical
         for n_ctx in config.eval_context:
             generator = torch.Generator().manual_seed(derive_seed(config.seed, _HELD_OUT_STREAM, n_ctx))
-            batch = prior.sample(config.eval_datasets, n_ctx + config.eval_queries, generator, n_context=n_ctx)
-            exact = exact_nll(prior, batch.x[:, :n_ctx], batch.y[:, :n_ctx], batch.x[:, n_ctx:],
-                              batch.y[:, n_ctx:], batch.params)
+            if categorical:  # a prior of labels draws a number of classes per call: many calls, many numbers
+                batch = _held_out_labels(prior, config.eval_datasets, n_ctx, config.eval_queries, generator)
+            else:
+                batch = prior.sample(config.eval_datasets, n_ctx + config.eval_queries, generator, n_context=n_ctx)
+            exact = None if categorical else exact_nll(prior, batch.x[:, :n_ctx], batch.y[:, :n_ctx],
+                                                       batch.x[:, n_ctx:], batch.y[:, n_ctx:], batch.params)
             self.sets.append((n_ctx, batch, None if exact is None else float(exact)))
 
-    def __call__(self, model: PFNTransformer, bar: BarDistribution, device: torch.device) -> dict[str, float]:
+    def _nll(self, model: PFNTransformer, bar: BarDistribution | None, batch: Any, n_ctx: int,
+             device: torch.device) -> float:
+        if not self.categorical:
+            x, y = batch.x.float().to(device), batch.y.float().to(device)
+            return float(pfn_nll(bar, *pfn_predict(model, x, y, n_ctx), y[:, n_ctx:]).mean())
+        labels, n_seen, _ = relabel_by_context(batch.y, n_ctx)  # sorted, as the classifier numbers classes
+        x, labels = batch.x.float().to(device), labels.to(device)
+        with torch.inference_mode():
+            logits = model(x[:, :n_ctx], labels[:, :n_ctx], x[:, n_ctx:])
+        return float(categorical_nll(logits, n_seen.to(device), labels[:, n_ctx:]).nanmean())
+
+    def __call__(self, model: PFNTransformer, bar: BarDistribution | None, device: torch.device) -> dict[str, float]:
         was_training = model.training
         model.eval()
         out: dict[str, float] = {}
         for n_ctx, batch, exact in self.sets:
-            x, y = batch.x.float().to(device), batch.y.float().to(device)
-            pfn = float(pfn_nll(bar, *pfn_predict(model, x, y, n_ctx), y[:, n_ctx:]).mean())
+            pfn = self._nll(model, bar, batch, n_ctx, device)
             out[f"nll@{n_ctx}"] = pfn
             if exact is not None:
                 out[f"exact@{n_ctx}"] = exact
@@ -340,6 +367,52 @@ def _warm_start_weights(source: Any, target: ModelConfig) -> dict:
                       "being non-invariant for an invariant model, or in how many features it accepts)")
 
 
+def _is_classifier(prior: Any, model_config: ModelConfig) -> bool:
+    """Whether `prior` draws class labels, for a classifier `model_config` (checked to fit each other)."""
+    kind = getattr(prior, "target_kind", "continuous")
+    if kind == "categorical":
+        if model_config.n_classes < prior.max_classes:
+            raise ConfigError(f"{type(prior).__name__} draws up to {prior.max_classes} classes; model_config.n_classes "
+                              f"must be at least that for a classifier, got {model_config.n_classes}")
+        return True
+    if kind != "continuous":
+        raise ConfigError(f"{type(prior).__name__} draws {kind} targets, which train() cannot fit")
+    if model_config.n_classes:
+        raise ConfigError(f"model_config.n_classes = {model_config.n_classes} makes a classifier, but "
+                          f"{type(prior).__name__} draws continuous targets; set n_classes to 0")
+    return False
+
+
+def _classifier_loss(model: Any, batch: Any, n_ctx: int, rao_blackwell: bool, prior: Any,
+                     generator: torch.Generator, device: torch.device, autocast: Any) -> torch.Tensor:
+    """A classifier's mean loss on a batch: labels renumbered by each context's classes in a random order,
+    then the cross-entropy against the query labels' exact probabilities (renormalised over those classes)
+    where the prior declares them, else the NLL of the labels that the context holds."""
+    labels, n_seen, mapping = relabel_by_context(batch.y, n_ctx, generator)
+    target = query_conditional(prior, batch, n_ctx) if rao_blackwell else None
+    x, labels, n_seen = batch.x.float().to(device), labels.to(device), n_seen.to(device)
+    with autocast:
+        logits = model(x[:, :n_ctx], labels[:, :n_ctx], x[:, n_ctx:])
+    if target is None:
+        return categorical_nll(logits.float(), n_seen, labels[:, n_ctx:]).nanmean()
+    probs = context_targets(target.probs.to(device), mapping.to(device))
+    return categorical_expected_nll(logits.float(), n_seen, probs).mean()
+
+
+def _regression_loss(ddp: Any, model: PFNTransformer, bar: BarDistribution, batch: Any, n_ctx: int,
+                     rao_blackwell: bool, prior: Any, device: torch.device, autocast: Any) -> torch.Tensor:
+    """A regression PFN's mean loss on a batch: the bars' cross-entropy against each query target's exact normal
+    where the prior declares it, else the NLL of the sampled targets."""
+    target = query_conditional(prior, batch, n_ctx) if rao_blackwell else None
+    x, y = batch.x.float().to(device), batch.y.float().to(device)
+    with autocast:
+        logits = ddp(x[:, :n_ctx], y[:, :n_ctx], x[:, n_ctx:])
+    affine = model.target_affine(y[:, :n_ctx])
+    if target is None:
+        return pfn_nll(bar, logits.float(), *affine, y[:, n_ctx:]).mean()
+    return pfn_expected_nll(bar, logits.float(), *affine, target.mean.to(device), target.std.to(device)).mean()
+
+
 def _all_finite(loss: torch.Tensor, world: int, device: torch.device) -> bool:
     """Whether this step's loss is finite on every rank (all ranks must agree to skip a step together)."""
     finite = torch.isfinite(loss.detach()).to(device=device, dtype=torch.float32)
@@ -404,9 +477,7 @@ def train(
     source's own; for another prior they are placed afresh, since its targets are other ones. A resumed run ignores `init_from` (the training state
     already holds the weights).
     """
-    if getattr(prior, "target_kind", "continuous") != "continuous":
-        raise ConfigError(f"{type(prior).__name__} draws {prior.target_kind} targets; train() fits a regression "
-                          "PFN (a bar distribution over a continuous target) and cannot be trained on them")
+    classifier = _is_classifier(prior, model_config)
     if getattr(prior, "max_features", None) != model_config.max_features:
         raise ConfigError(
             f"model_config.max_features ({model_config.max_features}) must equal the prior's max_features "
@@ -438,7 +509,9 @@ def train(
         init_meta = dict(source=str(init_from), step=source.metadata.get("step"),
                          train_seconds=source.metadata.get("train_seconds"),
                          init_from=source.metadata.get("init_from"))
-    if (source is None or source.model_config.invariant != model_config.invariant
+    if classifier:
+        bar = None
+    elif (source is None or source.model_config.invariant != model_config.invariant
             or to_dict(source.prior) != to_dict(prior)):
         standardized = model_config.standardize_targets or model_config.invariant
         bar = make_bar_distribution(
@@ -473,7 +546,7 @@ def train(
         skipped = state.get("skipped", 0)
 
     ddp = DistributedDataParallel(model) if world > 1 else model
-    evaluator = _Evaluator(prior, train_config) if rank == 0 else None
+    evaluator = _Evaluator(prior, train_config, classifier) if rank == 0 else None
     local_batch = train_config.batch_size // world
     lo = train_config.context_range[0]
     bfloat16 = train_config.precision == "bfloat16" or (train_config.precision == "auto" and device.type == "cuda")
@@ -496,13 +569,12 @@ def train(
         if init_meta is not None:
             meta["init_from"] = init_meta
         save_checkpoint(out_dir / MODEL_FILE, model, bar, prior, meta)
-        _atomic_torch_save(
-            dict(model=model.state_dict(), optimizer=optimizer.state_dict(), generators=states, step=step,
-                 history=json.dumps(history), seconds=elapsed, borders=bar.borders.detach().cpu(),
-                 skipped=skipped,
-                 init_from=init_meta, train_config=_resume_key(train_config)),
-            state_path,
-        )
+        state = dict(model=model.state_dict(), optimizer=optimizer.state_dict(), generators=states, step=step,
+                     history=json.dumps(history), seconds=elapsed, skipped=skipped, init_from=init_meta,
+                     train_config=_resume_key(train_config))
+        if bar is not None:
+            state["borders"] = bar.borders.detach().cpu()
+        _atomic_torch_save(state, state_path)
 
     # Priors build their batches on the training device; a prior written before `sample` took a device still
     # trains on a CPU.
@@ -515,15 +587,12 @@ def train(
         n_features = int(torch.randint(1, prior.max_features + 1, (), generator=generator))
         n_points = n_ctx + train_config.n_queries if train_config.n_queries else train_config.n_points
         batch = prior.sample(local_batch, n_points, generator, n_features=n_features, n_context=n_ctx, **on_device)
-        target = query_conditional(prior, batch, n_ctx) if train_config.rao_blackwell else None
-        x, y = batch.x.float().to(device), batch.y.float().to(device)
-        with autocast:
-            logits = ddp(x[:, :n_ctx], y[:, :n_ctx], x[:, n_ctx:])
-        affine = model.target_affine(y[:, :n_ctx])
-        if target is None:
-            loss = pfn_nll(bar, logits.float(), *affine, y[:, n_ctx:]).mean()
+        if classifier:
+            loss = _classifier_loss(ddp, batch, n_ctx, train_config.rao_blackwell, prior, generator, device,
+                                    autocast)
         else:
-            loss = pfn_expected_nll(bar, logits.float(), *affine, target.mean.to(device), target.std.to(device)).mean()
+            loss = _regression_loss(ddp, model, bar, batch, n_ctx, train_config.rao_blackwell, prior, device,
+                                    autocast)
         optimizer.zero_grad(set_to_none=True)
         if _all_finite(loss, world, device):
             loss.backward()

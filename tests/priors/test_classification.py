@@ -102,6 +102,20 @@ def test_config_round_trip_and_checks():
         GPClassificationPrior(gp="rbf")
 
 
+def test_latents_are_drawn_on_the_inputs_scaled_by_the_context():
+    """With two context points in one feature, the context spans [0, 1] once scaled, so the latents' covariance at
+    those points is the kernel at distance 1, whatever the raw distance was."""
+    gp = GPPrior(kernel=Scale(RBF(lengthscale=Fixed(1.0)), outputscale=Fixed(2.0)), noise_std=Fixed(0.5),
+                 mean=Normal(0.0, 1.0), max_features=1)
+    batch = GPClassificationPrior(gp=gp).sample(20000, 3, torch.Generator().manual_seed(4), n_classes=2,
+                                                n_context=2)
+    g = batch.params.latents.numpy()
+    cov = np.mean(g[:, 0, :] * g[:, 1, :])
+    assert cov == pytest.approx(2.0 * np.exp(-0.5) + 1.0, abs=4 * 3.25 / np.sqrt(20000 * 2))
+
+
 def test_a_regression_pfn_is_not_trained_on_labels(tmp_path):
-    with pytest.raises(ConfigError, match="categorical targets"):
+    with pytest.raises(ConfigError, match="n_classes must be at least"):
         train(_prior(), ModelConfig(max_features=2), TrainConfig(steps=1), tmp_path / "run")
+    with pytest.raises(ConfigError, match="draws continuous targets"):
+        train(_prior().gp, ModelConfig(max_features=2, n_classes=3), TrainConfig(steps=1), tmp_path / "run")

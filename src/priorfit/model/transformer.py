@@ -49,7 +49,12 @@ class ModelConfig:
         invariant: show the network only the context's own units (:mod:`priorfit.preprocessing`): inputs scaled
             by the context's range per feature, targets standardised, and no embedding of the statistics. Its
             predictions then move exactly with a positive affine change of units of the targets or of any
-            feature; its prior must be stated in those units (e.g. ``InvariantGPPrior``).
+            feature; its prior must be stated in those units (e.g. ``InvariantGPPrior``). A classifier's labels
+            have no units: only its inputs are scaled.
+        n_classes: 0 for regression (a bar distribution over a continuous target); else a classifier for up to
+            this many classes: context labels ``0 ... K - 1`` enter through an embedding per class, the head gives
+            one logit per class (those of classes beyond a context's K are masked by
+            :func:`priorfit.model.categorical.masked_log_probs`), and ``n_bars`` is unused.
     """
 
     d_model: int = 256
@@ -62,6 +67,7 @@ class ModelConfig:
     max_frequency: float = 16.0
     standardize_targets: bool = False
     invariant: bool = False
+    n_classes: int = 0
 
     def __post_init__(self) -> None:
         for name in ("d_model", "n_layers", "n_heads", "d_ff", "max_features"):
@@ -76,6 +82,10 @@ class ModelConfig:
             raise ValueError(f"standardize_targets must be a bool, got {self.standardize_targets!r}")
         if not isinstance(self.invariant, bool):
             raise ValueError(f"invariant must be a bool, got {self.invariant!r}")
+        if not (self.n_classes == 0 or (isinstance(self.n_classes, int) and self.n_classes >= 2)):
+            raise ValueError(f"n_classes must be 0 (regression) or an int >= 2 (a classifier), got {self.n_classes!r}")
+        if self.n_classes and self.standardize_targets:
+            raise ValueError("a classifier's labels cannot be standardised; set standardize_targets=False")
         if self.invariant and self.standardize_targets:
             raise ValueError("invariant already standardises targets (without the statistics' embedding that "
                              "standardize_targets adds); set one of them")
@@ -173,7 +183,8 @@ class PFNTransformer(nn.Module):
     """Maps a context `(x_ctx, y_ctx)` and queries `x_qry` to logits over the bars of the output distribution.
 
     Shapes: x_ctx `batch x n x d`, y_ctx `batch x n`, x_qry `batch x m x d` with d <= max_features;
-    logits `batch x m x n_bars`.
+    logits `batch x m x n_bars`, or `batch x m x n_classes` for a classifier (``ModelConfig.n_classes``), whose
+    y_ctx holds class indices.
     """
 
     def __init__(self, config: ModelConfig) -> None:
@@ -181,11 +192,11 @@ class PFNTransformer(nn.Module):
         self.config = config
         d = config.d_model
         self.x_encoder = InputEncoder(config)
-        self.y_encoder = nn.Linear(1, d)
+        self.y_encoder = nn.Embedding(config.n_classes, d) if config.n_classes else nn.Linear(1, d)
         self.stats_encoder = nn.Linear(2, d) if config.standardize_targets else None
         self.layers = nn.ModuleList(PFNLayer(d, config.n_heads, config.d_ff) for _ in range(config.n_layers))
         self.norm_out = nn.LayerNorm(d)
-        self.head = nn.Linear(d, config.n_bars)
+        self.head = nn.Linear(d, config.n_classes or config.n_bars)
 
     def _pad(self, x: Tensor) -> Tensor:
         d = x.shape[-1]
@@ -196,14 +207,23 @@ class PFNTransformer(nn.Module):
             x = F.pad(x, (0, self.config.max_features - d))
         return x
 
+    def _labels(self, y_ctx: Tensor) -> Tensor:
+        """A classifier's context labels as indices, checked to be whole numbers 0 ... n_classes - 1."""
+        labels = y_ctx.long()
+        if labels.numel() and (bool((labels != y_ctx).any()) or int(labels.min()) < 0
+                               or int(labels.max()) >= self.config.n_classes):
+            raise ValueError(f"a classifier's context labels must be class indices 0 ... {self.config.n_classes - 1}")
+        return labels
+
     def target_affine(self, y_ctx: Tensor) -> tuple[Tensor, Tensor]:
         """`(loc, scale)`, each `batch x 1`, of contexts' targets `y_ctx` (`batch x n`): the logits describe
         ``(y - loc) / scale``. The mean and the standard deviation (at least ``MIN_TARGET_SCALE``) when the model
-        standardises targets, else 0 and 1."""
-        if self.config.invariant:  # in the targets' own precision: float64 data keeps its digits
+        standardises targets, else 0 and 1 (always for a classifier)."""
+        if self.config.invariant and not self.config.n_classes:
+            # in the targets' own precision: float64 data keeps its digits
             return _standardization(y_ctx if y_ctx.is_floating_point() else y_ctx.double())
         y = y_ctx.to(self.head.weight.dtype)
-        if not self.config.standardize_targets:
+        if not self.config.standardize_targets:  # a classifier's too
             return torch.zeros_like(y[:, :1]), torch.ones_like(y[:, :1])
         return context_standardization(y)
 
@@ -214,15 +234,17 @@ class PFNTransformer(nn.Module):
         if x_ctx.shape[1] < 1:
             raise ValueError("the context must hold at least one point")
         loc, scale = self.target_affine(y_ctx)
-        if self.config.invariant:
-            y = ((y_ctx - loc) / scale).to(self.head.weight.dtype)
+        if self.config.n_classes:
+            y_embedded = self.y_encoder(self._labels(y_ctx))
+        elif self.config.invariant:
+            y_embedded = self.y_encoder(((y_ctx - loc) / scale).to(self.head.weight.dtype).unsqueeze(-1))
         else:
-            y = (y_ctx.to(self.head.weight.dtype) - loc) / scale
+            y_embedded = self.y_encoder(((y_ctx.to(self.head.weight.dtype) - loc) / scale).unsqueeze(-1))
         x_lo = x_width = None
         if self.config.invariant:
             x_lo, x_width = context_input_scaling(x_ctx)
             x_ctx = scale_inputs(x_ctx, x_lo, x_width)
-        h = self.x_encoder(self._pad(x_ctx)) + self.y_encoder(y.unsqueeze(-1))
+        h = self.x_encoder(self._pad(x_ctx)) + y_embedded
         conditioning = None
         if self.stats_encoder is not None:
             conditioning = self.stats_encoder(torch.cat([loc, scale.log()], dim=-1)).unsqueeze(1)

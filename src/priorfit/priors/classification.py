@@ -7,14 +7,16 @@ latent function :math:`f_c \sim GP(m_c, k_\theta)`, independent across classes; 
 :math:`g_c(x) = f_c(x) + \sigma \varepsilon_c` (the GP's noise hyperprior, a white-noise part of the latent:
 label noise), and the label :math:`y \sim \text{Categorical}(\text{softmax}(g(x)))`. With :math:`C = 2` this is
 logistic GP classification of :math:`g_1 - g_2`. Classes are exchangeable: the prior is invariant to relabelling.
+The latent functions are drawn on the inputs scaled by the context (each feature by the range of the first
+``n_context`` points, as :mod:`priorfit.preprocessing` does), so the prior is stated in the units a classifier is
+shown and a lengthscale is a fraction of the data's own range, whatever units a user's features are in.
 
 A query label's exact distribution given the latent values its dataset was drawn with is
 :math:`\text{softmax}(g(x^*))` (:meth:`GPClassificationPrior.conditional`): what a Rao-Blackwellised
 cross-entropy scores the network against instead of the one sampled label.
 
-Labels are float64 class indices 0 ... C - 1 in ``Batch.y``. The classifier network, its training and the exact
-reference (the posterior over latents and hyperparameters by MCMC) are not built yet: training a regression PFN
-on this prior is refused (:attr:`GPClassificationPrior.target_kind`).
+Labels are float64 class indices 0 ... C - 1 in ``Batch.y``; :attr:`GPClassificationPrior.target_kind` tells
+training to fit a classifier (``ModelConfig.n_classes``) on them, never a regression PFN.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import torch
 from torch import Tensor
 
 from priorfit.config import register
+from priorfit.preprocessing import context_input_scaling, scale_inputs
 from priorfit.priors.base import Batch, Symmetries
 from priorfit.priors.gp import GPParams, GPPrior, cholesky_with_jitter
 from priorfit.priors.params import Params
@@ -94,9 +97,11 @@ class GPClassificationPrior:
                n_classes: int | None = None) -> Batch:
         """``batch_size`` datasets of ``n_points`` points, all with ``n_classes`` classes (default: drawn from the
         generator, uniform on min_classes ... max_classes): x `batch x n x d`, y `batch x n` labels, float64.
-        ``device`` and ``n_context`` are accepted for the prior protocol and not used."""
+        The latents are drawn on the inputs scaled by the first ``n_context`` points (default: all); ``device`` is
+        accepted for the prior protocol and not used."""
         check_int("batch_size", batch_size, minimum=1)
         check_int("n_points", n_points, minimum=1)
+        n_context = n_points if n_context is None else check_int("n_context", n_context, minimum=1, maximum=n_points)
         if not isinstance(generator, torch.Generator):
             raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
         n_features = self.max_features if n_features is None else n_features
@@ -109,7 +114,9 @@ class GPClassificationPrior:
         x = self.gp.inputs.sample(batch_size, n_points, n_features, generator).to(torch.float64)
         z = torch.randn(batch_size, n_points, n_classes, generator=generator, dtype=torch.float64)
         eta = torch.randn(batch_size, n_points, n_classes, generator=generator, dtype=torch.float64)
-        chol = cholesky_with_jitter(self.gp.kernel.forward(params.kernel, x, x), self.gp.jitter)
+        lo, width = context_input_scaling(x[:, :n_context])
+        at = scale_inputs(x, lo, width)
+        chol = cholesky_with_jitter(self.gp.kernel.forward(params.kernel, at, at), self.gp.jitter)
         latents = class_means[:, None, :] + chol @ z + params.noise_std[:, None, None] * eta
         u = torch.rand(batch_size, n_points, 1, generator=generator, dtype=torch.float64)
         cumulative = torch.softmax(latents, dim=-1).cumsum(-1)

@@ -173,7 +173,7 @@ def gamma_precisions(df: Tensor, n_points: int, generator: torch.Generator) -> T
 
 @dataclass(frozen=True, eq=False)
 class StudentTNoiseParams(Params):
-    """Latent values of a dataset with Student-t noise: the GP's hyperparameters ``gp`` (its mean 0: the location
+    r"""Latent values of a dataset with Student-t noise: the GP's hyperparameters ``gp`` (its mean 0: the location
     is integrated out), the degrees of freedom ``df`` (`batch`) and each point's precision factor
     ``precisions`` :math:`\lambda_i` (`batch x n`)."""
 
