@@ -59,3 +59,33 @@ def wide_checkpoint(tmp_path_factory):
     config = TrainConfig(steps=3, batch_size=2, n_points=256, min_context=2, max_context=250, border_datasets=20,
                          eval_every=3, eval_datasets=2, eval_context=(4,), checkpoint_every=3)
     return train(tiny_prior(max_features=10), model, config, out, resume=False, progress=False).checkpoint
+
+
+def tiny_label_prior(max_features: int = 2, max_classes: int = 4):
+    """A GP classification prior whose classes are sharply separated by the inputs (outputscale 9)."""
+    from priorfit.priors import RBF, Fixed, GPClassificationPrior
+
+    gp = GPPrior(kernel=Scale(RBF(lengthscale=LogNormal(-1.0, 0.3)), outputscale=Fixed(9.0)),
+                 noise_std=Fixed(0.1), mean=Normal(0.0, 0.5), max_features=max_features)
+    return GPClassificationPrior(gp=gp, max_classes=max_classes)
+
+
+@pytest.fixture(scope="session")
+def tiny_classifier_checkpoint(tmp_path_factory):
+    """A tiny classifier trained 300 steps on :func:`tiny_label_prior` (2 features, up to 4 classes)."""
+    out = tmp_path_factory.mktemp("tiny_classifier")
+    model = ModelConfig(d_model=32, n_layers=2, n_heads=2, d_ff=64, max_features=2, n_classes=4, invariant=True)
+    config = TrainConfig(steps=300, batch_size=32, n_points=40, min_context=2, max_context=32, lr=3e-3,
+                         eval_every=300, eval_datasets=16, eval_context=(16,), checkpoint_every=300)
+    return train(tiny_label_prior(), model, config, out, resume=False, progress=False).checkpoint
+
+
+@pytest.fixture(scope="session")
+def wide_classifier_checkpoint(tmp_path_factory):
+    """A barely trained classifier for 10 features, 10 classes and 250 context points: for scikit-learn's API
+    checks. Trained 3 steps: its predictions are not meant to be good."""
+    out = tmp_path_factory.mktemp("wide_classifier")
+    model = ModelConfig(d_model=16, n_layers=1, n_heads=2, d_ff=16, max_features=10, n_classes=10, invariant=True)
+    config = TrainConfig(steps=3, batch_size=2, n_points=256, min_context=2, max_context=250, eval_every=3,
+                         eval_datasets=2, eval_context=(4,), checkpoint_every=3)
+    return train(tiny_label_prior(10, 10), model, config, out, resume=False, progress=False).checkpoint

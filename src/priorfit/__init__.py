@@ -13,6 +13,7 @@ _PUBLIC = {
     "load_checkpoint": "priorfit.checkpoint",
     "save_checkpoint": "priorfit.checkpoint",
     "PFNRegressor": "priorfit.estimators",
+    "PFNClassifier": "priorfit.estimators",
     "shipped_models": "priorfit.models",
     "load_model": "priorfit.models",
     "ModelConfig": "priorfit.model.transformer",

@@ -1,7 +1,8 @@
 """scikit-learn estimators backed by a PFN: one forward pass instead of fitting hyperparameters.
 
 ``fit`` validates and normalises the data, then encodes it once into the transformer's per-layer key/value
-cache; ``predict`` and ``predict_distribution`` answer any number of queries from that cache.
+cache; ``predict`` and ``predict_distribution`` (``predict_proba`` for :class:`PFNClassifier`) answer any number of
+queries from that cache.
 """
 
 from __future__ import annotations
@@ -11,27 +12,52 @@ import warnings
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, RegressorMixin
-from sklearn.utils import check_scalar
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.utils import check_random_state, check_scalar
+from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from priorfit.exceptions import InputDataError, OutOfDomainWarning
-from priorfit.model.ensemble import encode, predict, symmetry_ensemble
-from priorfit.model.precision import PRECISIONS, native_bfloat16
+from priorfit.exceptions import CheckpointError, InputDataError, OutOfDomainWarning
+from priorfit.model.categorical import masked_log_probs
+from priorfit.model.ensemble import DatasetTransform, encode, predict, symmetry_ensemble
+from priorfit.model.precision import PRECISIONS, inference_precision, native_bfloat16
 from priorfit.models import load_model, resolve_model_path, shipped_models  # noqa: F401  (re-exported)
 from priorfit.predictive.bar import PredictiveDistribution
 
 POINT_ESTIMATES = ("mean", "median")
 
+#: The shipped model ``PFNClassifier()`` uses.
+DEFAULT_CLASSIFIER = "classifier"
 
-def _check_positive_int(name: str, value: object) -> None:
+
+def _check_positive_int(name: str, value: object, owner: str = "PFNRegressor") -> None:
     """scikit-learn's ``check_scalar`` (bools refused too), its message as an InputDataError naming the parameter."""
     try:
         if isinstance(value, (bool, np.bool_)):
             raise TypeError(f"{name} must be an instance of int, not bool.")
         check_scalar(value, name, numbers.Integral, min_val=1)
     except (TypeError, ValueError) as exc:
-        raise InputDataError(f"The {name!r} parameter of PFNRegressor must be a positive int: {exc}") from None
+        raise InputDataError(f"The {name!r} parameter of {owner} must be a positive int: {exc}") from None
+
+
+def _check_precision(value: object, owner: str) -> None:
+    if value not in PRECISIONS:
+        raise InputDataError(f"The 'precision' parameter of {owner} must be one of {PRECISIONS}. Got {value!r} instead.")
+    if value == "bfloat16" and not native_bfloat16():
+        warnings.warn("this CPU has no bfloat16 instructions: precision='bfloat16' is emulated here and runs "
+                      "slower than 'float32'", UserWarning, stacklevel=3)
+
+
+def _check_context_size(checkpoint, n: int, d: int) -> None:
+    """A clear error when the data has more features or points than the model was trained for."""
+    max_features = checkpoint.model_config.max_features
+    if d > max_features:
+        raise InputDataError(f"X has {d} features, but the model was trained for at most {max_features}")
+    max_context = checkpoint.max_context
+    if max_context is not None and n > max_context:
+        raise InputDataError(
+            f"X has {n} samples, but the model was trained on contexts of at most {max_context} points"
+        )
 
 
 class PFNRegressor(RegressorMixin, BaseEstimator):
@@ -104,29 +130,19 @@ class PFNRegressor(RegressorMixin, BaseEstimator):
             raise InputDataError(f"The 'normalize' parameter of PFNRegressor must be a bool. Got {self.normalize!r} instead.")
         _check_positive_int("query_batch_size", self.query_batch_size)
         _check_positive_int("ensemble_size", self.ensemble_size)
-        if self.precision not in PRECISIONS:
-            raise InputDataError(
-                f"The 'precision' parameter of PFNRegressor must be one of {PRECISIONS}. Got {self.precision!r} instead."
-            )
+        _check_precision(self.precision, "PFNRegressor")
         if self.point_estimate not in POINT_ESTIMATES:
             raise InputDataError(f"The 'point_estimate' parameter of PFNRegressor must be one of {POINT_ESTIMATES}. "
                                  f"Got {self.point_estimate!r} instead.")
-        if self.precision == "bfloat16" and not native_bfloat16():
-            warnings.warn("this CPU has no bfloat16 instructions: precision='bfloat16' is emulated here and runs "
-                          "slower than 'float32'", UserWarning, stacklevel=2)
         X, y = validate_data(self, X, y, y_numeric=True, dtype=np.float64, reset=True)
         n, d = X.shape
         if n < 2:
             raise InputDataError(f"X and y hold {n} sample(s); a PFN needs at least 2 training samples, got n_samples = {n}")
         checkpoint = load_model(self.model)
-        max_features = checkpoint.model_config.max_features
-        if d > max_features:
-            raise InputDataError(f"X has {d} features, but the model was trained for at most {max_features}")
-        max_context = checkpoint.max_context
-        if max_context is not None and n > max_context:
-            raise InputDataError(
-                f"X has {n} samples, but the model was trained on contexts of at most {max_context} points"
-            )
+        if checkpoint.model_config.n_classes:
+            raise CheckpointError(f"model={str(self.model)!r} is a classifier ({checkpoint.model_config.n_classes} "
+                                  "classes); use PFNClassifier")
+        _check_context_size(checkpoint, n, d)
         if self.normalize:
             if np.ptp(y) == 0:
                 raise InputDataError("y is constant; with normalize=True its standard deviation must be positive")
@@ -200,6 +216,146 @@ class PFNRegressor(RegressorMixin, BaseEstimator):
     def predict_quantiles(self, X, q) -> np.ndarray:
         """Posterior predictive quantiles, shape (n_queries, len(q))."""
         return self.predict_distribution(X).quantile(np.atleast_1d(np.asarray(q, dtype=float)))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.non_deterministic = False
+        return tags
+
+
+class PFNClassifier(ClassifierMixin, BaseEstimator):
+    """Bayesian classification in one forward pass of a Prior-Data Fitted Network.
+
+    ``predict_proba`` is the network's approximation of the posterior predictive probability of each class that
+    the training labels hold, given the training data, under the prior the model was trained on: no
+    hyperparameters are fitted, and there is nothing to tune.
+
+    Parameters
+    ----------
+    model : str, path or None, default=None
+        A classifier checkpoint written by ``priorfit train`` (a prior of class labels) or the name of a shipped
+        one; None uses the shipped ``classifier``.
+    ensemble_size : int, default=1
+        Average the class probabilities of up to this many transformed copies of the training data: the classes
+        renumbered at random, and the input features reordered or reflected where the model's prior is invariant
+        to that (``priorfit.priors.base.Symmetries``). The exact posterior is unchanged by them, so averaging
+        removes part of the network's own error; each member costs one more forward pass. 1: the plain network.
+    random_state : int, RandomState instance or None, default=0
+        Draws the ensemble's transforms.
+    query_batch_size : int, default=4096
+        Queries evaluated per forward pass; it bounds memory, not the result.
+    precision : {"float32", "bfloat16"}, default="float32"
+        Arithmetic of the forward pass (see ``PFNRegressor``).
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        The labels ``y`` held, sorted; the columns of ``predict_proba``.
+    n_features_in_ : int
+    checkpoint_ : Checkpoint
+        The loaded model, its prior and its metadata.
+    x_min_, x_scale_ : ndarray of shape (n_features,)
+        The training inputs' minimum and range per feature, which map every input onto the context's [0, 1].
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from priorfit import PFNClassifier
+    >>> X = np.linspace(0, 1, 30)[:, None]; y = np.where(X[:, 0] > 0.5, "high", "low")
+    >>> clf = PFNClassifier().fit(X, y)
+    >>> clf.predict_proba([[0.1], [0.9]]).shape
+    (2, 2)
+    """
+
+    def __init__(self, model=None, *, ensemble_size: int = 1, random_state=0, query_batch_size: int = 4096,
+                 precision: str = "float32") -> None:
+        self.model = model
+        self.ensemble_size = ensemble_size
+        self.random_state = random_state
+        self.query_batch_size = query_batch_size
+        self.precision = precision
+
+    def fit(self, X, y):
+        """Condition the PFN on the training data (the context). Returns self."""
+        _check_positive_int("ensemble_size", self.ensemble_size, "PFNClassifier")
+        _check_positive_int("query_batch_size", self.query_batch_size, "PFNClassifier")
+        _check_precision(self.precision, "PFNClassifier")
+        X, y = validate_data(self, X, y, dtype=np.float64, reset=True)
+        check_classification_targets(y)
+        self.classes_, labels = np.unique(y, return_inverse=True)
+        n, d = X.shape
+        if len(self.classes_) < 2:
+            raise InputDataError(f"y holds one class ({self.classes_[0]!r}); a classifier needs at least 2 "
+                                 "classes")
+        checkpoint = load_model(DEFAULT_CLASSIFIER if self.model is None else self.model)
+        n_classes = checkpoint.model_config.n_classes
+        if not n_classes:
+            raise CheckpointError(f"model={str(self.model)!r} is a regression PFN, not a classifier; use PFNRegressor "
+                                  "or a classifier checkpoint")
+        if len(self.classes_) > n_classes:
+            raise InputDataError(f"y holds {len(self.classes_)} classes, but the model was trained for at most "
+                                 f"{n_classes}")
+        _check_context_size(checkpoint, n, d)
+        self.checkpoint_ = checkpoint
+        self.x_min_ = X.min(axis=0)
+        ptp = np.ptp(X, axis=0)
+        self.x_scale_ = np.where(ptp > 0, ptp, 1.0)
+        self.members_ = self._members(d, len(self.classes_))
+        x_ctx = self._to_model_inputs(X)
+        y_ctx = torch.as_tensor(labels, dtype=torch.int64)[None]
+        self.precision_ = self.precision
+        with torch.inference_mode(), inference_precision(self.precision_):
+            self.contexts_ = [checkpoint.model.encode_context(inputs.inputs(x_ctx), order[y_ctx])
+                              for inputs, order in self.members_]
+        return self
+
+    def _members(self, n_features: int, n_classes: int) -> list[tuple[DatasetTransform, torch.Tensor]]:
+        """The ensemble: (input transform, class renumbering) pairs, the identity first."""
+        identity = DatasetTransform(tuple(range(n_features)), (False,) * n_features)
+        members = [(identity, torch.arange(n_classes))]
+        symmetries = self.checkpoint_.prior.symmetries
+        rng = check_random_state(self.random_state)
+        for _ in range(int(self.ensemble_size) - 1):
+            permutation = tuple(rng.permutation(n_features)) if symmetries.permute_inputs else identity.permutation
+            reflect = tuple(bool(b) for b in rng.random(n_features) < 0.5) if symmetries.reflect_inputs \
+                else identity.reflect
+            members.append((DatasetTransform(tuple(int(i) for i in permutation), reflect),
+                            torch.as_tensor(rng.permutation(n_classes))))
+        return members
+
+    def _to_model_inputs(self, X: np.ndarray) -> torch.Tensor:
+        xn = (X - self.x_min_) / self.x_scale_
+        if xn.size and (xn.min() < -0.05 or xn.max() > 1.05):
+            warnings.warn("X lies outside the range of the training inputs; predictions there extrapolate",
+                          OutOfDomainWarning, stacklevel=3)
+        return torch.as_tensor(xn, dtype=torch.float64)[None]
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Posterior predictive probability of each class of ``classes_``, shape (n_queries, n_classes)."""
+        check_is_fitted(self, "contexts_")
+        X = validate_data(self, X, dtype=np.float64, reset=False)
+        xq = self._to_model_inputs(X)
+        k = len(self.classes_)
+        model = self.checkpoint_.model
+        total = torch.zeros(xq.shape[1], k, dtype=torch.float64)
+        with torch.inference_mode(), inference_precision(self.precision_):
+            for (inputs, order), cache in zip(self.members_, self.contexts_):
+                for start in range(0, xq.shape[1], self.query_batch_size):
+                    queries = inputs.inputs(xq[:, start:start + self.query_batch_size])
+                    logits = model.predict_logits(cache, queries).float()
+                    probs = masked_log_probs(logits, k)[0, :, :k].double().exp()
+                    total[start:start + queries.shape[1]] += probs[:, order]  # member's class order[c] is c
+        return (total / len(self.members_)).numpy()
+
+    def predict_log_proba(self, X) -> np.ndarray:
+        """Log of :meth:`predict_proba`."""
+        with np.errstate(divide="ignore"):
+            return np.log(self.predict_proba(X))
+
+    def predict(self, X) -> np.ndarray:
+        """The most probable class of each row of X (the Bayes decision under 0-1 loss)."""
+        proba = self.predict_proba(X)
+        return self.classes_[np.argmax(proba, axis=1)]
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
