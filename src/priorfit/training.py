@@ -6,8 +6,8 @@ prior declares each held-out target's exact normal given the dataset's latent va
 (:mod:`priorfit.priors.conditional`), its expectation under that normal in closed form: the same objective with
 less gradient noise (a Rao-Blackwellised target). A prior of class labels (``target_kind == "categorical"``)
 trains a classifier (``ModelConfig.n_classes``) the same way: labels renumbered by the context's classes in a
-random order per dataset, the cross-entropy against each query's exact class probabilities where the prior
-declares them, else the NLL of its label (:mod:`priorfit.model.categorical`). AdamW with
+random order per dataset, the cross-entropy against each query's exact class probabilities (else the NLL of its
+label), on the datasets whose context holds every class they were drawn with (:mod:`priorfit.model.categorical`). AdamW with
 linear warm-up and cosine decay, gradient clipping. Every `checkpoint_every` steps the run saves
 ``model.safetensors`` (the deliverable) and ``train_state.pt`` (optimiser, step, generator states), both
 atomically, so that a killed run resumes exactly where its last checkpoint left it. Under ``torchrun`` the run is
@@ -37,7 +37,8 @@ from priorfit.checkpoint import save_checkpoint
 from priorfit.config import from_dict, register, to_dict
 from priorfit.exceptions import CheckpointError, ConfigError
 from priorfit.model.bar_distribution import BarDistribution
-from priorfit.model.categorical import categorical_expected_nll, categorical_nll, context_targets, relabel_by_context
+from priorfit.model.categorical import (categorical_expected_nll, categorical_nll, complete_contexts, context_targets,
+                                        relabel_by_context)
 from priorfit.model.loss import pfn_expected_nll, pfn_nll, pfn_predict
 from priorfit.model.precision import PRECISIONS
 from priorfit.priors.conditional import query_conditional
@@ -259,12 +260,27 @@ def exact_nll(prior: Any, x_ctx, y_ctx, x_qry, y_qry, params) -> torch.Tensor | 
 
 
 def _held_out_labels(prior: Any, n_datasets: int, n_ctx: int, n_queries: int, generator: torch.Generator) -> Any:
-    """Held-out datasets of a prior of labels, drawn 8 at a time so that they span its numbers of classes."""
+    """Held-out datasets of a prior of labels, drawn 8 at a time so that they span its numbers of classes; those
+    whose context misses one of their classes are left out, as training leaves them out."""
     from priorfit.priors.base import Batch
 
-    parts = [prior.sample(min(8, n_datasets - start), n_ctx + n_queries, generator, n_context=n_ctx)
-             for start in range(0, n_datasets, 8)]
-    return Batch(x=torch.cat([b.x for b in parts]), y=torch.cat([b.y for b in parts]))
+    xs, ys = [], []
+    for start in range(0, n_datasets, 8):
+        batch = prior.sample(min(8, n_datasets - start), n_ctx + n_queries, generator, n_context=n_ctx)
+        _, n_seen, _ = relabel_by_context(batch.y, n_ctx)
+        keep = complete_contexts(n_seen, _classes_drawn(prior, query_conditional(prior, batch, n_ctx)))
+        xs.append(batch.x[keep])
+        ys.append(batch.y[keep])
+    return Batch(x=torch.cat(xs), y=torch.cat(ys))
+
+
+def _classes_drawn(prior: Any, target: Any) -> int:
+    """How many classes a batch of a prior of labels was drawn with: the width of its exact conditional
+    (``target``, what ``prior.conditional`` returned)."""
+    if target is None:
+        raise ConfigError(f"{type(prior).__name__} draws labels but declares no conditional(batch, n_context): "
+                          "training needs its class probabilities (their number is the dataset's classes)")
+    return target.probs.shape[-1]
 
 
 class _Evaluator:
@@ -288,11 +304,13 @@ class _Evaluator:
         if not self.categorical:
             x, y = batch.x.float().to(device), batch.y.float().to(device)
             return float(pfn_nll(bar, *pfn_predict(model, x, y, n_ctx), y[:, n_ctx:]).mean())
+        if batch.y.shape[0] == 0:  # no held-out context held all its classes
+            return math.nan
         labels, n_seen, _ = relabel_by_context(batch.y, n_ctx)  # sorted, as the classifier numbers classes
         x, labels = batch.x.float().to(device), labels.to(device)
         with torch.inference_mode():
             logits = model(x[:, :n_ctx], labels[:, :n_ctx], x[:, n_ctx:])
-        return float(categorical_nll(logits, n_seen.to(device), labels[:, n_ctx:]).nanmean())
+        return float(categorical_nll(logits, n_seen.to(device), labels[:, n_ctx:]).mean())
 
     def __call__(self, model: PFNTransformer, bar: BarDistribution | None, device: torch.device) -> dict[str, float]:
         was_training = model.training
@@ -385,18 +403,23 @@ def _is_classifier(prior: Any, model_config: ModelConfig) -> bool:
 
 def _classifier_loss(model: Any, batch: Any, n_ctx: int, rao_blackwell: bool, prior: Any,
                      generator: torch.Generator, device: torch.device, autocast: Any) -> torch.Tensor:
-    """A classifier's mean loss on a batch: labels renumbered by each context's classes in a random order,
-    then the cross-entropy against the query labels' exact probabilities (renormalised over those classes)
-    where the prior declares them, else the NLL of the labels that the context holds."""
+    """A classifier's mean loss on a batch: labels renumbered by each context's classes in a random order, then
+    the cross-entropy against the query labels' exact probabilities (or, without ``rao_blackwell``, the NLL of
+    the labels), over the datasets whose context holds every class they were drawn with (0, with no gradient,
+    when none does)."""
     labels, n_seen, mapping = relabel_by_context(batch.y, n_ctx, generator)
-    target = query_conditional(prior, batch, n_ctx) if rao_blackwell else None
+    target = query_conditional(prior, batch, n_ctx)
+    keep = complete_contexts(n_seen, _classes_drawn(prior, target)).to(device)
     x, labels, n_seen = batch.x.float().to(device), labels.to(device), n_seen.to(device)
     with autocast:
         logits = model(x[:, :n_ctx], labels[:, :n_ctx], x[:, n_ctx:])
-    if target is None:
-        return categorical_nll(logits.float(), n_seen, labels[:, n_ctx:]).nanmean()
-    probs = context_targets(target.probs.to(device), mapping.to(device))
-    return categorical_expected_nll(logits.float(), n_seen, probs).mean()
+    if rao_blackwell:
+        probs = context_targets(target.probs.to(device), mapping.to(device))
+        per_query = categorical_expected_nll(logits.float(), n_seen, probs)
+    else:
+        per_query = categorical_nll(logits.float(), n_seen, labels[:, n_ctx:])
+    per_dataset = torch.where(keep[:, None], per_query, torch.zeros_like(per_query)).mean(-1)
+    return per_dataset.sum() / keep.sum().clamp_min(1)
 
 
 def _regression_loss(ddp: Any, model: PFNTransformer, bar: BarDistribution, batch: Any, n_ctx: int,

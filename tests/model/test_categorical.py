@@ -99,3 +99,25 @@ def test_model_config_checks_n_classes():
             ModelConfig(n_classes=bad)
     with pytest.raises(ValueError, match="standardised"):
         ModelConfig(n_classes=3, standardize_targets=True)
+
+
+def test_training_scores_only_contexts_that_hold_every_class(monkeypatch):
+    """A dataset whose context misses one of its classes adds nothing to the loss or its gradient."""
+    from priorfit import training
+    from priorfit.priors import GPClassificationPrior
+
+    model = PFNTransformer(ModelConfig(d_model=16, n_layers=1, n_heads=2, d_ff=16, max_features=1, n_classes=3))
+    prior = GPClassificationPrior(max_classes=3, gp=GPClassificationPrior().gp.__class__(max_features=1))
+    batch = prior.sample(6, 10, torch.Generator().manual_seed(0), n_classes=3)
+    y = batch.y.clone()
+    y[:3, :4] = torch.tensor([0.0, 1.0, 2.0, 0.0])  # complete contexts
+    y[3:, :4] = torch.tensor([0.0, 1.0, 1.0, 0.0])  # class 2 missing
+    batch = type(batch)(x=batch.x, y=y, params=batch.params)
+    args = dict(n_ctx=4, rao_blackwell=True, prior=prior, device=torch.device("cpu"),
+                autocast=torch.autocast("cpu", enabled=False))
+    full = training._classifier_loss(model, batch, generator=torch.Generator().manual_seed(1), **args)
+    first = type(batch)(x=batch.x[:3], y=y[:3], params=batch.params.map(lambda t: t[:3]))
+    part = training._classifier_loss(model, first, generator=torch.Generator().manual_seed(1), **args)
+    torch.testing.assert_close(full, part)
+    none = type(batch)(x=batch.x[3:], y=y[3:], params=batch.params.map(lambda t: t[3:]))
+    assert float(training._classifier_loss(model, none, generator=torch.Generator(), **args)) == 0.0

@@ -119,3 +119,12 @@ def test_a_regression_pfn_is_not_trained_on_labels(tmp_path):
         train(_prior(), ModelConfig(max_features=2), TrainConfig(steps=1), tmp_path / "run")
     with pytest.raises(ConfigError, match="draws continuous targets"):
         train(_prior().gp, ModelConfig(max_features=2, n_classes=3), TrainConfig(steps=1), tmp_path / "run")
+
+
+def test_a_dataset_has_no_more_classes_than_its_context_has_points():
+    prior = _prior(max_classes=10)
+    generator = torch.Generator().manual_seed(5)
+    drawn = {prior.sample(2, 12, generator, n_context=3).params.latents.shape[-1] for _ in range(60)}
+    assert drawn == {2, 3}
+    drawn = {prior.sample(2, 12, generator).params.latents.shape[-1] for _ in range(200)}
+    assert drawn == set(range(2, 11))

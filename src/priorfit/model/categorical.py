@@ -4,10 +4,14 @@ What the network is shown of a dataset's labels is what :class:`~priorfit.PFNCla
 classes present in the context, numbered ``0 ... K - 1``. The estimator numbers them in sorted order; training
 numbers them in a random order per dataset (:func:`relabel_by_context`), so the network cannot tie a meaning to a
 class index and its predictions do not depend on how a user's classes sort. Its predictive is over those K
-classes (:func:`masked_log_probs`): :math:`p(y_* = c \mid D, y_* \in \text{classes of } D)`, which is what a user
-asks of a classifier fitted on D. A query whose label is absent from its context therefore teaches nothing; with
-Rao-Blackwellised targets, its exact probabilities are renormalised over the context's classes
-(:func:`context_targets`), the exact conditional of that same event.
+classes (:func:`masked_log_probs`).
+
+A user who fits a classifier states that the classes in the training data are all the classes there are. So
+training scores a dataset only when its context holds every class the dataset was drawn with
+(:func:`complete_contexts`): the network then learns :math:`p(y_* \mid D)` for data of which that is true, the
+posterior with :math:`C = K` classes, which an exact reference can compute without summing over classes never
+seen. (The renumbering also covers contexts that miss a class, :func:`context_targets` renormalising the exact
+probabilities over the classes seen, for priors used otherwise.)
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["relabel_by_context", "context_targets", "masked_log_probs", "categorical_nll",
+__all__ = ["relabel_by_context", "complete_contexts", "context_targets", "masked_log_probs", "categorical_nll",
            "categorical_expected_nll"]
 
 
@@ -37,6 +41,12 @@ def relabel_by_context(y: Tensor, n_context: int, generator: torch.Generator | N
     rank = keys.argsort(dim=1).argsort(dim=1)  # absent classes (key inf) rank after the present ones
     mapping = torch.where(present, rank, torch.full_like(rank, -1))
     return mapping.gather(1, labels), present.sum(1), mapping
+
+
+def complete_contexts(n_seen: Tensor, n_classes: int) -> Tensor:
+    """Which datasets (`batch`, bool) have contexts holding all `n_classes` classes they were drawn with, given the
+    classes each context holds (`n_seen`, from :func:`relabel_by_context`)."""
+    return n_seen == n_classes
 
 
 def context_targets(probs: Tensor, mapping: Tensor) -> Tensor:

@@ -1,6 +1,7 @@
 r"""GP classification: labels from a softmax over independent latent GPs.
 
-For a dataset with :math:`C` classes (drawn per batch, uniform on ``min_classes`` ... ``max_classes``): one set of
+For a dataset with :math:`C` classes (drawn per batch, uniform on ``min_classes`` ... ``max_classes``, and at most
+the context's size, since a classifier is fitted to the classes its training data holds): one set of
 hyperparameters :math:`\theta` from the GP prior's hyperpriors, shared by the classes; per class :math:`c` a
 constant mean :math:`m_c` from the GP's mean hyperprior (unequal means make unequal class frequencies) and a
 latent function :math:`f_c \sim GP(m_c, k_\theta)`, independent across classes; at each point the latent value
@@ -62,7 +63,8 @@ class GPClassificationPrior:
     Fields:
         gp: the latent GP: kernel and hyperpriors, the mean hyperprior drawn once per class, the noise
             hyperprior the latent's white-noise part; its inputs and ``max_features`` are this prior's.
-        min_classes, max_classes: the number of classes of a batch's datasets is uniform on this range.
+        min_classes, max_classes: the number of classes of a batch's datasets is uniform on this range, cut to the
+            context's size when ``sample`` is told it (but never below min_classes).
     """
 
     gp: GPPrior = field(default_factory=GPPrior)
@@ -96,7 +98,7 @@ class GPClassificationPrior:
                device: torch.device | str | None = None, n_context: int | None = None,
                n_classes: int | None = None) -> Batch:
         """``batch_size`` datasets of ``n_points`` points, all with ``n_classes`` classes (default: drawn from the
-        generator, uniform on min_classes ... max_classes): x `batch x n x d`, y `batch x n` labels, float64.
+        generator, uniform on min_classes ... max_classes, at most n_context): x `batch x n x d`, y `batch x n` labels, float64.
         The latents are drawn on the inputs scaled by the first ``n_context`` points (default: all); ``device`` is
         accepted for the prior protocol and not used."""
         check_int("batch_size", batch_size, minimum=1)
@@ -107,7 +109,8 @@ class GPClassificationPrior:
         n_features = self.max_features if n_features is None else n_features
         check_int("n_features", n_features, minimum=1, maximum=self.max_features)
         if n_classes is None:
-            n_classes = int(torch.randint(self.min_classes, self.max_classes + 1, (1,), generator=generator))
+            most = max(self.min_classes, min(self.max_classes, n_context))
+            n_classes = int(torch.randint(self.min_classes, most + 1, (1,), generator=generator))
         check_int("n_classes", n_classes, minimum=self.min_classes, maximum=self.max_classes)
         params = self.gp.sample_params(batch_size, n_features, generator)
         class_means = self.gp.mean.sample((batch_size, n_classes), generator).to(torch.float64)
