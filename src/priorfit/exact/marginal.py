@@ -372,7 +372,7 @@ def run_numpyro(mcmc: Any, seed: int, *args: Any,
     import jax.numpy as jnp
 
     with _x64():
-        mcmc.run(jax.random.PRNGKey(seed), *(jnp.asarray(a) for a in args),
+        mcmc.run(jax.random.PRNGKey(seed), *(jax.tree_util.tree_map(jnp.asarray, a) for a in args),
                  extra_fields=("diverging", "num_steps"))
         samples = {k: np.array(v, dtype=np.float64) for k, v in mcmc.get_samples(group_by_chain=True).items()}
         extra = mcmc.get_extra_fields(group_by_chain=True)

@@ -16,7 +16,8 @@ A query label's exact distribution given the latent values its dataset was drawn
 :math:`\text{softmax}(g(x^*))` (:meth:`GPClassificationPrior.conditional`): what a Rao-Blackwellised
 cross-entropy scores the network against instead of the one sampled label.
 
-Labels are float64 class indices 0 ... C - 1 in ``Batch.y``; :attr:`GPClassificationPrior.target_kind` tells
+Its exact reference is the posterior predictive by NUTS (:mod:`priorfit.exact.classification`). Labels are
+float64 class indices 0 ... C - 1 in ``Batch.y``; :attr:`GPClassificationPrior.target_kind` tells
 training to fit a classifier (``ModelConfig.n_classes``) on them, never a regression PFN.
 """
 
@@ -91,8 +92,14 @@ class GPClassificationPrior:
                           permute_inputs=self.gp.symmetries.permute_inputs)
 
     def references(self, settings=None) -> tuple:
-        """None yet: the exact posterior predictive (MCMC over latents and hyperparameters) is still to come."""
-        return ()
+        """The Bayes posterior predictive of data whose context holds every class: NUTS over the hyperparameters,
+        the classes' means and the latents (:mod:`priorfit.exact.classification`), as ``settings`` (a
+        ``ReferenceSettings``) sets it."""
+        from priorfit.exact.classification import GPClassificationMarginal
+        from priorfit.exact.reference import ReferenceSettings
+
+        settings = ReferenceSettings() if settings is None else settings
+        return (GPClassificationMarginal(self, settings.nuts_warmup, settings.nuts_samples, settings.nuts_chains),)
 
     def sample(self, batch_size: int, n_points: int, generator: torch.Generator, n_features: int | None = None,
                device: torch.device | str | None = None, n_context: int | None = None,
