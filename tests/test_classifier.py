@@ -129,6 +129,9 @@ def test_clear_errors(tiny_classifier_checkpoint, tiny_checkpoint):
         PFNClassifier(model=str(tiny_checkpoint)).fit(X, y)
     with pytest.raises(CheckpointError, match="use PFNClassifier"):
         PFNRegressor(model=model).fit(X, y.astype(float))
+    if "classifier" not in __import__("priorfit").shipped_models():
+        with pytest.raises(CheckpointError, match="no classifier ships with this version"):
+            PFNClassifier().fit(X, y)
     with pytest.raises(InputDataError, match="ensemble_size"):
         PFNClassifier(model=model, ensemble_size=0).fit(X, y)
 

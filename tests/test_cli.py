@@ -93,6 +93,28 @@ def test_predict_errors(tmp_path, tiny_checkpoint, capsys):
         assert code == 2 and message in err and "Traceback" not in err, err
 
 
+def test_predict_csv_with_a_classifier(tmp_path, tiny_classifier_checkpoint):
+    """Text labels in, the most probable class and a probability column per class out: PFNClassifier's."""
+    rng = np.random.default_rng(1)
+    X = rng.uniform(-2, 3, (20, 2))
+    y = np.where(X[:, 0] + X[:, 1] > 1, "spam", "ham")
+    y[4] = "eggs"
+    _write_csv(tmp_path / "train.csv", ["a", "b", "kind"], [[*map(str, x), c] for x, c in zip(X, y)])
+    _write_csv(tmp_path / "query.csv", ["b", "a"], X[:5, ::-1])
+    out = tmp_path / "pred.csv"
+    code = main(["predict", "--train", str(tmp_path / "train.csv"), "--query", str(tmp_path / "query.csv"),
+                 "--model", str(tiny_classifier_checkpoint), "--out", str(out)])
+    assert code == 0
+    rows = list(csv.DictReader(open(out)))
+    assert list(rows[0]) == ["a", "b", "predicted", "p_eggs", "p_ham", "p_spam"] and len(rows) == 5
+    from priorfit.estimators import PFNClassifier
+
+    clf = PFNClassifier(model=str(tiny_classifier_checkpoint)).fit(X, y)
+    np.testing.assert_allclose([[float(r[f"p_{c}"]) for c in clf.classes_] for r in rows], clf.predict_proba(X[:5]),
+                               rtol=1e-5)
+    assert [r["predicted"] for r in rows] == list(clf.predict(X[:5]))
+
+
 def test_demo_writes_a_plot(tmp_path, tiny_checkpoint, capsys):
     out = tmp_path / "demo.png"
     assert main(["demo", "--model", str(tiny_checkpoint), "--out", str(out)]) == 0

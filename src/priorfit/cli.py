@@ -31,7 +31,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _read_csv(path: str, what: str) -> tuple[list[str], np.ndarray]:
+def _read_rows(path: str, what: str) -> tuple[list[str], list[list[str]]]:
+    """A CSV file's header and rows of strings, each row as long as the header."""
     try:
         with open(path, newline="") as f:
             rows = list(csv.reader(f))
@@ -44,34 +45,68 @@ def _read_csv(path: str, what: str) -> tuple[list[str], np.ndarray]:
         if len(row) != len(header):
             raise PriorfitError(f"{what} file {path!r}, line {line}: {len(row)} values, the header names "
                                 f"{len(header)}")
-        for name, value in zip(header, row):
+    return header, body
+
+
+def _numbers(header: list[str], body: list[list[str]], columns: list[str], path: str, what: str) -> np.ndarray:
+    """The named columns as a float64 array, with an error naming the line and column of a value that is not a
+    finite number."""
+    index = [header.index(c) for c in columns]
+    out = np.empty((len(body), len(columns)), dtype=np.float64)
+    for line, row in enumerate(body, start=2):
+        for j, i in enumerate(index):
             try:
-                number = float(value)
+                number = float(row[i])
             except ValueError:
-                raise PriorfitError(f"{what} file {path!r}, line {line}, column {name!r}: {value!r} is not a "
+                raise PriorfitError(f"{what} file {path!r}, line {line}, column {header[i]!r}: {row[i]!r} is not a "
                                     "number") from None
             if not np.isfinite(number):
-                raise PriorfitError(f"{what} file {path!r}, line {line}, column {name!r}: {value!r} is not a "
+                raise PriorfitError(f"{what} file {path!r}, line {line}, column {header[i]!r}: {row[i]!r} is not a "
                                     "finite number (missing values must be removed or filled first)")
-    return header, np.array([[float(v) for v in row] for row in body], dtype=np.float64)
+            out[line - 2, j] = number
+    return out
+
+
+def _write_csv(out_path: str, header: list[str], rows: list[list[str]]) -> None:
+    from priorfit.atomic import atomic_write_text
+
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(header)
+    writer.writerows(rows)
+    if out_path == "-":
+        sys.stdout.write(out.getvalue())
+    else:
+        atomic_write_text(out_path, out.getvalue())
+        print(f"wrote {len(rows)} predictions to {out_path}")
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from priorfit.atomic import atomic_write_text
-    from priorfit.estimators import PFNRegressor
+    from priorfit.estimators import PFNClassifier, PFNRegressor
+    from priorfit.models import load_model
 
-    header, train = _read_csv(args.train, "--train")
+    header, train = _read_rows(args.train, "--train")
     target = args.target or header[-1]
     if target not in header:
         raise PriorfitError(f"--target {target!r} is not a column of {args.train} (columns: {header})")
     features = [h for h in header if h != target]
-    q_header, query = _read_csv(args.query, "--query")
+    q_header, query = _read_rows(args.query, "--query")
     missing = [h for h in features if h not in q_header]
     if missing:
         raise PriorfitError(f"--query file {args.query!r} lacks the feature column(s) {missing}")
-    X = train[:, [header.index(h) for h in features]]
-    y = train[:, header.index(target)]
-    Xq = query[:, [q_header.index(h) for h in features]]
+    X = _numbers(header, train, features, args.train, "--train")
+    Xq = _numbers(q_header, query, features, args.query, "--query")
+    inputs = [[repr(float(v)) for v in row] for row in Xq]
+    if load_model(args.model).model_config.n_classes:  # a classifier: the labels stay strings
+        y = np.array([row[header.index(target)] for row in train])
+        clf = PFNClassifier(model=args.model, ensemble_size=args.ensemble, precision=args.precision).fit(X, y)
+        proba = clf.predict_proba(Xq)
+        names = ["predicted"] + [f"p_{c}" for c in clf.classes_]
+        rows = [inputs[i] + [str(clf.classes_[proba[i].argmax()])] + [f"{p:.6g}" for p in proba[i]]
+                for i in range(len(Xq))]
+        _write_csv(args.out, features + names, rows)
+        return 0
+    y = _numbers(header, train, [target], args.train, "--train")[:, 0]
     try:
         quantiles = [float(q) for q in args.quantiles.split(",")]
     except ValueError:
@@ -80,16 +115,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     dist = reg.predict_distribution(Xq)
     columns = [dist.quantile([0.5])[:, 0], dist.mean, dist.stddev] + list(dist.quantile(quantiles).T)
     names = ["median", "mean", "std"] + [f"q{q:g}" for q in quantiles]
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(features + names)
-    for i in range(len(Xq)):
-        writer.writerow([repr(float(v)) for v in Xq[i]] + [f"{float(c[i]):.6g}" for c in columns])
-    if args.out == "-":
-        sys.stdout.write(out.getvalue())
-    else:
-        atomic_write_text(args.out, out.getvalue())
-        print(f"wrote {len(Xq)} predictions to {args.out}")
+    _write_csv(args.out, features + names, [inputs[i] + [f"{float(c[i]):.6g}" for c in columns]
+                                            for i in range(len(Xq))])
     return 0
 
 
@@ -300,10 +327,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("predict", help="predict from CSV files", description=(
         "Condition a PFN on a training CSV and write the predictive median, mean, standard deviation and quantiles "
-        "at the rows of a query CSV."))
+        "at the rows of a query CSV; for a classifier (--model of a prior of labels), the most probable class and "
+        "a column p_CLASS per class."))
     p.add_argument("--train", required=True, help="CSV with a header; features and the target column")
     p.add_argument("--query", required=True, help="CSV with the same feature columns")
-    p.add_argument("--target", default=None, help="name of the target column (default: the last one)")
+    p.add_argument("--target", default=None, help="name of the target column (default: the last one); a "
+                   "classifier's labels may be any text")
     p.add_argument("--model", default=None, help="checkpoint path or shipped model name (default: invariant_default)")
     p.add_argument("--quantiles", default="0.05,0.5,0.95", help="comma-separated (default: 0.05,0.5,0.95)")
     p.add_argument("--ensemble", type=int, default=1, metavar="K",

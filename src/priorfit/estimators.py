@@ -233,8 +233,9 @@ class PFNClassifier(ClassifierMixin, BaseEstimator):
     Parameters
     ----------
     model : str, path or None, default=None
-        A classifier checkpoint written by ``priorfit train`` (a prior of class labels) or the name of a shipped
-        one; None uses the shipped ``classifier``.
+        A classifier checkpoint written by ``priorfit train`` (a prior of class labels, e.g.
+        ``configs/classifier.json``) or the name of a shipped one; None uses the shipped ``classifier`` (none ships
+        yet: it is in training).
     ensemble_size : int, default=1
         Average the class probabilities of up to this many transformed copies of the training data: the classes
         renumbered at random, and the input features reordered or reflected where the model's prior is invariant
@@ -262,8 +263,8 @@ class PFNClassifier(ClassifierMixin, BaseEstimator):
     >>> import numpy as np
     >>> from priorfit import PFNClassifier
     >>> X = np.linspace(0, 1, 30)[:, None]; y = np.where(X[:, 0] > 0.5, "high", "low")
-    >>> clf = PFNClassifier().fit(X, y)
-    >>> clf.predict_proba([[0.1], [0.9]]).shape
+    >>> clf = PFNClassifier(model="runs/classifier").fit(X, y)  # doctest: +SKIP
+    >>> clf.predict_proba([[0.1], [0.9]]).shape  # doctest: +SKIP
     (2, 2)
     """
 
@@ -287,6 +288,10 @@ class PFNClassifier(ClassifierMixin, BaseEstimator):
         if len(self.classes_) < 2:
             raise InputDataError(f"y holds one class ({self.classes_[0]!r}); a classifier needs at least 2 "
                                  "classes")
+        if self.model is None and DEFAULT_CLASSIFIER not in shipped_models():
+            raise CheckpointError("no classifier ships with this version of priorfit yet (one is in training: "
+                                  "docs/classification.md); pass model= a checkpoint trained on a prior of labels "
+                                  "with `priorfit train`")
         checkpoint = load_model(DEFAULT_CLASSIFIER if self.model is None else self.model)
         n_classes = checkpoint.model_config.n_classes
         if not n_classes:
