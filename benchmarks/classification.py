@@ -238,8 +238,8 @@ def run_prior(args) -> dict:
 
     prior = load_model(args.model).prior
     cells = []
-    for d in PRIOR_FEATURES:
-        for n in PRIOR_CONTEXTS:
+    for d in args.features:
+        for n in args.contexts:
             generator = torch.Generator().manual_seed(derive_seed(args.seed, d, n))
             rng = np.random.default_rng(derive_seed(args.seed, d, n, 1))
             gaps, pfn_losses, exact_losses, proba_all, truth_all, r_hats, ess = [], [], [], [], [], [], []
@@ -264,13 +264,14 @@ def run_prior(args) -> dict:
                 gaps.append(pfn_loss - exact_loss)
                 pfn_losses.append(pfn_loss)
                 exact_losses.append(exact_loss)
-                proba_all.append(proba)
-                truth_all.append(q)
+                top = top_label(proba, q)
+                proba_all.append(top[0])
+                truth_all.append(top[1])
                 r_hats.append(exact.diagnostics["max_r_hat"])
                 ess.append(exact.diagnostics["min_ess"])
             cell = dict(d=d, n=n, datasets=len(gaps), pfn=float(np.mean(pfn_losses)), exact=float(np.mean(exact_losses)),
                         gap=float(np.mean(gaps)), gap_se=float(np.std(gaps, ddof=1) / np.sqrt(len(gaps))),
-                        ece=expected_calibration_error(np.concatenate(proba_all), np.concatenate(truth_all)),
+                        ece=calibration_error(np.concatenate(proba_all), np.concatenate(truth_all)),
                         max_r_hat=float(np.max(r_hats)), min_ess=float(np.min(ess)))
             cells.append(cell)
             print(f"d={d} n={n:>3}: pfn {cell['pfn']:.3f} exact {cell['exact']:.3f} gap {cell['gap']:+.3f}"
@@ -320,11 +321,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=300, help="prior: NUTS warm-up per chain")
     parser.add_argument("--samples", type=int, default=300, help="prior: NUTS draws per chain")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--features", default=",".join(map(str, PRIOR_FEATURES)), help="prior: the cells' d")
+    parser.add_argument("--contexts", default=",".join(map(str, PRIOR_CONTEXTS)), help="prior: the cells' n")
     parser.add_argument("--stem", default=None, help="results file name without suffix (default: classification_PART)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.part == "prior":
         args.datasets = 8 if args.datasets is None else int(args.datasets)
+        args.features = [int(v) for v in args.features.split(",")]
+        args.contexts = [int(v) for v in args.contexts.split(",")]
         data, text = run_prior(args), prior_table
     elif args.part == "real":
         data, text = run_real(args), real_table
