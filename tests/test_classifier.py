@@ -10,6 +10,7 @@ from sklearn.utils.estimator_checks import check_estimator
 from priorfit.estimators import PFNClassifier, PFNRegressor
 from priorfit.exceptions import CheckpointError, InputDataError
 from priorfit.model.categorical import masked_log_probs, relabel_by_context
+from priorfit.models import shipped_models
 
 from conftest import tiny_label_prior
 
@@ -129,7 +130,7 @@ def test_clear_errors(tiny_classifier_checkpoint, tiny_checkpoint):
         PFNClassifier(model=str(tiny_checkpoint)).fit(X, y)
     with pytest.raises(CheckpointError, match="use PFNClassifier"):
         PFNRegressor(model=model).fit(X, y.astype(float))
-    if "classifier" not in __import__("priorfit").shipped_models():
+    if "classifier" not in shipped_models():
         with pytest.raises(CheckpointError, match="no classifier ships with this version"):
             PFNClassifier().fit(X, y)
     with pytest.raises(InputDataError, match="ensemble_size"):

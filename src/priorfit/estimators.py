@@ -60,6 +60,18 @@ def _check_context_size(checkpoint, n: int, d: int) -> None:
         )
 
 
+def _scaled_inputs(X: np.ndarray, x_min: np.ndarray, x_scale: np.ndarray, where: str | None) -> torch.Tensor:
+    """`1 x n x d` float64 inputs ``(X - x_min) / x_scale``, warning (``where`` says what that means for the
+    model; None: no warning) when they leave the training inputs' range. float64: the network casts to its own
+    precision after an invariant model has put the data in its context's units, so that data far from 0 relative
+    to its spread keeps its digits."""
+    xn = (X - x_min) / x_scale
+    if where is not None and xn.size and (xn.min() < -0.05 or xn.max() > 1.05):
+        warnings.warn(f"X lies outside the range of the training inputs{where}; predictions there extrapolate",
+                      OutOfDomainWarning, stacklevel=4)
+    return torch.as_tensor(xn, dtype=torch.float64)[None]
+
+
 class PFNRegressor(RegressorMixin, BaseEstimator):
     """Bayesian regression in one forward pass of a Prior-Data Fitted Network.
 
@@ -165,15 +177,8 @@ class PFNRegressor(RegressorMixin, BaseEstimator):
         return self
 
     def _to_model_inputs(self, X: np.ndarray) -> torch.Tensor:
-        xn = (X - self.x_min_) / self.x_scale_
-        if self.normalize and xn.size and (xn.min() < -0.05 or xn.max() > 1.05):
-            where = ("" if self.checkpoint_.model_config.invariant
-                     else ", which the model maps to its prior's domain [0, 1]")
-            warnings.warn(f"X lies outside the range of the training inputs{where}; predictions there extrapolate",
-                          OutOfDomainWarning, stacklevel=3)
-        # float64: the network casts to its own precision, after an invariant model has put the data in its
-        # context's units (in float64, so that data far from 0 relative to its spread keeps its digits)
-        return torch.as_tensor(xn, dtype=torch.float64)[None]
+        where = "" if self.checkpoint_.model_config.invariant else ", which the model maps to its prior's domain [0, 1]"
+        return _scaled_inputs(X, self.x_min_, self.x_scale_, where if self.normalize else None)
 
     # -- prediction ----------------------------------------------------------------------------------------
     def _logits(self, X) -> torch.Tensor:
@@ -329,11 +334,7 @@ class PFNClassifier(ClassifierMixin, BaseEstimator):
         return members
 
     def _to_model_inputs(self, X: np.ndarray) -> torch.Tensor:
-        xn = (X - self.x_min_) / self.x_scale_
-        if xn.size and (xn.min() < -0.05 or xn.max() > 1.05):
-            warnings.warn("X lies outside the range of the training inputs; predictions there extrapolate",
-                          OutOfDomainWarning, stacklevel=3)
-        return torch.as_tensor(xn, dtype=torch.float64)[None]
+        return _scaled_inputs(X, self.x_min_, self.x_scale_, "")
 
     def predict_proba(self, X) -> np.ndarray:
         """Posterior predictive probability of each class of ``classes_``, shape (n_queries, n_classes)."""
