@@ -17,6 +17,10 @@ stratified splits (every class in training), the rest (at most 500 rows) as test
 ML-II, isotropic RBF: with ARD one fit took 20-45 s), RandomForest (300 trees), HistGradientBoosting, SVC(probability=True). Scores per cell: mean log
 loss, accuracy, ECE (pooled over splits), median milliseconds per fit + predict on one thread.
 
+``exact-real``: is it the prior or the training? On the real-data benchmark's first split of ``--datasets`` (default
+iris) at n = 32, the PFN and the exact posterior under the model's own prior (NUTS, as in ``prior``): log loss and
+accuracy of each.
+
 ``latency``: fit on n = 256 points with d = 8 features and 3 classes, then predict_proba on 1000 queries; the
 median of 20 repeats, on ``--threads`` threads.
 
@@ -293,6 +297,46 @@ def prior_table(data: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def run_exact_real(args) -> dict:
+    from priorfit.exact.classification import classification_predictive
+
+    prior = load_model(args.model).prior
+    names = (args.datasets or "iris").split(",")
+    cells = []
+    for source in SOURCES:
+        if source.name not in names:
+            continue
+        X, y, _ = load(source)
+        classes, labels = np.unique(y, return_inverse=True)
+        n = 32
+        train, test = stratified_split(y, n, derive_seed(0, len(y), n))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", OutOfDomainWarning)
+            pfn = PFNClassifier(model=args.model).fit(X[train], labels[train]).predict_proba(X[test])
+        exact = classification_predictive(prior, torch.as_tensor(X[train]), torch.as_tensor(labels[train], dtype=torch.float64),
+                                          torch.as_tensor(X[test]), num_warmup=args.warmup, num_samples=args.samples,
+                                          num_chains=2)
+        diagnostics, exact = exact.diagnostics, exact.probs.numpy()
+        q = labels[test]
+        cell = dict(dataset=source.name, n=n, n_test=len(test), max_r_hat=diagnostics["max_r_hat"],
+                    min_ess=diagnostics["min_ess"])
+        for name, proba in (("pfn", pfn), ("exact", exact)):
+            cell[name] = dict(log_loss=float(-np.log(proba[np.arange(len(q)), q]).mean()),
+                              accuracy=float(np.mean(proba.argmax(1) == q)))
+        cells.append(cell)
+        print(f"{source.name} n={n}: PFN {cell['pfn']} exact {cell['exact']}", flush=True)
+    return dict(cells=cells)
+
+
+def exact_real_table(data: dict) -> str:
+    lines = [f"{'dataset':>13} {'n':>4} | PFN log loss / accuracy | exact posterior log loss / accuracy"]
+    for c in data["cells"]:
+        lines.append(f"{c['dataset']:>13} {c['n']:>4} | {c['pfn']['log_loss']:.3f} / {c['pfn']['accuracy']:.3f}"
+                     f"          | {c['exact']['log_loss']:.3f} / {c['exact']['accuracy']:.3f} (R-hat "
+                     f"{c['max_r_hat']:.3f}, ESS {c['min_ess']:.0f})")
+    return "\n".join(lines) + "\n"
+
+
 # ------------------------------------------------------------------------------------------------------------
 # latency
 
@@ -312,7 +356,7 @@ def run_latency(args) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--part", choices=("prior", "real", "latency"), required=True)
+    parser.add_argument("--part", choices=("prior", "real", "exact-real", "latency"), required=True)
     parser.add_argument("--model", default=DEFAULT_CLASSIFIER, help="the classifier under test")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--splits", type=int, default=SPLITS)
@@ -333,13 +377,15 @@ def main(argv: list[str] | None = None) -> int:
         data, text = run_prior(args), prior_table
     elif args.part == "real":
         data, text = run_real(args), real_table
+    elif args.part == "exact-real":
+        data, text = run_exact_real(args), exact_real_table
     else:
         data, text = run_latency(args), lambda d: f"fit n=256 d=8 + predict_proba 1000 queries: median {d['median_ms']:.1f} ms, min {d['min_ms']:.1f} ms ({d['repeats']} repeats)\n"
     checkpoint = load_model(args.model)
     data.update(command="python benchmarks/classification.py " + " ".join(argv if argv is not None else sys.argv[1:]),
                 model=str(args.model), model_step=checkpoint.metadata.get("step"), threads=args.threads,
                 torch_version=torch.__version__)
-    out = RESULTS / (args.stem or f"classification_{args.part}")
+    out = RESULTS / (args.stem or f"classification_{args.part.replace('-', '_')}")
     atomic_write_json(out.with_suffix(".json"), data)
     atomic_write_text(out.with_suffix(".txt"), text(data))
     print(text(data))
