@@ -279,21 +279,24 @@ def run_prior(args) -> dict:
                 exact_hit.append(top[1])
                 r_hats.append(exact.diagnostics["max_r_hat"])
                 ess.append(exact.diagnostics["min_ess"])
-            cell = dict(d=d, n=n, datasets=len(gaps), pfn=float(np.mean(pfn_losses)), exact=float(np.mean(exact_losses)),
+            cell = dict(d=d, n=n, datasets=len(gaps), pfn=float(np.mean(pfn_losses)),
+                        exact=float(np.mean(exact_losses)),
                         gap=float(np.mean(gaps)), gap_se=float(np.std(gaps, ddof=1) / np.sqrt(len(gaps))),
                         ece=calibration_error(np.concatenate(proba_all), np.concatenate(truth_all)),
                         exact_ece=calibration_error(np.concatenate(exact_conf), np.concatenate(exact_hit)),
                         max_r_hat=float(np.max(r_hats)), min_ess=float(np.min(ess)))
             cells.append(cell)
             print(f"d={d} n={n:>3}: pfn {cell['pfn']:.3f} exact {cell['exact']:.3f} gap {cell['gap']:+.3f}"
-                  f"±{cell['gap_se']:.3f} ECE {cell['ece']:.3f} (exact {cell['exact_ece']:.3f}) R-hat {cell['max_r_hat']:.3f} ESS {cell['min_ess']:.0f}",
+                  f"±{cell['gap_se']:.3f} ECE {cell['ece']:.3f} (exact {cell['exact_ece']:.3f}) "
+                  f"R-hat {cell['max_r_hat']:.3f} ESS {cell['min_ess']:.0f}",
                   flush=True)
     return dict(cells=cells, summary=dict(within_0_03=sum(c["gap"] <= 0.03 for c in cells),
                                           ece_le_0_02=sum(c["ece"] <= 0.02 for c in cells), cells=len(cells)))
 
 
 def prior_table(data: dict) -> str:
-    lines = [f"{'d':>2} {'n':>4} {'sets':>4} | {'PFN':>6} {'exact':>6} {'gap':>14} | {'ECE':>6} {'exact':>6} | R-hat / ESS",
+    lines = [f"{'d':>2} {'n':>4} {'sets':>4} | {'PFN':>6} {'exact':>6} {'gap':>14} | {'ECE':>6} {'exact':>6} "
+             "| R-hat / ESS",
              "-" * 64]
     for c in data["cells"]:
         lines.append(f"{c['d']:>2} {c['n']:>4} {c['datasets']:>4} | {c['pfn']:6.3f} {c['exact']:6.3f} "
@@ -321,7 +324,8 @@ def run_exact_real(args) -> dict:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", OutOfDomainWarning)
             pfn = PFNClassifier(model=args.model).fit(X[train], labels[train]).predict_proba(X[test])
-        exact = classification_predictive(prior, torch.as_tensor(X[train]), torch.as_tensor(labels[train], dtype=torch.float64),
+        exact = classification_predictive(prior, torch.as_tensor(X[train]),
+                                          torch.as_tensor(labels[train], dtype=torch.float64),
                                           torch.as_tensor(X[test]), num_warmup=args.warmup, num_samples=args.samples,
                                           num_chains=2)
         diagnostics, exact = exact.diagnostics, exact.probs.numpy()
@@ -362,6 +366,11 @@ def run_latency(args) -> dict:
     return dict(median_ms=float(np.median(times)), min_ms=float(np.min(times)), repeats=len(times))
 
 
+def latency_text(data: dict) -> str:
+    return (f"fit n=256 d=8 + predict_proba 1000 queries: median {data['median_ms']:.1f} ms, "
+            f"min {data['min_ms']:.1f} ms ({data['repeats']} repeats)\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--part", choices=("prior", "real", "exact-real", "latency"), required=True)
@@ -388,7 +397,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.part == "exact-real":
         data, text = run_exact_real(args), exact_real_table
     else:
-        data, text = run_latency(args), lambda d: f"fit n=256 d=8 + predict_proba 1000 queries: median {d['median_ms']:.1f} ms, min {d['min_ms']:.1f} ms ({d['repeats']} repeats)\n"
+        data, text = run_latency(args), latency_text
     checkpoint = load_model(args.model)
     data.update(command="python benchmarks/classification.py " + " ".join(argv if argv is not None else sys.argv[1:]),
                 model=str(args.model), model_step=checkpoint.metadata.get("step"), threads=args.threads,

@@ -42,7 +42,8 @@ def _check_positive_int(name: str, value: object, owner: str = "PFNRegressor") -
 
 def _check_precision(value: object, owner: str) -> None:
     if value not in PRECISIONS:
-        raise InputDataError(f"The 'precision' parameter of {owner} must be one of {PRECISIONS}. Got {value!r} instead.")
+        raise InputDataError(f"The 'precision' parameter of {owner} must be one of {PRECISIONS}. "
+                             f"Got {value!r} instead.")
     if value == "bfloat16" and not native_bfloat16():
         warnings.warn("this CPU has no bfloat16 instructions: precision='bfloat16' is emulated here and runs "
                       "slower than 'float32'", UserWarning, stacklevel=3)
