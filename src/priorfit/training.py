@@ -7,8 +7,8 @@ prior declares each held-out target's exact normal given the dataset's latent va
 less gradient noise (a Rao-Blackwellised target). A prior of class labels (``target_kind == "categorical"``)
 trains a classifier (``ModelConfig.n_classes``) the same way: labels renumbered by the context's classes in a
 random order per dataset, the cross-entropy against each query's exact class probabilities (else the NLL of its
-label), on the datasets whose context holds every class they were drawn with (:mod:`priorfit.model.categorical`). AdamW with
-linear warm-up and cosine decay, gradient clipping. Every `checkpoint_every` steps the run saves
+label), on the datasets whose context holds every class they were drawn with (:mod:`priorfit.model.categorical`).
+AdamW with linear warm-up and cosine decay, gradient clipping. Every `checkpoint_every` steps the run saves
 ``model.safetensors`` (the deliverable) and ``train_state.pt`` (optimiser, step, generator states), both
 atomically, so that a killed run resumes exactly where its last checkpoint left it. Under ``torchrun`` the run is
 data-parallel (DDP; gloo on CPU, NCCL on GPU): the global batch is split over the ranks, each rank draws from its
