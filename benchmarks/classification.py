@@ -4,8 +4,9 @@ classifiers a practitioner reaches for on real tabular data. Three parts (``--pa
 ``prior``: datasets from the model's own prior (a ``GPClassificationPrior``), d = 1, 2, 4 features, n = 8, 32,
 128 context points, ``--datasets`` per cell (kept only when the context holds every class: the posterior the
 classifier gives), 64 queries each. Per cell: mean log loss per query of the PFN (through ``PFNClassifier``, the
-data in raw units: each feature scaled by a random factor and shifted) and of the Bayes posterior predictive
-(NUTS over hyperparameters, class means and latents, ``priorfit.exact.classification``), the gap with its standard
+data in raw units: each feature scaled by a random factor and shifted), of the Bayes posterior predictive
+(NUTS over hyperparameters, class means and latents, ``priorfit.exact.classification``) and of the ML-II GP
+classifier (scikit-learn's Laplace fit, ``priorfit.exact.baselines.SklearnGPClassifier``), the gap with its standard
 error over datasets, the expected calibration error (top-label, 10 equal-width bins, pooled over the cell's
 queries) of the PFN and of the exact posterior (whose ECE is the noise floor of a cell this size: calibrated
 probabilities still show one), and the chains' worst R-hat and least ESS.
@@ -33,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 import warnings
@@ -239,7 +241,9 @@ def real_table(data: dict) -> str:
 
 
 def run_prior(args) -> dict:
+    from priorfit.exact.baselines import SklearnGPClassifier
     from priorfit.exact.classification import classification_predictive
+    from priorfit.exact.reference import Task
     from priorfit.model.categorical import relabel_by_context
 
     prior = load_model(args.model).prior
@@ -249,7 +253,7 @@ def run_prior(args) -> dict:
             generator = torch.Generator().manual_seed(derive_seed(args.seed, d, n))
             rng = np.random.default_rng(derive_seed(args.seed, d, n, 1))
             gaps, pfn_losses, exact_losses, proba_all, truth_all, r_hats, ess = [], [], [], [], [], [], []
-            exact_conf, exact_hit = [], []
+            exact_conf, exact_hit, ml2_losses = [], [], []
             drawn = 0
             while len(gaps) < args.datasets and drawn < 50 * args.datasets:
                 batch = prior.sample(1, n + PRIOR_QUERIES, generator, n_features=d, n_context=n)
@@ -268,6 +272,8 @@ def run_prior(args) -> dict:
                 q = y[n:]
                 pfn_loss = float(-np.log(proba[np.arange(len(q)), q]).mean())
                 exact_loss = float(-exact.log_prob(q).mean())
+                ml2 = SklearnGPClassifier().predict(Task(batch.x[0, :n], labels[0, :n].double(), batch.x[0, n:]), 0)
+                ml2_losses.append(math.nan if ml2.failed else float(-ml2.predictive.log_prob(q).mean()))
                 gaps.append(pfn_loss - exact_loss)
                 pfn_losses.append(pfn_loss)
                 exact_losses.append(exact_loss)
@@ -280,13 +286,14 @@ def run_prior(args) -> dict:
                 r_hats.append(exact.diagnostics["max_r_hat"])
                 ess.append(exact.diagnostics["min_ess"])
             cell = dict(d=d, n=n, datasets=len(gaps), pfn=float(np.mean(pfn_losses)),
-                        exact=float(np.mean(exact_losses)),
+                        exact=float(np.mean(exact_losses)), ml2=float(np.nanmean(ml2_losses)),
+                        ml2_failures=int(np.sum(np.isnan(ml2_losses))),
                         gap=float(np.mean(gaps)), gap_se=float(np.std(gaps, ddof=1) / np.sqrt(len(gaps))),
                         ece=calibration_error(np.concatenate(proba_all), np.concatenate(truth_all)),
                         exact_ece=calibration_error(np.concatenate(exact_conf), np.concatenate(exact_hit)),
                         max_r_hat=float(np.max(r_hats)), min_ess=float(np.min(ess)))
             cells.append(cell)
-            print(f"d={d} n={n:>3}: pfn {cell['pfn']:.3f} exact {cell['exact']:.3f} gap {cell['gap']:+.3f}"
+            print(f"d={d} n={n:>3}: pfn {cell['pfn']:.3f} exact {cell['exact']:.3f} ml2 {cell['ml2']:.3f} gap {cell['gap']:+.3f}"
                   f"±{cell['gap_se']:.3f} ECE {cell['ece']:.3f} (exact {cell['exact_ece']:.3f}) "
                   f"R-hat {cell['max_r_hat']:.3f} ESS {cell['min_ess']:.0f}",
                   flush=True)
@@ -295,11 +302,12 @@ def run_prior(args) -> dict:
 
 
 def prior_table(data: dict) -> str:
-    lines = [f"{'d':>2} {'n':>4} {'sets':>4} | {'PFN':>6} {'exact':>6} {'gap':>14} | {'ECE':>6} {'exact':>6} "
+    lines = [f"{'d':>2} {'n':>4} {'sets':>4} | {'PFN':>6} {'exact':>6} {'ML-II':>6} {'gap':>14} | {'ECE':>6} {'exact':>6} "
              "| R-hat / ESS",
              "-" * 64]
     for c in data["cells"]:
         lines.append(f"{c['d']:>2} {c['n']:>4} {c['datasets']:>4} | {c['pfn']:6.3f} {c['exact']:6.3f} "
+                     f"{c.get('ml2', float('nan')):6.3f} "
                      f"{c['gap']:+7.3f}±{c['gap_se']:.3f} | {c['ece']:6.3f} {c.get('exact_ece', float('nan')):6.3f} | "
                      f"{c['max_r_hat']:.3f} / {c['min_ess']:.0f}")
     s = data["summary"]

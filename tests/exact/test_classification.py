@@ -66,3 +66,24 @@ def test_the_context_must_hold_every_class():
         classification_predictive(_prior(), torch.rand(4, 1), torch.tensor([0.0, 2.0, 0.0, 2.0]), torch.rand(2, 1))
     with pytest.raises(InputDataError, match="class indices"):
         classification_predictive(_prior(), torch.rand(4, 1), torch.tensor([0.0, 1.5, 0.0, 1.0]), torch.rand(2, 1))
+
+
+def test_the_ml2_baseline_is_scikit_learn_s_laplace_fit_on_the_unit_cube():
+    from sklearn.gaussian_process import GaussianProcessClassifier
+    from sklearn.gaussian_process.kernels import ConstantKernel, Matern
+
+    from priorfit.exact.baselines import SklearnGPClassifier
+    from priorfit.exact.reference import Task
+
+    generator = torch.Generator().manual_seed(3)
+    x_ctx = torch.rand(30, 2, generator=generator, dtype=torch.float64) * 50 + 7
+    y_ctx = (x_ctx[:, 0] > 32).double() + (x_ctx[:, 1] > 40).double()
+    x_qry = torch.rand(6, 2, generator=generator, dtype=torch.float64) * 50 + 7
+    result = SklearnGPClassifier(restarts=0).predict(Task(x_ctx, y_ctx, x_qry), 0)
+    probs = result.predictive.probs.numpy()
+    np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-12)
+    lo, width = x_ctx.min(0).values, x_ctx.max(0).values - x_ctx.min(0).values
+    gpc = GaussianProcessClassifier(ConstantKernel(1.0, (1e-3, 1e3)) * Matern(np.ones(2), (1e-2, 1e3), nu=2.5),
+                                    random_state=0).fit(((x_ctx - lo) / width).numpy(), y_ctx.long().numpy())
+    np.testing.assert_allclose(probs, gpc.predict_proba(((x_qry - lo) / width).numpy()), atol=1e-10)
+    assert np.mean(probs.argmax(1) == ((x_qry[:, 0] > 32).long() + (x_qry[:, 1] > 40).long()).numpy()) >= 0.5

@@ -10,6 +10,9 @@ units as their documentation does: inputs scaled to the unit cube by the context
 - :class:`BoTorchGP`: ``SingleTaskGP`` with its default kernel and hyperpriors (the dimension-scaled log-normal
   lengthscale prior), ``Normalize`` and ``Standardize`` transforms, fitted by ``fit_gpytorch_mll``: a MAP
   estimate.
+- :class:`SklearnGPClassifier`: ``GaussianProcessClassifier`` (the Laplace approximation, one-vs-rest for more
+  than two classes) with ``C * Matern(nu=2.5, ARD)``, type-II maximum likelihood: the usual tool for GP
+  classification, against the exact posterior of :mod:`priorfit.exact.classification`.
 - :class:`GPyTorchStudentT`: GPyTorch's robust GP, a variational GP (inducing points at the context, a full
   Cholesky variational distribution) with a ``StudentTLikelihood``, fitted by Adam on the ELBO as GPyTorch's
   examples do.
@@ -30,7 +33,7 @@ from torch import Tensor
 from priorfit.exact.reference import ReferenceKind, ReferenceResult, Task
 from priorfit.predictive.normal import NormalPredictive
 
-__all__ = ["SklearnGP", "BoTorchGP", "GPyTorchStudentT", "unit_cube"]
+__all__ = ["SklearnGP", "SklearnGPClassifier", "BoTorchGP", "GPyTorchStudentT", "unit_cube"]
 
 
 def unit_cube(x_ctx: Tensor, x_qry: Tensor) -> tuple[np.ndarray, np.ndarray]:
@@ -72,6 +75,39 @@ class SklearnGP:
         if not (np.all(np.isfinite(mean)) and np.all(std > 0)):
             return ReferenceResult(None)
         return ReferenceResult(NormalPredictive(mean, std**2))
+
+
+@dataclass(frozen=True)
+class SklearnGPClassifier:
+    """scikit-learn's GP classifier (Laplace, ML-II with ``restarts`` optimiser restarts) on class indices
+    0 ... C - 1; its predictive is :class:`~priorfit.predictive.categorical.ClassProbabilities` over those."""
+
+    restarts: int = 2
+    name = "ml2"
+    label = "ML-II GP classifier (scikit-learn, Laplace)"
+    kind = ReferenceKind.FITTED
+
+    def predict(self, task: Task, seed: int) -> ReferenceResult:
+        from sklearn.exceptions import ConvergenceWarning
+        from sklearn.gaussian_process import GaussianProcessClassifier
+        from sklearn.gaussian_process.kernels import ConstantKernel, Matern
+
+        from priorfit.predictive.categorical import ClassProbabilities
+
+        xc, xq = unit_cube(task.x_ctx, task.x_qry)
+        labels = task.y_ctx.long().numpy()
+        n_classes = int(labels.max()) + 1
+        kernel = ConstantKernel(1.0, (1e-3, 1e3)) * Matern(np.ones(xc.shape[1]), (1e-2, 1e3), nu=2.5)
+        gpc = GaussianProcessClassifier(kernel, n_restarts_optimizer=self.restarts, random_state=seed % 2**32)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                proba = gpc.fit(xc, labels).predict_proba(xq)
+        except (np.linalg.LinAlgError, ValueError):
+            return ReferenceResult(None)
+        full = np.zeros((len(xq), n_classes))
+        full[:, gpc.classes_] = proba
+        return ReferenceResult(ClassProbabilities(torch.as_tensor(full)))
 
 
 @dataclass(frozen=True)

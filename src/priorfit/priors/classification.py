@@ -94,12 +94,14 @@ class GPClassificationPrior:
     def references(self, settings=None) -> tuple:
         """The Bayes posterior predictive of data whose context holds every class: NUTS over the hyperparameters,
         the classes' means and the latents (:mod:`priorfit.exact.classification`), as ``settings`` (a
-        ``ReferenceSettings``) sets it."""
+        ``ReferenceSettings``) sets it; and the practitioner's ML-II GP classifier (Laplace, scikit-learn)."""
+        from priorfit.exact.baselines import SklearnGPClassifier
         from priorfit.exact.classification import GPClassificationMarginal
         from priorfit.exact.reference import ReferenceSettings
 
         settings = ReferenceSettings() if settings is None else settings
-        return (GPClassificationMarginal(self, settings.nuts_warmup, settings.nuts_samples, settings.nuts_chains),)
+        return (GPClassificationMarginal(self, settings.nuts_warmup, settings.nuts_samples, settings.nuts_chains),
+                SklearnGPClassifier(settings.ml2_restarts))
 
     def sample(self, batch_size: int, n_points: int, generator: torch.Generator, n_features: int | None = None,
                device: torch.device | str | None = None, n_context: int | None = None,
