@@ -33,7 +33,6 @@ median of 20 repeats, on ``--threads`` threads.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import time
