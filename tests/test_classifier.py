@@ -144,3 +144,20 @@ def test_scikit_learn_estimator_checks(wide_classifier_checkpoint):
     }
     check_estimator(PFNClassifier(model=str(wide_classifier_checkpoint)), expected_failed_checks=expected,
                     on_fail="raise")
+
+
+def test_query_chunks_and_bfloat16_give_the_same_probabilities(tiny_classifier_checkpoint):
+    import warnings
+
+    X, y = _data()
+    model = str(tiny_classifier_checkpoint)
+    reference = PFNClassifier(model=model).fit(X, y).predict_proba(X)
+    np.testing.assert_allclose(PFNClassifier(model=model, query_batch_size=4).fit(X, y).predict_proba(X), reference,
+                               atol=1e-6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # a CPU without bfloat16 instructions emulates it
+        low = PFNClassifier(model=model, precision="bfloat16").fit(X, y).predict_proba(X)
+    np.testing.assert_allclose(low.sum(1), 1.0, atol=1e-9)
+    assert np.max(np.abs(low - reference)) < 0.05
+    with pytest.raises(InputDataError, match="precision"):
+        PFNClassifier(model=model, precision="half").fit(X, y)

@@ -349,8 +349,8 @@ class PFNClassifier(ClassifierMixin, BaseEstimator):
             for (inputs, order), cache in zip(self.members_, self.contexts_):
                 for start in range(0, xq.shape[1], self.query_batch_size):
                     queries = inputs.inputs(xq[:, start:start + self.query_batch_size])
-                    logits = model.predict_logits(cache, queries).float()
-                    probs = masked_log_probs(logits, k)[0, :, :k].double().exp()
+                    logits = model.predict_logits(cache, queries).double()  # rows then sum to 1 in float64
+                    probs = masked_log_probs(logits, k)[0, :, :k].exp()
                     total[start:start + queries.shape[1]] += probs[:, order]  # member's class order[c] is c
         return (total / len(self.members_)).numpy()
 
