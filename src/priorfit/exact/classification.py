@@ -106,14 +106,11 @@ def _query_probabilities(prior, flat: dict[str, Tensor], means: Tensor, w: Tenso
     return total / count
 
 
-def _kernel_flat(prior, table: tuple, draws: dict[str, Tensor], total: int, d: int) -> dict[str, Tensor]:
-    """Every kernel hyperparameter and the noise, `total x shape`, sampled or fixed."""
-    shapes = prior.gp.param_shapes(d)
-    flat = {}
-    for name, shape, hp in table:
-        flat[name] = draws[name] if name in draws else torch.full((total, *shapes.get(name, shape)), float(hp.value),
-                                                                  dtype=torch.float64)
-    return flat
+def _kernel_flat(table: tuple, draws: dict[str, Tensor], total: int) -> dict[str, Tensor]:
+    """Every kernel hyperparameter and the noise of ``table`` (name, shape, hyperprior), `total x shape`: the
+    sampled draws, or the fixed value repeated."""
+    return {name: draws[name] if name in draws else torch.full((total, *shape), float(hp.value), dtype=torch.float64)
+            for name, shape, hp in table}
 
 
 def classification_predictive(prior, x_ctx: object, y_ctx: object, x_qry: object, num_warmup: int = 500,
@@ -138,7 +135,7 @@ def classification_predictive(prior, x_ctx: object, y_ctx: object, x_qry: object
     draws = {k: torch.from_numpy(v.reshape(total, *v.shape[2:])) for k, v in grouped.items()}
     means = draws.pop("class_means") if "class_means" in draws else torch.full(
         (total, n_classes), float(prior.gp.mean.value), dtype=torch.float64)
-    flat = _kernel_flat(prior, table, draws, total, d)
+    flat = _kernel_flat(table, draws, total)
     probs = _query_probabilities(prior, flat, means, draws["w"], xc, xq, latent_draws, seed)
     return ClassProbabilities(probs, diagnostics=diag)
 
