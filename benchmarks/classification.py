@@ -33,6 +33,7 @@ median of 20 repeats, on ``--threads`` threads.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 import time
@@ -44,6 +45,7 @@ import numpy as np
 import torch
 
 from priorfit.atomic import atomic_write_json, atomic_write_text
+from priorfit.config import to_dict
 from priorfit.estimators import DEFAULT_CLASSIFIER, PFNClassifier
 from priorfit.exceptions import OutOfDomainWarning
 from priorfit.models import load_model
@@ -159,6 +161,13 @@ def run_real(args) -> dict:
     from sklearn.metrics import log_loss
 
     makers = {"pfn": lambda d: PFNClassifier(model=args.model), **baselines()}
+    stored = {}
+    if args.baselines_from:  # the baselines' figures on the same seeded splits, from an earlier run
+        for cell in json.loads(Path(args.baselines_from).read_text())["cells"]:
+            stored[cell["dataset"], cell["n"]] = {m: v for m, v in cell["methods"].items() if m != "pfn"}
+        if stored and args.splits != SPLITS:
+            raise SystemExit(f"--baselines-from holds figures over {SPLITS} splits; --splits must be {SPLITS}")
+        makers = {"pfn": makers["pfn"]}
     chosen = None if args.datasets is None else set(args.datasets.split(","))
     cells = []
     for source in SOURCES:
@@ -198,6 +207,10 @@ def run_real(args) -> dict:
                     accuracy=float(np.mean(s["accuracy"])),
                     ece=expected_calibration_error(np.concatenate(s["proba"]), np.concatenate(s["truth"])),
                     ms=float(np.median(s["ms"])))
+            if args.baselines_from:
+                if (source.name, n) not in stored:
+                    raise SystemExit(f"--baselines-from {args.baselines_from} has no cell {source.name}, n = {n}")
+                cell["methods"].update(stored[source.name, n])
             best_other = min(v["log_loss"] for m, v in cell["methods"].items() if m != "pfn")
             cell["best"] = min(cell["methods"], key=lambda m: cell["methods"][m]["log_loss"])
             cell["pfn_minus_best_other"] = cell["methods"]["pfn"]["log_loss"] - best_other
@@ -246,6 +259,11 @@ def run_prior(args) -> dict:
     from priorfit.model.categorical import relabel_by_context
 
     prior = load_model(args.model).prior
+    store_path = Path(args.exact_store)
+    store = json.loads(store_path.read_text()) if store_path.exists() else {}
+    stored = store.get("posteriors", {})
+    if stored and store.get("prior") != to_dict(prior):
+        raise SystemExit(f"--exact-store {store_path} holds posteriors under another prior; name another file")
     cells = []
     for d in args.features:
         for n in args.contexts:
@@ -265,25 +283,36 @@ def run_prior(args) -> dict:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", OutOfDomainWarning)
                     proba = PFNClassifier(model=args.model).fit(raw[:n], y[:n]).predict_proba(raw[n:])
-                exact = classification_predictive(prior, batch.x[0, :n], labels[0, :n].double(), batch.x[0, n:],
-                                                  num_warmup=args.warmup, num_samples=args.samples, num_chains=2,
-                                                  seed=len(gaps))
                 q = y[n:]
+                key = f"seed={args.seed} d={d} n={n} draw={drawn} warmup={args.warmup} samples={args.samples}"
+                fingerprint = [float(batch.x[0].sum()), int(labels[0].sum())]
+                if key not in stored or stored[key]["fingerprint"] != fingerprint:
+                    exact = classification_predictive(prior, batch.x[0, :n], labels[0, :n].double(),
+                                                      batch.x[0, n:], num_warmup=args.warmup,
+                                                      num_samples=args.samples, num_chains=2, seed=len(gaps))
+                    ml2 = SklearnGPClassifier().predict(Task(batch.x[0, :n], labels[0, :n].double(),
+                                                             batch.x[0, n:]), 0)
+                    stored[key] = dict(fingerprint=fingerprint, probs=exact.probs.numpy().round(6).tolist(),
+                                       ml2_loss=None if ml2.failed else float(-ml2.predictive.log_prob(q).mean()),
+                                       max_r_hat=float(exact.diagnostics["max_r_hat"]),
+                                       min_ess=float(exact.diagnostics["min_ess"]))
+                    atomic_write_json(store_path, dict(prior=to_dict(prior), posteriors=stored))
+                entry = stored[key]
+                exact_probs = np.asarray(entry["probs"])
                 pfn_loss = float(-np.log(proba[np.arange(len(q)), q]).mean())
-                exact_loss = float(-exact.log_prob(q).mean())
-                ml2 = SklearnGPClassifier().predict(Task(batch.x[0, :n], labels[0, :n].double(), batch.x[0, n:]), 0)
-                ml2_losses.append(math.nan if ml2.failed else float(-ml2.predictive.log_prob(q).mean()))
+                exact_loss = float(-np.log(exact_probs[np.arange(len(q)), q]).mean())
+                ml2_losses.append(math.nan if entry["ml2_loss"] is None else entry["ml2_loss"])
                 gaps.append(pfn_loss - exact_loss)
                 pfn_losses.append(pfn_loss)
                 exact_losses.append(exact_loss)
                 top = top_label(proba, q)
                 proba_all.append(top[0])
                 truth_all.append(top[1])
-                top = top_label(exact.probs.numpy(), q)
+                top = top_label(exact_probs, q)
                 exact_conf.append(top[0])
                 exact_hit.append(top[1])
-                r_hats.append(exact.diagnostics["max_r_hat"])
-                ess.append(exact.diagnostics["min_ess"])
+                r_hats.append(entry["max_r_hat"])
+                ess.append(entry["min_ess"])
             cell = dict(d=d, n=n, datasets=len(gaps), pfn=float(np.mean(pfn_losses)),
                         exact=float(np.mean(exact_losses)), ml2=float(np.nanmean(ml2_losses)),
                         ml2_failures=int(np.sum(np.isnan(ml2_losses))),
@@ -391,6 +420,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--features", default=",".join(map(str, PRIOR_FEATURES)), help="prior: the cells' d")
     parser.add_argument("--contexts", default=",".join(map(str, PRIOR_CONTEXTS)), help="prior: the cells' n")
+    parser.add_argument("--baselines-from", default=None, metavar="JSON",
+                        help="real: take the baselines' figures from this results file of an earlier run (the same "
+                             "seeded splits) and fit only the PFN")
+    parser.add_argument("--exact-store", default=str(RESULTS / "classification_prior_exact.json"), metavar="JSON",
+                        help="prior: the exact posteriors computed so far (read, and extended by every new one), so "
+                             "that another model is scored on the same datasets without running NUTS again")
     parser.add_argument("--stem", default=None, help="results file name without suffix (default: classification_PART)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)

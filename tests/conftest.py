@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 
+import numpy as np
 import pytest
 import torch
 
@@ -89,3 +90,17 @@ def wide_classifier_checkpoint(tmp_path_factory):
     config = TrainConfig(steps=3, batch_size=2, n_points=256, min_context=2, max_context=250, eval_every=3,
                          eval_datasets=2, eval_context=(4,), checkpoint_every=3)
     return train(tiny_label_prior(10, 10), model, config, out, resume=False, progress=False).checkpoint
+
+
+def label_calibration_error(probs: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    """Largest |frequency - mean probability| of class 0 over ten probability bins, and its 4-SE allowance."""
+    p0, hit = probs[..., 0].ravel(), (labels.ravel() == 0)
+    worst, allowed = 0.0, 0.0
+    for lo in np.linspace(0.0, 0.9, 10):
+        inside = (p0 >= lo) & (p0 < lo + 0.1)
+        if inside.sum() < 200:
+            continue
+        gap = abs(hit[inside].mean() - p0[inside].mean())
+        if gap > worst:
+            worst, allowed = gap, 4 * np.sqrt(0.25 / inside.sum()) + 0.005
+    return worst, allowed

@@ -52,6 +52,17 @@ def test_resume_is_exact(tmp_path):
     _assert_same(_weights(straight.checkpoint), _weights(second.checkpoint))
 
 
+
+def test_a_finished_state_alone_gives_back_its_weights(tmp_path):
+    """The committed training states are train_state.pt files only: resuming a finished one must write its model."""
+    done = train(tiny_prior(), TINY_MODEL, SMALL, tmp_path / "done", progress=False)
+    (tmp_path / "copy").mkdir()
+    (tmp_path / "copy" / "train_state.pt").write_bytes((tmp_path / "done" / "train_state.pt").read_bytes())
+    again = train(tiny_prior(), TINY_MODEL, SMALL, tmp_path / "copy", progress=False)
+    assert again.step == SMALL.steps and math.isnan(again.datasets_per_second)
+    assert load_checkpoint(again.checkpoint).metadata["step"] == SMALL.steps
+    _assert_same(_weights(done.checkpoint), _weights(again.checkpoint))
+
 def test_resume_refuses_another_config(tmp_path):
     train(tiny_prior(), TINY_MODEL, SMALL, tmp_path, progress=False, stop_after=3)
     with pytest.raises(CheckpointError, match="train_config"):

@@ -553,7 +553,8 @@ def train(
     step, history, seconds, skipped = 0, [], 0.0, 0
 
     state_path = out_dir / STATE_FILE
-    if resume and state_path.exists():
+    resumed = resume and state_path.exists()
+    if resumed:
         state = torch.load(state_path, map_location="cpu", weights_only=True)
         if _resume_key(state["train_config"], reschedule) != _resume_key(train_config, reschedule):
             raise CheckpointError(f"{state_path} was written with another train_config; use resume=False")
@@ -641,6 +642,8 @@ def train(
         bar_iter.set_postfix(loss="-" if loss_ema is None else f"{loss_ema:.4f}", datasets_per_s=f"{rate:.0f}",
                              refresh=False)
     bar_iter.close()
+    if resumed and steps_timed == 0:  # a finished state resumed: write the weights it holds
+        save()
     elapsed = time.perf_counter() - t_start
     return TrainResult(out_dir / MODEL_FILE, step, history,
                        steps_timed * train_config.batch_size / elapsed if steps_timed else float("nan"))

@@ -25,25 +25,13 @@ from priorfit.priors import (
 )
 from priorfit.training import TrainConfig, train
 
+from conftest import label_calibration_error
+
 
 def _prior(**kw) -> GPClassificationPrior:
     gp = GPPrior(kernel=Scale(RBF(lengthscale=LogNormal(-1.0, 0.5)), outputscale=LogNormal(0.5, 0.5)),
                  noise_std=LogNormal(-1.5, 0.5), mean=Normal(0.0, 1.0), max_features=2)
     return GPClassificationPrior(gp=gp, **kw)
-
-
-def _calibration_error(probs: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
-    """Largest |frequency - mean probability| of class 0 over ten probability bins, and its 4-SE allowance."""
-    p0, hit = probs[..., 0].ravel(), (labels.ravel() == 0)
-    worst, allowed = 0.0, 0.0
-    for lo in np.linspace(0.0, 0.9, 10):
-        inside = (p0 >= lo) & (p0 < lo + 0.1)
-        if inside.sum() < 200:
-            continue
-        gap = abs(hit[inside].mean() - p0[inside].mean())
-        if gap > worst:
-            worst, allowed = gap, 4 * np.sqrt(0.25 / inside.sum()) + 0.005
-    return worst, allowed
 
 
 def test_labels_are_class_indices_and_repeat_with_the_seed():
@@ -66,13 +54,13 @@ def test_labels_follow_the_softmax_of_the_latents_and_the_conditional_is_it():
     prior = _prior()
     batch = prior.sample(400, 40, torch.Generator().manual_seed(1), n_classes=3)
     probs = torch.softmax(batch.params.latents, -1).numpy()
-    worst, allowed = _calibration_error(probs, batch.y.numpy())
+    worst, allowed = label_calibration_error(probs, batch.y.numpy())
     assert worst < allowed, (worst, allowed)
     targets = prior.conditional(batch, 25)
     assert isinstance(targets, CategoricalTargets) and targets.probs.shape == (400, 15, 3)
     np.testing.assert_allclose(targets.probs.numpy(), probs[:, 25:], rtol=1e-12)
     np.testing.assert_allclose(targets.probs.sum(-1).numpy(), 1.0, rtol=1e-12)
-    worst, allowed = _calibration_error(targets.probs.numpy(), batch.y[:, 25:].numpy())
+    worst, allowed = label_calibration_error(targets.probs.numpy(), batch.y[:, 25:].numpy())
     assert worst < allowed, (worst, allowed)
 
 

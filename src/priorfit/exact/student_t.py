@@ -375,7 +375,7 @@ def _site(name: str, shape: tuple, hyperprior) -> Any:
 @functools.lru_cache(maxsize=_CACHED_SAMPLERS)
 def _noise_mcmc(prior, n: int, d: int, num_warmup: int, num_samples: int, num_chains: int,
                 target_accept_prob: float) -> Any:
-    """A NumPyro MCMC (NUTS) for ``prior`` (a ``StudentTNoisePrior``) on n context points in its context's
+    r"""A NumPyro MCMC (NUTS) for ``prior`` (a ``StudentTNoisePrior``) on n context points in its context's
     units: the GP's hyperparameters, the degrees of freedom, the targets' location :math:`\mu` (flat) and log
     scale :math:`\log\sigma` (flat: :math:`p(\sigma) \propto 1/\sigma`), and the latent function at the
     context, non-centred (:math:`f = L w`, :math:`w \sim N(0, I)`), under the Student-t likelihood. Cached per

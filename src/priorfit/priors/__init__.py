@@ -2,7 +2,12 @@
 
 from priorfit.priors.base import Batch, Prior, Symmetries
 from priorfit.priors.bnn import BNNParams, BNNPrior
-from priorfit.priors.classification import CategoricalTargets, ClassificationParams, GPClassificationPrior
+from priorfit.priors.classification import (
+    CategoricalTargets,
+    ClassificationParams,
+    GPClassificationPrior,
+    LabelProbabilities,
+)
 from priorfit.priors.gp import GPParams, GPPrior, cholesky_with_jitter
 from priorfit.priors.hyperpriors import (
     Fixed,
@@ -17,6 +22,7 @@ from priorfit.priors.hyperpriors import (
 from priorfit.priors.invariant import InvariantGPPrior
 from priorfit.priors.mixture import MixtureParams, MixturePrior
 from priorfit.priors.nngp import NNGP, NNGPParams
+from priorfit.priors.scm import SCMClassificationPrior
 from priorfit.priors.warping import KumaraswamyWarp, WarpParams
 from priorfit.priors.student_t import (
     StudentTNoiseParams,
@@ -54,6 +60,8 @@ __all__ = [
     "GPClassificationPrior",
     "ClassificationParams",
     "CategoricalTargets",
+    "LabelProbabilities",
+    "SCMClassificationPrior",
     "InvariantGPPrior",
     "BNNPrior",
     "BNNParams",

@@ -35,7 +35,8 @@ from priorfit.priors.gp import GPParams, GPPrior, cholesky_with_jitter
 from priorfit.priors.params import Params
 from priorfit.validation import check_int
 
-__all__ = ["CategoricalTargets", "ClassificationParams", "GPClassificationPrior"]
+__all__ = ["CategoricalTargets", "ClassificationParams", "GPClassificationPrior", "LabelProbabilities", "draw_labels",
+           "number_of_classes"]
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,31 @@ class CategoricalTargets:
     float64, rows summing to 1."""
 
     probs: Tensor
+
+
+@dataclass(frozen=True, eq=False)
+class LabelProbabilities(Params):
+    """What a dataset of a prior of labels was drawn with, where that is only the class probabilities at each point
+    (`batch x n x C`): the tabular priors, and mixtures of priors of labels."""
+
+    probs: Tensor
+
+
+def number_of_classes(prior, n_context: int, generator: torch.Generator, n_classes: int | None = None) -> int:
+    """The number of classes of a batch of a prior of labels (its ``min_classes`` and ``max_classes``): checked
+    when given, else uniform on min_classes ... max_classes cut to the context's size (never below
+    min_classes), since a classifier is fitted to the classes its training data holds."""
+    if n_classes is None:
+        most = max(prior.min_classes, min(prior.max_classes, n_context))
+        n_classes = int(torch.randint(prior.min_classes, most + 1, (1,), generator=generator))
+    return check_int("n_classes", n_classes, minimum=prior.min_classes, maximum=prior.max_classes)
+
+
+def draw_labels(probs: Tensor, generator: torch.Generator) -> Tensor:
+    """One label per point from class probabilities `probs` (`batch x n x C`): float64 class indices, drawn by
+    inverting each point's cumulative distribution at a uniform number."""
+    u = torch.rand(*probs.shape[:-1], 1, generator=generator, dtype=probs.dtype)
+    return (u > probs.cumsum(-1)[..., :-1]).sum(-1).to(torch.float64)
 
 
 @dataclass(frozen=True, eq=False)
@@ -117,10 +143,7 @@ class GPClassificationPrior:
             raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
         n_features = self.max_features if n_features is None else n_features
         check_int("n_features", n_features, minimum=1, maximum=self.max_features)
-        if n_classes is None:
-            most = max(self.min_classes, min(self.max_classes, n_context))
-            n_classes = int(torch.randint(self.min_classes, most + 1, (1,), generator=generator))
-        check_int("n_classes", n_classes, minimum=self.min_classes, maximum=self.max_classes)
+        n_classes = number_of_classes(self, n_context, generator, n_classes)
         params = self.gp.sample_params(batch_size, n_features, generator)
         class_means = self.gp.mean.sample((batch_size, n_classes), generator).to(torch.float64)
         x = self.gp.inputs.sample(batch_size, n_points, n_features, generator).to(torch.float64)
@@ -130,9 +153,7 @@ class GPClassificationPrior:
         at = scale_inputs(x, lo, width)
         chol = cholesky_with_jitter(self.gp.kernel.forward(params.kernel, at, at), self.gp.jitter)
         latents = class_means[:, None, :] + chol @ z + params.noise_std[:, None, None] * eta
-        u = torch.rand(batch_size, n_points, 1, generator=generator, dtype=torch.float64)
-        cumulative = torch.softmax(latents, dim=-1).cumsum(-1)
-        y = (u > cumulative[..., :-1]).sum(-1).to(torch.float64)  # inverse-CDF draw of each label
+        y = draw_labels(torch.softmax(latents, dim=-1), generator)
         return Batch(x=x, y=y, params=ClassificationParams(gp=params, class_means=class_means, latents=latents))
 
     def conditional(self, batch: Batch, n_context: int) -> CategoricalTargets:

@@ -22,11 +22,12 @@ from torch import Tensor
 
 from priorfit.config import register
 from priorfit.priors.base import Batch, Prior, Symmetries
+from priorfit.priors.classification import CategoricalTargets, LabelProbabilities, number_of_classes
 from priorfit.priors.conditional import NormalTargets, query_conditional
 from priorfit.priors.params import Params
 from priorfit.validation import check_int
 
-__all__ = ["MixturePrior", "MixtureParams"]
+__all__ = ["LabelMixtureParams", "MixturePrior", "MixtureParams"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -36,6 +37,14 @@ class MixtureParams(Params):
 
     component: Tensor
     parts: tuple[Params, ...]
+
+
+@dataclass(frozen=True, eq=False)
+class LabelMixtureParams(LabelProbabilities):
+    """What a mixture of priors of labels drew each dataset with: each point's class probabilities (``probs``,
+    `batch x n x C`) and the component that drew the dataset (``component``, `batch` integers)."""
+
+    component: Tensor
 
 
 @register
@@ -67,6 +76,28 @@ class MixturePrior:
         sizes = {prior.max_features for prior in self.priors}
         if len(sizes) != 1:
             raise ValueError(f"the priors must share max_features, got {sorted(sizes)}")
+        kinds = {getattr(prior, "target_kind", "continuous") for prior in self.priors}
+        if len(kinds) != 1:
+            raise ValueError(f"the priors must all draw the same kind of targets, got {sorted(kinds)}")
+        if self.target_kind == "categorical":
+            ranges = {(prior.min_classes, prior.max_classes) for prior in self.priors}
+            if len(ranges) != 1:
+                raise ValueError(f"priors of labels must share min_classes and max_classes, got {sorted(ranges)}")
+
+    @property
+    def target_kind(self) -> str:
+        """What the components' targets are ("continuous" values or "categorical" labels)."""
+        return getattr(self.priors[0], "target_kind", "continuous")
+
+    @property
+    def min_classes(self) -> int:
+        """Priors of labels: the fewest classes a dataset has (the components')."""
+        return self.priors[0].min_classes
+
+    @property
+    def max_classes(self) -> int:
+        """Priors of labels: the most classes a dataset has (the components')."""
+        return self.priors[0].max_classes
 
     @property
     def max_features(self) -> int:
@@ -99,10 +130,13 @@ class MixturePrior:
             oracles.append(oracle)
         return (MixtureOracle(tuple(oracles)),)
 
-    def conditional(self, batch: Batch, n_context: int) -> NormalTargets | None:
+    def conditional(self, batch: Batch, n_context: int) -> NormalTargets | CategoricalTargets | None:
         """Each dataset's own component's conditional (:mod:`priorfit.priors.conditional`), computed by each
-        component on its own datasets only, or None when a component that drew some dataset declares none."""
+        component on its own datasets only, or None when a component that drew some dataset declares none.
+        Priors of labels: each query label's class probabilities, as its component drew them."""
         params = batch.params
+        if isinstance(params, LabelProbabilities):
+            return CategoricalTargets(params.probs[:, n_context:])
         component = params.component.to(batch.y.device)
         mean, std = torch.empty_like(batch.y[:, n_context:]), torch.empty_like(batch.y[:, n_context:])
         for k, (prior, part) in enumerate(zip(self.priors, params.parts)):
@@ -125,12 +159,37 @@ class MixturePrior:
         device: torch.device | str | None = None,
         n_context: int | None = None,
     ) -> Batch:
-        """``batch_size`` datasets, each from a component drawn by weight (module docstring)."""
+        """``batch_size`` datasets, each from a component drawn by weight (module docstring). Priors of labels:
+        one number of classes for the batch (as each component draws it), each component drawing only its own
+        datasets; the batch's params are then each point's class probabilities and each dataset's component
+        (``LabelMixtureParams``)."""
         check_int("batch_size", batch_size, minimum=1)
         component = torch.multinomial(self.probabilities, batch_size, replacement=True, generator=generator)
+        if self.target_kind == "categorical":
+            return self._sample_labels(component, n_points, generator, n_features, n_context)
         batches = [prior.sample(batch_size, n_points, generator, n_features=n_features, device=device,
                                 n_context=n_context) for prior in self.priors]
         pick = component.to(batches[0].y.device)
         x = torch.stack([b.x for b in batches])[pick, torch.arange(batch_size, device=pick.device)]
         y = torch.stack([b.y for b in batches])[pick, torch.arange(batch_size, device=pick.device)]
         return Batch(x=x, y=y, params=MixtureParams(component=component, parts=tuple(b.params for b in batches)))
+
+    def _sample_labels(self, component: Tensor, n_points: int, generator: torch.Generator, n_features: int | None,
+                       n_context: int | None) -> Batch:
+        n_context = n_points if n_context is None else check_int("n_context", n_context, minimum=1,
+                                                                 maximum=n_points)
+        n_classes = number_of_classes(self, n_context, generator)
+        x = y = probs = None
+        for k, prior in enumerate(self.priors):
+            rows = torch.nonzero(component == k).flatten()
+            if not len(rows):
+                continue
+            own = prior.sample(len(rows), n_points, generator, n_features=n_features, n_context=n_context,
+                               n_classes=n_classes)
+            if x is None:
+                x = own.x.new_zeros((len(component), *own.x.shape[1:]))
+                y = own.y.new_zeros((len(component), n_points))
+                probs = own.x.new_zeros((len(component), n_points, n_classes))
+            x[rows], y[rows] = own.x, own.y
+            probs[rows] = query_conditional(prior, own, 0).probs
+        return Batch(x=x, y=y, params=LabelMixtureParams(probs=probs, component=component))
