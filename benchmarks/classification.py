@@ -252,13 +252,25 @@ def real_table(data: dict) -> str:
 # the model's own prior
 
 
+def gp_component(prior):
+    """The GP classification prior a model was trained on: its prior, or a mixture's GP component (a model
+    trained on a mixture is scored on that component's data, against that component's exact posterior)."""
+    from priorfit.priors import GPClassificationPrior, MixturePrior
+
+    if isinstance(prior, MixturePrior):
+        prior = next((p for p in prior.priors if isinstance(p, GPClassificationPrior)), None)
+    if not isinstance(prior, GPClassificationPrior):
+        raise SystemExit("the model was trained on no GP classification prior, whose exact posterior this part uses")
+    return prior
+
+
 def run_prior(args) -> dict:
     from priorfit.exact.baselines import SklearnGPClassifier
     from priorfit.exact.classification import classification_predictive
     from priorfit.exact.reference import Task
     from priorfit.model.categorical import relabel_by_context
 
-    prior = load_model(args.model).prior
+    prior = gp_component(load_model(args.model).prior)
     store_path = Path(args.exact_store)
     store = json.loads(store_path.read_text()) if store_path.exists() else {}
     stored = store.get("posteriors", {})
@@ -347,7 +359,7 @@ def prior_table(data: dict) -> str:
 def run_exact_real(args) -> dict:
     from priorfit.exact.classification import classification_predictive
 
-    prior = load_model(args.model).prior
+    prior = gp_component(load_model(args.model).prior)
     names = (args.datasets or "iris").split(",")
     cells = []
     for source in SOURCES:
@@ -442,7 +454,8 @@ def main(argv: list[str] | None = None) -> int:
         data, text = run_latency(args), latency_text
     checkpoint = load_model(args.model)
     data.update(command="python benchmarks/classification.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-                model=str(args.model), model_step=checkpoint.metadata.get("step"), threads=args.threads,
+                model=str(args.model), model_step=checkpoint.metadata.get("step"),
+                model_weights_sha256=checkpoint.weights_sha256(), threads=args.threads,
                 torch_version=torch.__version__)
     out = RESULTS / (args.stem or f"classification_{args.part.replace('-', '_')}")
     atomic_write_json(out.with_suffix(".json"), data)

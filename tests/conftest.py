@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from priorfit.model.transformer import ModelConfig
-from priorfit.priors.gp import GPPrior
+from priorfit.preprocessing import context_input_scaling, scale_inputs
+from priorfit.priors.gp import GPPrior, cholesky_with_jitter
 from priorfit.priors.hyperpriors import LogNormal, Normal
 from priorfit.priors.kernels import Matern, Scale
 from priorfit.training import TrainConfig, train
@@ -104,3 +105,30 @@ def label_calibration_error(probs: np.ndarray, labels: np.ndarray) -> tuple[floa
         if gap > worst:
             worst, allowed = gap, 4 * np.sqrt(0.25 / inside.sum()) + 0.005
     return worst, allowed
+
+
+def gp_classification_importance_sampling(prior, x_ctx, y_ctx, x_qry, n_classes, draws=400_000, seed=0):
+    """The exact posterior predictive of a GP classification prior by self-normalised importance sampling:
+    E[softmax(g*) | labels] with (hyperparameters, means, latents) drawn from the prior, weighted by the labels'
+    likelihood. Returns the probabilities (`m x C`) and the weights' effective sample size."""
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.cat([x_ctx, x_qry])[None]
+    lo, width = context_input_scaling(x_ctx[None])
+    at = scale_inputs(x, lo, width)
+    n, total = x_ctx.shape[0], x.shape[1]
+    probs_sum, weight_sum, squares = 0.0, 0.0, 0.0
+    for _ in range(draws // 20_000):
+        params = prior.gp.sample_params(20_000, x_ctx.shape[1], generator)
+        means = prior.gp.mean.sample((20_000, n_classes), generator).double()
+        cov = prior.gp.kernel.forward(params.kernel, at.expand(20_000, -1, -1), at.expand(20_000, -1, -1))
+        chol = cholesky_with_jitter(cov, prior.gp.jitter)
+        z = torch.randn(20_000, total, n_classes, generator=generator, dtype=torch.float64)
+        eta = torch.randn(20_000, total, n_classes, generator=generator, dtype=torch.float64)
+        g = means[:, None, :] + chol @ z + params.noise_std[:, None, None] * eta
+        labels = y_ctx.long()[None, :, None].expand(20_000, -1, 1)
+        log_lik = torch.log_softmax(g[:, :n], -1).gather(2, labels).sum((1, 2))
+        w = log_lik.exp()
+        probs_sum = probs_sum + (w[:, None, None] * torch.softmax(g[:, n:], -1)).sum(0)
+        weight_sum += float(w.sum())
+        squares += float(w.square().sum())
+    return probs_sum / weight_sum, weight_sum ** 2 / squares

@@ -50,6 +50,11 @@ class Checkpoint:
             return None
         return training.get("max_context") or training["n_points"] - 1
 
+    def weights_sha256(self) -> str:
+        """A sha256 of the network's weights alone: equal for two checkpoints of the same weights whatever their
+        metadata (a benchmark's results file names the weights it measured; shipping checks them)."""
+        return _digest("", self.model.state_dict())
+
 
 def _digest(meta_json: str, tensors: dict[str, torch.Tensor]) -> str:
     h = hashlib.sha256(meta_json.encode())

@@ -108,7 +108,11 @@ def _cmd_predict(args: argparse.Namespace) -> int:
                 for i in range(len(Xq))]
         _write_csv(args.out, features + names, rows)
         return 0
-    y = _numbers(header, train, [target], args.train, "--train")[:, 0]
+    try:
+        y = _numbers(header, train, [target], args.train, "--train")[:, 0]
+    except PriorfitError as err:
+        raise PriorfitError(f"{err}. For a target of class labels, pass --model classifier (the shipped "
+                            "classifier) or another classifier checkpoint") from None
     try:
         quantiles = [float(q) for q in args.quantiles.split(",")]
     except ValueError:

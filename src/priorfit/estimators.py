@@ -240,8 +240,8 @@ class PFNClassifier(ClassifierMixin, BaseEstimator):
     ----------
     model : str, path or None, default=None
         A classifier checkpoint written by ``priorfit train`` (a prior of class labels, e.g.
-        ``configs/classifier.json``) or the name of a shipped one; None uses the shipped ``classifier`` (none ships
-        yet: it is in training).
+        ``configs/classifier.json``) or the name of a shipped one; None uses the shipped ``classifier`` (up to 8
+        features, 10 classes and 256 training points; its measured report is in its metadata, ``fidelity``).
     ensemble_size : int, default=1
         Average the class probabilities of up to this many transformed copies of the training data: the classes
         renumbered at random, and the input features reordered or reflected where the model's prior is invariant

@@ -10,9 +10,9 @@ import torch
 
 from priorfit.exact.classification import classification_predictive
 from priorfit.exceptions import InputDataError
-from priorfit.preprocessing import context_input_scaling, scale_inputs
 from priorfit.priors import RBF, GPClassificationPrior, GPPrior, LogNormal, Normal, Scale
-from priorfit.priors.gp import cholesky_with_jitter
+
+from conftest import gp_classification_importance_sampling
 
 
 def _prior() -> GPClassificationPrior:
@@ -21,37 +21,12 @@ def _prior() -> GPClassificationPrior:
     return GPClassificationPrior(gp=gp, max_classes=3)
 
 
-def _importance_sampling(prior, x_ctx, y_ctx, x_qry, n_classes, draws=400_000, seed=0):
-    """E[softmax(g*) | labels] with (hyperparameters, means, latents) drawn from the prior, weighted by the
-    labels' likelihood."""
-    generator = torch.Generator().manual_seed(seed)
-    x = torch.cat([x_ctx, x_qry])[None]
-    lo, width = context_input_scaling(x_ctx[None])
-    at = scale_inputs(x, lo, width)
-    n, total = x_ctx.shape[0], x.shape[1]
-    probs_sum, weight_sum, squares = 0.0, 0.0, 0.0
-    for _ in range(draws // 20_000):
-        params = prior.gp.sample_params(20_000, 1, generator)
-        means = prior.gp.mean.sample((20_000, n_classes), generator).double()
-        cov = prior.gp.kernel.forward(params.kernel, at.expand(20_000, -1, -1), at.expand(20_000, -1, -1))
-        chol = cholesky_with_jitter(cov, prior.gp.jitter)
-        z = torch.randn(20_000, total, n_classes, generator=generator, dtype=torch.float64)
-        eta = torch.randn(20_000, total, n_classes, generator=generator, dtype=torch.float64)
-        g = means[:, None, :] + chol @ z + params.noise_std[:, None, None] * eta
-        log_lik = torch.log_softmax(g[:, :n], -1).gather(2, y_ctx.long()[None, :, None].expand(20_000, -1, 1)).sum((1, 2))
-        w = log_lik.exp()
-        probs_sum = probs_sum + (w[:, None, None] * torch.softmax(g[:, n:], -1)).sum(0)
-        weight_sum += float(w.sum())
-        squares += float(w.square().sum())
-    return probs_sum / weight_sum, weight_sum ** 2 / squares
-
-
 def test_nuts_matches_importance_sampling_on_a_small_context():
     prior = _prior()
     x_ctx = torch.tensor([[0.1], [0.35], [0.5], [0.8], [0.95]], dtype=torch.float64)
     y_ctx = torch.tensor([0.0, 0.0, 1.0, 2.0, 1.0], dtype=torch.float64)
     x_qry = torch.tensor([[0.0], [0.4], [0.7], [1.2]], dtype=torch.float64)
-    exact, ess = _importance_sampling(prior, x_ctx, y_ctx, x_qry, 3)
+    exact, ess = gp_classification_importance_sampling(prior, x_ctx, y_ctx, x_qry, 3)
     assert ess > 10_000
     nuts = classification_predictive(prior, x_ctx, y_ctx, x_qry, num_warmup=300, num_samples=300, num_chains=2)
     assert nuts.diagnostics["max_r_hat"] < 1.05

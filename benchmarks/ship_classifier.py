@@ -1,0 +1,55 @@
+"""Ship a trained classifier inside the package, with its measured report in its metadata.
+
+  python benchmarks/ship_classifier.py runs/classifier --prior benchmarks/results/classification_prior_gp.json \
+      --real benchmarks/results/classification_real_gp.json --latency benchmarks/results/classification_latency_gp.json
+
+Each results file is one part of ``benchmarks/classification.py`` (``--part prior``, ``real``, ``latency``) run on
+this checkpoint: the script refuses a part measured on other weights (``model_weights_sha256``), then writes
+src/priorfit/models/<name>.safetensors with ``metadata["fidelity"]`` = {"kind": "classification", "prior": ...,
+"real": ..., "latency": ...} (each part's summary, cells and command).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from priorfit.checkpoint import save_checkpoint
+from priorfit.models import load_model
+
+ROOT = Path(__file__).resolve().parents[1]
+PARTS = ("prior", "real", "latency")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("checkpoint", help="a classifier checkpoint, or a training run's folder")
+    for part in PARTS:
+        parser.add_argument(f"--{part}", required=True, metavar="JSON",
+                            help=f"benchmarks/classification.py --part {part}'s results file for this checkpoint")
+    parser.add_argument("--name", default="classifier", help="the shipped model's name (default: classifier)")
+    args = parser.parse_args(argv)
+
+    ckpt = load_model(args.checkpoint)
+    if not ckpt.model_config.n_classes:
+        raise SystemExit(f"{args.checkpoint} is a regression PFN, not a classifier")
+    weights = ckpt.weights_sha256()
+    report = {"kind": "classification"}
+    for part in PARTS:
+        path = Path(getattr(args, part))
+        data = json.loads(path.read_text())
+        if data.get("model_weights_sha256") != weights:
+            raise SystemExit(f"--{part} {path} was measured on other weights than {args.checkpoint}'s "
+                             f"(step {data.get('model_step')} against {ckpt.metadata.get('step')})")
+        report[part] = {k: v for k, v in data.items() if k != "model"} | {"results_file": str(path)}
+    meta = {k: v for k, v in ckpt.metadata.items() if k not in ("format", "model_config", "prior")}
+    meta["fidelity"] = report
+    out = save_checkpoint(ROOT / "src" / "priorfit" / "models" / f"{args.name}.safetensors", ckpt.model,
+                          ckpt.bar_distribution, ckpt.prior, meta)
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB) at step {ckpt.metadata.get('step')}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,69 @@
+"""The shipped classifier, called as users call it, against the exact posterior of its GP classification prior.
+
+``PFNClassifier()`` with its defaults, on fixed 1-D contexts in odd units with text labels, against the GP
+prior's posterior predictive by importance sampling from the prior (no MCMC). A model trained on a mixture of
+that prior with others is held to its GP component: on such small contexts the component is far from
+identified, so the bounds leave room for that too. This is the report's smoke alarm, not the report
+(``metadata["fidelity"]``, from benchmarks/classification.py): a classifier that lost its calibration, or an
+estimator that stopped feeding it as it was trained, fails here.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import torch
+
+from priorfit.estimators import PFNClassifier
+from priorfit.exceptions import OutOfDomainWarning
+from priorfit.models import load_model
+from priorfit.priors import GPClassificationPrior, MixturePrior
+
+from conftest import gp_classification_importance_sampling
+
+#: (inputs, labels, classes) of the three contexts.
+CONTEXTS = (
+    (np.array([0.1, 0.35, 0.5, 0.8, 0.95, 0.6]), np.array([0, 0, 1, 1, 1, 0]), 2),
+    (np.array([0.0, 0.2, 0.4, 0.6, 0.8, 1.0]), np.array([0, 0, 1, 1, 2, 2]), 3),
+    (np.array([0.05, 0.3, 0.33, 0.7, 0.72, 0.9, 0.1]), np.array([1, 0, 0, 1, 1, 0, 1]), 2),
+)
+NAMES = np.array(["setosa", "versicolor", "virginica"])
+#: Bounds on the largest and the mean absolute error of a class probability per context. The GP classifier
+#: that shipped first: largest 0.047 / 0.116 / 0.041, mean 0.017 / 0.054 / 0.018; the contexts' class
+#: frequencies (no model): largest 0.23 / 0.31 / 0.20.
+LARGEST_ERROR = 0.15
+MEAN_ERROR = 0.08
+
+
+def _gp_prior() -> GPClassificationPrior:
+    prior = load_model("classifier").prior
+    if isinstance(prior, MixturePrior):
+        prior = next(p for p in prior.priors if isinstance(p, GPClassificationPrior))
+    assert isinstance(prior, GPClassificationPrior)
+    return prior
+
+
+def test_the_shipped_classifier_carries_its_report():
+    fidelity = load_model("classifier").metadata["fidelity"]
+    assert fidelity["kind"] == "classification"
+    assert {"prior", "real", "latency"} <= set(fidelity)
+    assert fidelity["real"]["summary"]["cells"] >= 19 and fidelity["prior"]["cells"]
+
+
+def test_the_default_classifier_is_near_the_exact_gp_posterior_in_any_units():
+    prior = _gp_prior()
+    for k, (x, y, n_classes) in enumerate(CONTEXTS):
+        xq = np.linspace(-0.05, 1.05, 9)
+        exact, ess = gp_classification_importance_sampling(
+            prior, torch.tensor(x)[:, None], torch.tensor(y, dtype=torch.float64), torch.tensor(xq)[:, None],
+            n_classes, draws=200_000, seed=k)
+        assert ess > 1000
+        scale, shift = 10.0 ** (2 - k), -3e3 * (k - 1)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", OutOfDomainWarning)  # two queries lie just outside the context
+            clf = PFNClassifier().fit((scale * x + shift)[:, None], NAMES[y])
+            proba = clf.predict_proba((scale * xq + shift)[:, None])
+        assert list(clf.classes_) == list(NAMES[:n_classes])
+        error = np.abs(proba - exact.numpy())
+        assert error.max() < LARGEST_ERROR and error.mean() < MEAN_ERROR, (k, error.max(), error.mean())
