@@ -83,3 +83,20 @@ def test_every_shipped_training_config_loads():
     root = Path(__file__).resolve().parents[1] / "configs"
     for path in sorted(root.glob("*.json")):
         assert isinstance(load_json(path, TrainJob), TrainJob), path.name
+
+
+def test_every_shipped_config_s_prior_fits_its_model():
+    """A config whose prior drew more features or classes than its model takes (an `extends` merge gone wrong,
+    say) would fail only when its training resumed, hours later: every config is held to it here."""
+    from pathlib import Path
+
+    from priorfit.config import load_json
+    from priorfit.training import TrainJob
+
+    for path in sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.json")):
+        job = load_json(path, TrainJob)
+        assert job.prior.max_features == job.model.max_features, path.name
+        if getattr(job.prior, "target_kind", "continuous") == "categorical":
+            assert job.model.n_classes >= job.prior.max_classes, path.name
+        else:
+            assert job.model.n_classes == 0, path.name
