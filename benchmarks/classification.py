@@ -160,7 +160,7 @@ def stratified_split(y: np.ndarray, n: int, seed: int) -> tuple[np.ndarray, np.n
 def run_real(args) -> dict:
     from sklearn.metrics import log_loss
 
-    makers = {"pfn": lambda d: PFNClassifier(model=args.model), **baselines()}
+    makers = {"pfn": lambda d: PFNClassifier(model=args.model, ensemble_size=args.ensemble), **baselines()}
     stored = {}
     if args.baselines_from:  # the baselines' figures on the same seeded splits, from an earlier run
         for cell in json.loads(Path(args.baselines_from).read_text())["cells"]:
@@ -432,6 +432,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--features", default=",".join(map(str, PRIOR_FEATURES)), help="prior: the cells' d")
     parser.add_argument("--contexts", default=",".join(map(str, PRIOR_CONTEXTS)), help="prior: the cells' n")
+    parser.add_argument("--ensemble", type=int, default=1,
+                        help="real: the PFN's ensemble_size (class renumberings and input symmetries; default 1)")
     parser.add_argument("--baselines-from", default=None, metavar="JSON",
                         help="real: take the baselines' figures from this results file of an earlier run (the same "
                              "seeded splits) and fit only the PFN")
