@@ -8,6 +8,10 @@ is drawn for the whole batch and each dataset keeps its own component's draw; th
 batch (sampling is a small share of a training step) and keeps every dataset's latent values in one tree per
 component, sliceable like any other.
 
+Priors of labels (``target_kind`` "categorical") mix too: a batch then has one number of classes, drawn as each
+component would draw it, and each component draws only its own datasets (a labelled dataset carries its class
+probabilities at every point, which is all training needs of it).
+
 Its oracle is the oracle of the component each dataset was drawn from, told that component; the Bayes marginal
 over components needs each component's evidence and is not provided.
 """
@@ -176,6 +180,7 @@ class MixturePrior:
 
     def _sample_labels(self, component: Tensor, n_points: int, generator: torch.Generator, n_features: int | None,
                        n_context: int | None) -> Batch:
+        """A batch of labelled datasets: the ``component`` each dataset comes from is given (see ``sample``)."""
         n_context = n_points if n_context is None else check_int("n_context", n_context, minimum=1,
                                                                  maximum=n_points)
         n_classes = number_of_classes(self, n_context, generator)
