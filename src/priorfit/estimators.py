@@ -241,7 +241,8 @@ class PFNClassifier(ClassifierMixin, BaseEstimator):
     model : str, path or None, default=None
         A classifier checkpoint written by ``priorfit train`` (a prior of class labels, e.g.
         ``configs/classifier.json``) or the name of a shipped one; None uses the shipped ``classifier`` (up to 8
-        features, 10 classes and 256 training points; its measured report is in its metadata, ``fidelity``).
+        features, 10 classes and 256 training points; its measured report is in its metadata, ``fidelity``);
+        ``"tabular"`` names the shipped model for real tabular data (docs/classification.md).
     ensemble_size : int, default=1
         Average the class probabilities of up to this many transformed copies of the training data: the classes
         renumbered at random, and the input features reordered or reflected where the model's prior is invariant
@@ -269,7 +270,7 @@ class PFNClassifier(ClassifierMixin, BaseEstimator):
     >>> import numpy as np
     >>> from priorfit import PFNClassifier
     >>> X = np.linspace(0, 1, 30)[:, None]; y = np.where(X[:, 0] > 0.5, "high", "low")
-    >>> clf = PFNClassifier(model="runs/classifier").fit(X, y)  # doctest: +SKIP
+    >>> clf = PFNClassifier(model="tabular").fit(X, y)  # doctest: +SKIP
     >>> clf.predict_proba([[0.1], [0.9]]).shape  # doctest: +SKIP
     (2, 2)
     """
