@@ -68,6 +68,9 @@ def test_the_default_classifier_is_near_the_exact_gp_posterior_in_any_units():
         assert list(clf.classes_) == list(NAMES[:n_classes])
         error = np.abs(proba - exact.numpy())
         assert error.max() < LARGEST_ERROR and error.mean() < MEAN_ERROR, (k, error.max(), error.mean())
+        # and far closer than the context's class frequencies, which know nothing of where the query is
+        frequencies = np.bincount(y, minlength=n_classes) / len(y)
+        assert error.mean() < 0.5 * np.abs(frequencies - exact.numpy()).mean(), k
 
 
 def test_the_tabular_classifier_carries_its_report_and_beats_the_gp_classifier_on_real_data():

@@ -642,7 +642,7 @@ def train(
         bar_iter.set_postfix(loss="-" if loss_ema is None else f"{loss_ema:.4f}", datasets_per_s=f"{rate:.0f}",
                              refresh=False)
     bar_iter.close()
-    if resumed and steps_timed == 0:  # a finished state resumed: write the weights it holds
+    if resumed and steps_timed == 0 and step >= train_config.steps:  # a finished state: write the weights it holds
         save()
     elapsed = time.perf_counter() - t_start
     return TrainResult(out_dir / MODEL_FILE, step, history,
