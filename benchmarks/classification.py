@@ -272,11 +272,37 @@ def gp_component(prior):
     return prior
 
 
+def prior_datasets(prior, model, d: int, n: int, count: int, generator_seed: int, units_seed: int):
+    """Up to ``count`` datasets (at most ``50 * count`` draws) of the GP classification prior whose context holds
+    every class they were drawn with (the data a classifier is fitted to), each as ``(draw, batch, labels,
+    mapping, proba)``: its draw number, the batch of one, the labels renumbered by the context (sorted, as the
+    classifier numbers classes) and that renumbering, and the PFN's query probabilities through
+    ``PFNClassifier`` on the data in the user's units (each feature scaled and shifted at random)."""
+    from priorfit.model.categorical import relabel_by_context
+
+    generator = torch.Generator().manual_seed(generator_seed)
+    rng = np.random.default_rng(units_seed)
+    kept = 0
+    for draw in range(1, 50 * count + 1):
+        if kept == count:
+            return
+        batch = prior.sample(1, n + PRIOR_QUERIES, generator, n_features=d, n_context=n)
+        labels, k, mapping = relabel_by_context(batch.y, n)
+        if int(k[0]) != batch.params.latents.shape[-1]:
+            continue  # the context misses a class: not data a classifier is fitted to
+        x, y = batch.x[0].numpy(), labels[0].numpy()
+        raw = x * rng.uniform(0.01, 100.0, d) + rng.normal(0.0, 10.0, d)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", OutOfDomainWarning)
+            proba = PFNClassifier(model=model).fit(raw[:n], y[:n]).predict_proba(raw[n:])
+        kept += 1
+        yield draw, batch, labels[0], mapping[0], proba
+
+
 def run_prior(args) -> dict:
     from priorfit.exact.baselines import SklearnGPClassifier
     from priorfit.exact.classification import classification_predictive
     from priorfit.exact.reference import Task
-    from priorfit.model.categorical import relabel_by_context
 
     prior = gp_component(load_model(args.model).prior)
     store_path = Path(args.exact_store)
@@ -287,33 +313,22 @@ def run_prior(args) -> dict:
     cells = []
     for d in args.features:
         for n in args.contexts:
-            generator = torch.Generator().manual_seed(derive_seed(args.seed, d, n))
-            rng = np.random.default_rng(derive_seed(args.seed, d, n, 1))
             gaps, pfn_losses, exact_losses, proba_all, truth_all, r_hats, ess = [], [], [], [], [], [], []
             exact_conf, exact_hit, ml2_losses = [], [], []
-            drawn = 0
-            while len(gaps) < args.datasets and drawn < 50 * args.datasets:
-                batch = prior.sample(1, n + PRIOR_QUERIES, generator, n_features=d, n_context=n)
-                drawn += 1
-                labels, k, _ = relabel_by_context(batch.y, n)
-                if int(k[0]) != batch.params.latents.shape[-1]:
-                    continue  # the context misses a class: not data a classifier is fitted to
-                x, y = batch.x[0].numpy(), labels[0].numpy()
-                raw = x * rng.uniform(0.01, 100.0, d) + rng.normal(0.0, 10.0, d)  # the user's units
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", OutOfDomainWarning)
-                    proba = PFNClassifier(model=args.model).fit(raw[:n], y[:n]).predict_proba(raw[n:])
-                q = y[n:]
+            for drawn, batch, labels, _, proba in prior_datasets(
+                    prior, args.model, d, n, args.datasets, derive_seed(args.seed, d, n),
+                    derive_seed(args.seed, d, n, 1)):
+                q = labels[n:].numpy()
                 key = f"seed={args.seed} d={d} n={n} draw={drawn} warmup={args.warmup} samples={args.samples}"
-                digest = hashlib.sha256(batch.x[0].numpy().tobytes() + labels[0].numpy().tobytes()).hexdigest()[:16]
-                fingerprint = [float(batch.x[0].sum()), int(labels[0].sum()), digest]
+                digest = hashlib.sha256(batch.x[0].numpy().tobytes() + labels.numpy().tobytes()).hexdigest()[:16]
+                fingerprint = [float(batch.x[0].sum()), int(labels.sum()), digest]
                 if key in stored and stored[key]["fingerprint"] == fingerprint[:2]:  # stored before the digest
                     stored[key]["fingerprint"] = fingerprint
                 if key not in stored or stored[key]["fingerprint"] != fingerprint:
-                    exact = classification_predictive(prior, batch.x[0, :n], labels[0, :n].double(),
+                    exact = classification_predictive(prior, batch.x[0, :n], labels[:n].double(),
                                                       batch.x[0, n:], num_warmup=args.warmup,
                                                       num_samples=args.samples, num_chains=2, seed=len(gaps))
-                    ml2 = SklearnGPClassifier().predict(Task(batch.x[0, :n], labels[0, :n].double(),
+                    ml2 = SklearnGPClassifier().predict(Task(batch.x[0, :n], labels[:n].double(),
                                                              batch.x[0, n:]), 0)
                     stored[key] = dict(fingerprint=fingerprint, probs=exact.probs.numpy().round(6).tolist(),
                                        ml2_loss=None if ml2.failed else float(-ml2.predictive.log_prob(q).mean()),
@@ -372,29 +387,16 @@ def run_calibration(args) -> dict:
     """ECE of the PFN's top-label confidences on many datasets of its GP prior, with the oracle's (each query's
     true class probabilities) on the same labels as the noise floor: exact Bayes is calibrated over its prior,
     so a cell's ECE above the oracle's is the PFN's own miscalibration."""
-    from priorfit.model.categorical import relabel_by_context
-
     prior = gp_component(load_model(args.model).prior)
     cells = []
     for d in args.features:
         for n in args.contexts:
-            generator = torch.Generator().manual_seed(derive_seed(args.seed, d, n, 2))
-            rng = np.random.default_rng(derive_seed(args.seed, d, n, 3))
             conf, hit, oracle_conf, oracle_hit, losses, oracle_losses = [], [], [], [], [], []
-            drawn = 0
-            while len(losses) < args.datasets and drawn < 50 * args.datasets:
-                batch = prior.sample(1, n + PRIOR_QUERIES, generator, n_features=d, n_context=n)
-                drawn += 1
-                labels, k, mapping = relabel_by_context(batch.y, n)
-                if int(k[0]) != batch.params.latents.shape[-1]:
-                    continue
-                x, y = batch.x[0].numpy(), labels[0].numpy()
-                raw = x * rng.uniform(0.01, 100.0, d) + rng.normal(0.0, 10.0, d)
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", OutOfDomainWarning)
-                    proba = PFNClassifier(model=args.model).fit(raw[:n], y[:n]).predict_proba(raw[n:])
-                truth = torch.softmax(batch.params.latents[0, n:], -1)[:, mapping[0].argsort()].numpy()
-                q = y[n:]
+            for _, batch, labels, mapping, proba in prior_datasets(
+                    prior, args.model, d, n, args.datasets, derive_seed(args.seed, d, n, 2),
+                    derive_seed(args.seed, d, n, 3)):
+                truth = torch.softmax(batch.params.latents[0, n:], -1)[:, mapping.argsort()].numpy()
+                q = labels[n:].numpy()
                 for p, cs, hs, ls in ((proba, conf, hit, losses), (truth, oracle_conf, oracle_hit, oracle_losses)):
                     top = top_label(p, q)
                     cs.append(top[0])

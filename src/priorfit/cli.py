@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import csv
 import io
+import math
 import sys
 import time
 from pathlib import Path
@@ -27,7 +28,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     result = train(job.prior, job.model, job.training, args.out, resume=not args.no_resume,
                    progress=not args.quiet, stop_after=args.stop_after, reschedule=args.reschedule,
                    init_from=args.init_from)
-    rate = "no steps left to train" if result.datasets_per_second != result.datasets_per_second else (
+    rate = "no steps left to train" if math.isnan(result.datasets_per_second) else (
         f"{result.datasets_per_second:.0f} datasets/s")
     print(f"wrote {result.checkpoint} at step {result.step} ({rate})")
     return 0

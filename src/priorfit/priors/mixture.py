@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 
 from priorfit.config import register
-from priorfit.priors.base import Batch, Prior, Symmetries
+from priorfit.priors.base import Batch, Prior, Symmetries, sample_arguments
 from priorfit.priors.classification import CategoricalTargets, LabelProbabilities, number_of_classes
 from priorfit.priors.conditional import NormalTargets, query_conditional
 from priorfit.priors.params import Params
@@ -181,8 +181,8 @@ class MixturePrior:
     def _sample_labels(self, component: Tensor, n_points: int, generator: torch.Generator, n_features: int | None,
                        n_context: int | None) -> Batch:
         """A batch of labelled datasets: the ``component`` each dataset comes from is given (see ``sample``)."""
-        n_context = n_points if n_context is None else check_int("n_context", n_context, minimum=1,
-                                                                 maximum=n_points)
+        n_features, n_context = sample_arguments(len(component), n_points, n_features, n_context,
+                                                 self.max_features)
         n_classes = number_of_classes(self, n_context, generator)
         x = y = probs = None
         for k, prior in enumerate(self.priors):
