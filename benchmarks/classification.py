@@ -9,10 +9,13 @@ data in raw units: each feature scaled by a random factor and shifted), of the B
 classifier (scikit-learn's Laplace fit, ``priorfit.exact.baselines.SklearnGPClassifier``), the gap with its standard
 error over datasets, the expected calibration error (top-label, 10 equal-width bins, pooled over the cell's
 queries) of the PFN and of the exact posterior (whose ECE is the noise floor of a cell this size: calibrated
-probabilities still show one), and the chains' worst R-hat and least ESS.
+probabilities still show one), and the chains' worst R-hat and least ESS. With ``--component bnn`` the datasets
+come from the model's BNN classification prior (a mixture's BNN component) and the exact posterior is tempered SMC
+over the network's weights (``priorfit.exact.bnn_classification``, 4 runs of ``--particles``; R-hat and ESS with
+the runs as chains); no ML-II column.
 
 ``calibration``: the ECE target judged where it can be: ``--datasets`` (default 500) datasets per cell of the
-model's GP prior (d = 1, 2, 4, n = 8, 32, 128; 64 queries each), the PFN's top-label ECE pooled over the cell,
+model's GP prior (or ``--component bnn``: its BNN prior) (d = 1, 2, 4, n = 8, 32, 128; 64 queries each), the PFN's top-label ECE pooled over the cell,
 beside the oracle's (the queries' true class probabilities, the dataset's latents) on the same labels: calibrated
 probabilities too, so its ECE is the cell's noise floor. No MCMC: exact Bayes is calibrated over its prior, as
 the oracle is.
@@ -260,20 +263,36 @@ def real_table(data: dict) -> str:
 # the model's own prior
 
 
-def gp_component(prior):
-    """The GP classification prior a model was trained on: its prior, or a mixture's GP component (a model
-    trained on a mixture is scored on that component's data, against that component's exact posterior)."""
-    from priorfit.priors import GPClassificationPrior, MixturePrior
+COMPONENTS = ("gp", "bnn")
 
+
+def prior_component(prior, component: str = "gp"):
+    """The classification prior a model was trained on, of the kind ``component`` names ("gp": a
+    ``GPClassificationPrior``, "bnn": a ``BNNClassificationPrior``): its prior, or a mixture's component of that
+    kind (a model trained on a mixture is scored on that component's data, against that component's exact
+    posterior)."""
+    from priorfit.priors import BNNClassificationPrior, GPClassificationPrior, MixturePrior
+
+    kind = {"gp": GPClassificationPrior, "bnn": BNNClassificationPrior}[component]
     if isinstance(prior, MixturePrior):
-        prior = next((p for p in prior.priors if isinstance(p, GPClassificationPrior)), None)
-    if not isinstance(prior, GPClassificationPrior):
-        raise SystemExit("the model was trained on no GP classification prior, whose exact posterior this part uses")
+        prior = next((p for p in prior.priors if isinstance(p, kind)), None)
+    if not isinstance(prior, kind):
+        raise SystemExit(f"the model was trained on no {kind.__name__}, whose exact posterior this part uses")
     return prior
 
 
+def oracle_probabilities(params, n: int) -> torch.Tensor:
+    """The query labels' true class probabilities (`m x C`) of a dataset of one: the softmax of its latents (GP
+    classification) or the probabilities it states (BNN classification)."""
+    from priorfit.priors import ClassificationParams
+
+    if isinstance(params, ClassificationParams):
+        return torch.softmax(params.latents[0, n:], -1)
+    return params.probs[0, n:]
+
+
 def prior_datasets(prior, model, d: int, n: int, count: int, generator_seed: int, units_seed: int):
-    """Up to ``count`` datasets (at most ``50 * count`` draws) of the GP classification prior whose context holds
+    """Up to ``count`` datasets (at most ``50 * count`` draws) of the classification ``prior`` whose context holds
     every class they were drawn with (the data a classifier is fitted to), each as ``(draw, batch, labels,
     mapping, proba)``: its draw number, the batch of one, the labels renumbered by the context (sorted, as the
     classifier numbers classes) and that renumbering, and the PFN's query probabilities through
@@ -288,7 +307,7 @@ def prior_datasets(prior, model, d: int, n: int, count: int, generator_seed: int
             return
         batch = prior.sample(1, n + PRIOR_QUERIES, generator, n_features=d, n_context=n)
         labels, k, mapping = relabel_by_context(batch.y, n)
-        if int(k[0]) != batch.params.latents.shape[-1]:
+        if int(k[0]) != oracle_probabilities(batch.params, n).shape[-1]:
             continue  # the context misses a class: not data a classifier is fitted to
         x, y = batch.x[0].numpy(), labels[0].numpy()
         raw = x * rng.uniform(0.01, 100.0, d) + rng.normal(0.0, 10.0, d)
@@ -299,12 +318,31 @@ def prior_datasets(prior, model, d: int, n: int, count: int, generator_seed: int
         yield draw, batch, labels[0], mapping[0], proba
 
 
-def run_prior(args) -> dict:
+def exact_entry(prior, args, batch, labels, n: int, seed: int) -> dict:
+    """The exact posterior predictive of one dataset's queries under ``prior`` (NUTS for GP classification,
+    tempered SMC for BNN classification) with its diagnostics, and the ML-II GP classifier's log loss (GP
+    classification only): a store entry."""
     from priorfit.exact.baselines import SklearnGPClassifier
+    from priorfit.exact.bnn_classification import bnn_classification_predictive
     from priorfit.exact.classification import classification_predictive
     from priorfit.exact.reference import Task
 
-    prior = gp_component(load_model(args.model).prior)
+    x_ctx, y_ctx, x_qry = batch.x[0, :n], labels[:n].double(), batch.x[0, n:]
+    if args.component == "gp":
+        exact = classification_predictive(prior, x_ctx, y_ctx, x_qry, num_warmup=args.warmup,
+                                          num_samples=args.samples, num_chains=2, seed=seed)
+        ml2 = SklearnGPClassifier().predict(Task(x_ctx, y_ctx, x_qry), 0)
+        ml2_loss = None if ml2.failed else float(-ml2.predictive.log_prob(labels[n:].numpy()).mean())
+    else:
+        exact = bnn_classification_predictive(prior, x_ctx, y_ctx, x_qry, num_particles=args.particles,
+                                              num_runs=4, seed=seed)
+        ml2_loss = None
+    return dict(probs=exact.probs.numpy().round(6).tolist(), ml2_loss=ml2_loss,
+                max_r_hat=float(exact.diagnostics["max_r_hat"]), min_ess=float(exact.diagnostics["min_ess"]))
+
+
+def run_prior(args) -> dict:
+    prior = prior_component(load_model(args.model).prior, args.component)
     store_path = Path(args.exact_store)
     store = json.loads(store_path.read_text()) if store_path.exists() else {}
     stored = store.get("posteriors", {})
@@ -319,21 +357,16 @@ def run_prior(args) -> dict:
                     prior, args.model, d, n, args.datasets, derive_seed(args.seed, d, n),
                     derive_seed(args.seed, d, n, 1)):
                 q = labels[n:].numpy()
-                key = f"seed={args.seed} d={d} n={n} draw={drawn} warmup={args.warmup} samples={args.samples}"
+                settings = (f"warmup={args.warmup} samples={args.samples}" if args.component == "gp" else
+                            f"particles={args.particles} runs=4")
+                key = f"seed={args.seed} d={d} n={n} draw={drawn} {settings}"
                 digest = hashlib.sha256(batch.x[0].numpy().tobytes() + labels.numpy().tobytes()).hexdigest()[:16]
                 fingerprint = [float(batch.x[0].sum()), int(labels.sum()), digest]
                 if key in stored and stored[key]["fingerprint"] == fingerprint[:2]:  # stored before the digest
                     stored[key]["fingerprint"] = fingerprint
                 if key not in stored or stored[key]["fingerprint"] != fingerprint:
-                    exact = classification_predictive(prior, batch.x[0, :n], labels[:n].double(),
-                                                      batch.x[0, n:], num_warmup=args.warmup,
-                                                      num_samples=args.samples, num_chains=2, seed=len(gaps))
-                    ml2 = SklearnGPClassifier().predict(Task(batch.x[0, :n], labels[:n].double(),
-                                                             batch.x[0, n:]), 0)
-                    stored[key] = dict(fingerprint=fingerprint, probs=exact.probs.numpy().round(6).tolist(),
-                                       ml2_loss=None if ml2.failed else float(-ml2.predictive.log_prob(q).mean()),
-                                       max_r_hat=float(exact.diagnostics["max_r_hat"]),
-                                       min_ess=float(exact.diagnostics["min_ess"]))
+                    stored[key] = dict(fingerprint=fingerprint, **exact_entry(prior, args, batch, labels, n,
+                                                                              seed=len(gaps)))
                     atomic_write_json(store_path, dict(prior=to_dict(prior), posteriors=stored))
                 entry = stored[key]
                 exact_probs = np.asarray(entry["probs"])
@@ -352,7 +385,7 @@ def run_prior(args) -> dict:
                 r_hats.append(entry["max_r_hat"])
                 ess.append(entry["min_ess"])
             cell = dict(d=d, n=n, datasets=len(gaps), pfn=float(np.mean(pfn_losses)),
-                        exact=float(np.mean(exact_losses)), ml2=float(np.nanmean(ml2_losses)),
+                        exact=float(np.mean(exact_losses)), ml2=float(np.nanmean(ml2_losses)) if np.isfinite(ml2_losses).any() else math.nan,
                         ml2_failures=int(np.sum(np.isnan(ml2_losses))),
                         gap=float(np.mean(gaps)), gap_se=float(np.std(gaps, ddof=1) / np.sqrt(len(gaps))),
                         ece=calibration_error(np.concatenate(proba_all), np.concatenate(truth_all)),
@@ -387,7 +420,7 @@ def run_calibration(args) -> dict:
     """ECE of the PFN's top-label confidences on many datasets of its GP prior, with the oracle's (each query's
     true class probabilities) on the same labels as the noise floor: exact Bayes is calibrated over its prior,
     so a cell's ECE above the oracle's is the PFN's own miscalibration."""
-    prior = gp_component(load_model(args.model).prior)
+    prior = prior_component(load_model(args.model).prior, args.component)
     cells = []
     for d in args.features:
         for n in args.contexts:
@@ -395,7 +428,7 @@ def run_calibration(args) -> dict:
             for _, batch, labels, mapping, proba in prior_datasets(
                     prior, args.model, d, n, args.datasets, derive_seed(args.seed, d, n, 2),
                     derive_seed(args.seed, d, n, 3)):
-                truth = torch.softmax(batch.params.latents[0, n:], -1)[:, mapping.argsort()].numpy()
+                truth = oracle_probabilities(batch.params, n)[:, mapping.argsort()].numpy()
                 q = labels[n:].numpy()
                 for p, cs, hs, ls in ((proba, conf, hit, losses), (truth, oracle_conf, oracle_hit, oracle_losses)):
                     top = top_label(p, q)
@@ -425,7 +458,7 @@ def calibration_table(data: dict) -> str:
 def run_exact_real(args) -> dict:
     from priorfit.exact.classification import classification_predictive
 
-    prior = gp_component(load_model(args.model).prior)
+    prior = prior_component(load_model(args.model).prior, "gp")
     names = (args.datasets or "iris").split(",")
     cells = []
     for source in SOURCES:
@@ -503,11 +536,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baselines-from", default=None, metavar="JSON",
                         help="real: take the baselines' figures from this results file of an earlier run (the same "
                              "seeded splits) and fit only the PFN")
-    parser.add_argument("--exact-store", default=str(RESULTS / "classification_prior_exact.json"), metavar="JSON",
+    parser.add_argument("--component", choices=COMPONENTS, default="gp",
+                        help="prior, calibration: score on the model's GP (default) or BNN classification prior (a "
+                             "mixture's component of that kind), against NUTS or tempered SMC")
+    parser.add_argument("--particles", type=int, default=512, help="prior, bnn: SMC particles per run (4 runs)")
+    parser.add_argument("--exact-store", default=None, metavar="JSON",
                         help="prior: the exact posteriors computed so far (read, and extended by every new one), so "
                              "that another model is scored on the same datasets without running NUTS again")
     parser.add_argument("--stem", default=None, help="results file name without suffix (default: classification_PART)")
     args = parser.parse_args(argv)
+    if args.exact_store is None:
+        args.exact_store = str(RESULTS / ("classification_prior_exact.json" if args.component == "gp" else
+                                          f"classification_prior_exact_{args.component}.json"))
     torch.set_num_threads(args.threads)
     if args.part == "prior":
         args.datasets = 8 if args.datasets is None else int(args.datasets)

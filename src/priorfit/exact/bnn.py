@@ -201,20 +201,17 @@ def _smc_model(prior, n: int, sizes: list, start: bool) -> Any:
     return model
 
 
-@functools.lru_cache(maxsize=_CACHED_SAMPLERS)
-def _bnn_smc(prior, n: int, d: int, m: int, num_particles: int, num_mcmc_steps: int,
-             num_integration_steps: int) -> tuple:
-    """Compiled pieces of :func:`bnn_smc_predictive` for ``prior`` on n context points, m queries and d features
-    (cached per size): ``(first, step, constrain)``."""
+def tempered_smc_pieces(start_model, full_model, shapes: tuple, num_mcmc_steps: int,
+                        num_integration_steps: int) -> tuple:
+    """Compiled pieces of a tempered SMC from ``start_model`` (the prior) to ``full_model`` (the posterior), two
+    NumPyro models of the same sites taking the arguments ``shapes`` stands for: ``(first, step, constrain)``,
+    for :func:`tempered_smc_run`."""
     import blackjax
     import jax
     import jax.numpy as jnp
     from blackjax.smc.tuning.from_particles import particles_stds
     from numpyro.infer.util import initialize_model, unconstrain_fn
 
-    sizes = prior.layer_sizes(d)
-    start_model, full_model = (_smc_model(prior, n, sizes, start) for start in (True, False))
-    shapes = (jnp.zeros((n, d)), jnp.linspace(-1.0, 1.0, n), jnp.zeros((m, d)))
     start = initialize_model(jax.random.PRNGKey(0), start_model, model_args=shapes, dynamic_args=True)
     full = initialize_model(jax.random.PRNGKey(0), full_model, model_args=shapes, dynamic_args=True)
     hmc = blackjax.hmc.build_kernel()
@@ -225,9 +222,9 @@ def _bnn_smc(prior, n: int, d: int, m: int, num_particles: int, num_mcmc_steps: 
         return blackjax.smc.tempered.init(unconstrained)
 
     @jax.jit
-    def step(key: Any, state: Any, step_size: Any, x: Any, y: Any, x_qry: Any) -> tuple:
-        log_start = start.potential_fn(x, y, x_qry)
-        log_full = full.potential_fn(x, y, x_qry)
+    def step(key: Any, state: Any, step_size: Any, *args: Any) -> tuple:
+        log_start = start.potential_fn(*args)
+        log_full = full.potential_fn(*args)
         inverse_mass = particles_stds(state.particles) ** 2  # the particles' spread, refreshed every temperature
 
         def kernel(k, s, logdensity_fn, step_size):
@@ -244,10 +241,39 @@ def _bnn_smc(prior, n: int, d: int, m: int, num_particles: int, num_mcmc_steps: 
         return state, info.log_likelihood_increment, jnp.mean(info.update_info.acceptance_rate)
 
     @jax.jit
-    def constrain(particles: Any, x: Any, y: Any, x_qry: Any) -> dict:
-        return jax.vmap(full.postprocess_fn(x, y, x_qry))(particles)
+    def constrain(particles: Any, *args: Any) -> dict:
+        return jax.vmap(full.postprocess_fn(*args))(particles)
 
     return first, step, constrain
+
+
+@functools.lru_cache(maxsize=_CACHED_SAMPLERS)
+def _bnn_smc(prior, n: int, d: int, m: int, num_particles: int, num_mcmc_steps: int,
+             num_integration_steps: int) -> tuple:
+    """Compiled pieces of :func:`bnn_smc_predictive` for ``prior`` on n context points, m queries and d features
+    (cached per size): ``(first, step, constrain)``."""
+    import jax.numpy as jnp
+
+    sizes = prior.layer_sizes(d)
+    start_model, full_model = (_smc_model(prior, n, sizes, start) for start in (True, False))
+    shapes = (jnp.zeros((n, d)), jnp.linspace(-1.0, 1.0, n), jnp.zeros((m, d)))
+    return tempered_smc_pieces(start_model, full_model, shapes, num_mcmc_steps, num_integration_steps)
+
+
+def network_start_draws(network, params, d: int) -> dict:
+    """The sites of :func:`_network_sites` (constrained; torch tensors) of ``network`` (a ``BNNPrior``) for the
+    networks of ``params`` (a ``BNNParams`` the prior's own sampler drew): the sampled layer scales and the
+    standardised weights and biases."""
+    draws = {}
+    for layer, fan_in in enumerate(w.shape[1] for w in params.weights):
+        w_std, b_std = params.weight_std[:, layer], params.bias_std[:, layer]
+        if not isinstance(network.weight_std[layer], Fixed):
+            draws[f"weight_std.{layer}"] = w_std
+        if not isinstance(network.bias_std[layer], Fixed):
+            draws[f"bias_std.{layer}"] = b_std
+        draws[f"z_w.{layer}"] = params.weights[layer] / network.weight_scale(w_std, fan_in)[:, None, None]
+        draws[f"z_b.{layer}"] = params.biases[layer] / b_std[:, None]
+    return draws
 
 
 def _start_draws(prior, d: int, num_particles: int, seed: int) -> dict:
@@ -256,43 +282,49 @@ def _start_draws(prior, d: int, num_particles: int, seed: int) -> dict:
 
     gen = torch.Generator().manual_seed(seed)
     params = prior.sample_params(num_particles, d, gen)
-    draws = {}
-    for layer, (fan_in, _) in enumerate(prior.layer_sizes(d)):
-        w_std, b_std = params.weight_std[:, layer], params.bias_std[:, layer]
-        if not isinstance(prior.weight_std[layer], Fixed):
-            draws[f"weight_std.{layer}"] = w_std
-        if not isinstance(prior.bias_std[layer], Fixed):
-            draws[f"bias_std.{layer}"] = b_std
-        draws[f"z_w.{layer}"] = params.weights[layer] / prior.weight_scale(w_std, fan_in)[:, None, None]
-        draws[f"z_b.{layer}"] = params.biases[layer] / b_std[:, None]
+    draws = network_start_draws(prior, params, d)
     if not isinstance(prior.noise_std, Fixed):
         draws["noise_std"] = params.noise_std
     draws["eta"] = torch.randn(num_particles, generator=gen, dtype=torch.float64)
     return {k: jnp.asarray(v.double().numpy()) for k, v in draws.items()}
 
 
-def _smc_run(prior, net_ctx: Any, y_std: Any, net_qry: Any, num_particles: int, num_mcmc_steps: int,
-             num_integration_steps: int, key: Any) -> tuple[dict, Any, float, int]:
-    """One tempered SMC run: the constrained particles (with ``mean_query``, ``log_abs_scale``), their log
-    weights, the log evidence increment over the prior (up to constants) and the number of temperatures."""
+def tempered_smc_run(pieces: tuple, draws: dict, args: tuple, key: Any) -> tuple[dict, Any, float, int]:
+    """One tempered SMC run with ``pieces`` (:func:`tempered_smc_pieces`) from the prior draws ``draws``
+    (constrained JAX arrays) on the data ``args``: the constrained particles (deterministic sites included), their
+    log weights, the log evidence increment over the prior (up to constants) and the number of temperatures."""
     import jax
     import jax.numpy as jnp
     import numpy as np
 
-    (n, d), m = net_ctx.shape, net_qry.shape[0]
-    first, step, constrain = _bnn_smc(prior, n, d, m, num_particles, num_mcmc_steps, num_integration_steps)
-    state = first(_start_draws(prior, d, num_particles, int(jax.random.randint(key, (), 0, 2**31 - 1))))
+    first, step, constrain = pieces
+    state = first(draws)
     step_size, log_evidence, temperatures = 0.1, 0.0, 0
     while float(state.tempering_param) < 1.0:
         if temperatures >= _MAX_TEMPERATURES:
             raise SMCStalled(f"tempered SMC needed more than {_MAX_TEMPERATURES} temperatures")
         key, sub = jax.random.split(key)
-        state, increment, accept = step(sub, state, jnp.asarray(step_size), net_ctx, y_std, net_qry)
+        state, increment, accept = step(sub, state, jnp.asarray(step_size), *args)
         log_evidence += float(increment)
         step_size *= float(np.exp(2.0 * (float(accept) - _TARGET_ACCEPT)))
         temperatures += 1
-    values = constrain(state.particles, net_ctx, y_std, net_qry)
+    values = constrain(state.particles, *args)
     return values, jnp.log(state.weights), log_evidence, temperatures
+
+
+def runs_as_chains(runs: list[dict], log_weights: list, num_particles: int, rng: Any) -> dict:
+    """Each SMC run's particles resampled by weight in a random order, as the chains of split R-hat and ESS
+    (which then measure how far the runs disagree): ``name -> runs x particles x ...``."""
+    import numpy as np
+
+    grouped = {}
+    for name in runs[0]:
+        rows = []
+        for values, lw in zip(runs, log_weights):
+            w = np.exp(lw - lw.max())
+            rows.append(values[name][rng.choice(num_particles, size=num_particles, p=w / w.sum())])
+        grouped[name] = np.stack(rows)
+    return grouped
 
 
 def bnn_smc_predictive(prior, x_ctx: object, y_ctx: object, x_qry: object, num_particles: int = 512,
@@ -330,22 +362,17 @@ def bnn_smc_predictive(prior, x_ctx: object, y_ctx: object, x_qry: object, num_p
     runs, log_weights, evidences, temperatures = [], [], [], []
     with _x64():
         args = tuple(jnp.asarray(t.numpy()) for t in (net_ctx, y_std, net_qry))
+        pieces = _bnn_smc(prior, n, x_ctx.shape[1], m, num_particles, num_mcmc_steps, num_integration_steps)
         for key in jax.random.split(jax.random.PRNGKey(seed), num_runs):
-            values, lw, evidence, steps = _smc_run(prior, *args, num_particles, num_mcmc_steps,
-                                                   num_integration_steps, key)
+            draws = _start_draws(prior, x_ctx.shape[1], num_particles, int(jax.random.randint(key, (), 0, 2**31 - 1)))
+            values, lw, evidence, steps = tempered_smc_run(pieces, draws, args, key)
             runs.append({k: np.asarray(v, dtype=np.float64) for k, v in values.items()
                          if not k.startswith(("z_w.", "z_b.", "eta"))})
             log_weights.append(np.asarray(lw, dtype=np.float64))
             evidences.append(evidence)
             temperatures.append(steps)
     # R-hat and ESS with each run as a chain of its particles, resampled by weight and shuffled
-    grouped = {}
-    for name in runs[0]:
-        rows = []
-        for values, lw in zip(runs, log_weights):
-            w = np.exp(lw - lw.max())
-            rows.append(values[name][rng.choice(num_particles, size=num_particles, p=w / w.sum())])
-        grouped[name] = np.stack(rows)
+    grouped = runs_as_chains(runs, log_weights, num_particles, rng)
     diag = _nuts_diagnostics(grouped, np.zeros((num_runs, num_particles), dtype=bool))
     diag.update(method="tempered_smc", log_evidence=evidences, temperatures=temperatures)
 

@@ -2,6 +2,7 @@
 
 from priorfit.priors.base import Batch, Prior, Symmetries
 from priorfit.priors.bnn import BNNParams, BNNPrior
+from priorfit.priors.bnn_classification import BNNClassificationParams, BNNClassificationPrior
 from priorfit.priors.classification import (
     CategoricalTargets,
     ClassificationParams,
@@ -62,6 +63,8 @@ __all__ = [
     "CategoricalTargets",
     "LabelProbabilities",
     "SCMClassificationPrior",
+    "BNNClassificationPrior",
+    "BNNClassificationParams",
     "InvariantGPPrior",
     "BNNPrior",
     "BNNParams",

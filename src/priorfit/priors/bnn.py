@@ -35,7 +35,7 @@ from priorfit.priors.params import Params
 from priorfit.preprocessing import context_input_scaling, scale_inputs
 from priorfit.validation import check_int
 
-__all__ = ["BNNPrior", "BNNParams", "BNN_ACTIVATIONS", "network_forward"]
+__all__ = ["BNNPrior", "BNNParams", "BNN_ACTIVATIONS", "network_forward", "network_outputs"]
 
 BNN_ACTIVATIONS = ("relu", "tanh")
 
@@ -46,9 +46,10 @@ def _activation(name: str, xp_module):
     return xp_module.tanh
 
 
-def network_forward(x, weights, biases, activation: str):
-    """f of a batch of networks at inputs x (`batch x n x d`, already the network's input): ``weights[l]`` `batch x
-    fan_in x fan_out`, ``biases[l]`` `batch x fan_out`; returns `batch x n`. Torch tensors or JAX arrays."""
+def network_outputs(x, weights, biases, activation: str):
+    """Every output of a batch of networks at inputs x (`batch x n x d`, already the network's input):
+    ``weights[l]`` `batch x fan_in x fan_out`, ``biases[l]`` `batch x fan_out`; returns `batch x n x outputs`.
+    Torch tensors or JAX arrays."""
     from array_api_compat import array_namespace
 
     xp = array_namespace(x)
@@ -58,7 +59,12 @@ def network_forward(x, weights, biases, activation: str):
         h = h @ w + b[:, None, :]
         if layer < len(weights) - 1:
             h = phi(h)
-    return h[..., 0]
+    return h
+
+
+def network_forward(x, weights, biases, activation: str):
+    """f of a batch of single-output networks at inputs x (:func:`network_outputs`' first output): `batch x n`."""
+    return network_outputs(x, weights, biases, activation)[..., 0]
 
 
 @dataclass(frozen=True, eq=False)
@@ -148,9 +154,9 @@ class BNNPrior:
         and the functional-prior fit alike."""
         return weight_std / (math.sqrt(fan_in) if self.fan_in else 1.0)
 
-    def layer_sizes(self, n_features: int) -> list[tuple[int, int]]:
-        """(fan-in, fan-out) of each layer for ``n_features`` inputs."""
-        sizes = [n_features] + [self.width] * self.depth + [1]
+    def layer_sizes(self, n_features: int, n_outputs: int = 1) -> list[tuple[int, int]]:
+        """(fan-in, fan-out) of each layer for ``n_features`` inputs and ``n_outputs`` read-outs."""
+        sizes = [n_features] + [self.width] * self.depth + [n_outputs]
         return list(zip(sizes[:-1], sizes[1:]))
 
     def references(self, settings=None) -> tuple:
@@ -163,13 +169,15 @@ class BNNPrior:
         settings = ReferenceSettings() if settings is None else settings
         return (BNNPosteriorSMC(self), SklearnGP(settings.ml2_restarts), BoTorchGP())
 
-    def sample_params(self, batch_size: int, n_features: int, generator: torch.Generator) -> BNNParams:
-        """Scales, then weights given them, and the noise, for ``batch_size`` networks."""
+    def sample_params(self, batch_size: int, n_features: int, generator: torch.Generator,
+                      n_outputs: int = 1) -> BNNParams:
+        """Scales, then weights given them, and the noise, for ``batch_size`` networks with ``n_outputs``
+        read-outs (a classifier's logits: one per class)."""
         layers = self.depth + 1
         weight_std = torch.stack([hp.sample((batch_size,), generator) for hp in self.weight_std], -1).double()
         bias_std = torch.stack([hp.sample((batch_size,), generator) for hp in self.bias_std], -1).double()
         weights, biases = [], []
-        for layer, (fan_in, fan_out) in enumerate(self.layer_sizes(n_features)):
+        for layer, (fan_in, fan_out) in enumerate(self.layer_sizes(n_features, n_outputs)):
             std = self.weight_scale(weight_std[:, layer], fan_in)
             z = torch.randn(batch_size, fan_in, fan_out, generator=generator, dtype=torch.float64)
             weights.append(std[:, None, None] * z)
