@@ -260,7 +260,7 @@ def _bnn_smc(prior, n: int, d: int, m: int, num_particles: int, num_mcmc_steps: 
     return tempered_smc_pieces(start_model, full_model, shapes, num_mcmc_steps, num_integration_steps)
 
 
-def network_start_draws(network, params, d: int) -> dict:
+def network_start_draws(network, params) -> dict:
     """The sites of :func:`_network_sites` (constrained; torch tensors) of ``network`` (a ``BNNPrior``) for the
     networks of ``params`` (a ``BNNParams`` the prior's own sampler drew): the sampled layer scales and the
     standardised weights and biases."""
@@ -282,7 +282,7 @@ def _start_draws(prior, d: int, num_particles: int, seed: int) -> dict:
 
     gen = torch.Generator().manual_seed(seed)
     params = prior.sample_params(num_particles, d, gen)
-    draws = network_start_draws(prior, params, d)
+    draws = network_start_draws(prior, params)
     if not isinstance(prior.noise_std, Fixed):
         draws["noise_std"] = params.noise_std
     draws["eta"] = torch.randn(num_particles, generator=gen, dtype=torch.float64)

@@ -80,7 +80,7 @@ def _start_draws(prior, d: int, n_classes: int, num_particles: int, seed: int) -
 
     gen = torch.Generator().manual_seed(seed)
     params = prior.network.sample_params(num_particles, d, gen, n_outputs=n_classes)
-    draws = network_start_draws(prior.network, params, d)
+    draws = network_start_draws(prior.network, params)
     if not isinstance(prior.label_noise, Fixed):
         draws["label_noise"] = prior.label_noise.sample((num_particles,), gen)
     return {k: jnp.asarray(v.double().numpy()) for k, v in draws.items()}
