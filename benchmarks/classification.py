@@ -197,6 +197,9 @@ def run_real(args) -> dict:
             raise SystemExit(f"--baselines-from holds figures over {splits} splits; --splits must be {splits}")
         makers = {"pfn": makers["pfn"]}
     chosen = None if args.datasets is None else set(args.datasets.split(","))
+    if chosen is not None and not chosen <= {source.name for source in GROUPS[args.group]}:
+        raise SystemExit(f"--datasets: {sorted(chosen - {s.name for s in GROUPS[args.group]})} are not in the "
+                         f"{args.group} group ({', '.join(s.name for s in GROUPS[args.group])})")
     cells = []
     for source in GROUPS[args.group]:
         if chosen is not None and source.name not in chosen:
@@ -340,6 +343,7 @@ def exact_entry(prior, args, batch, labels, n: int, seed: int) -> dict:
     tempered SMC for BNN classification) with its diagnostics, and the ML-II GP classifier's log loss (GP
     classification only): a store entry."""
     from priorfit.exact.baselines import SklearnGPClassifier
+    from priorfit.exact.bnn import SMCStalled
     from priorfit.exact.bnn_classification import bnn_classification_predictive
     from priorfit.exact.classification import classification_predictive
     from priorfit.exact.reference import Task
@@ -351,8 +355,11 @@ def exact_entry(prior, args, batch, labels, n: int, seed: int) -> dict:
         ml2 = SklearnGPClassifier().predict(Task(x_ctx, y_ctx, x_qry), 0)
         ml2_loss = None if ml2.failed else float(-ml2.predictive.log_prob(labels[n:].numpy()).mean())
     else:
-        exact = bnn_classification_predictive(prior, x_ctx, y_ctx, x_qry, num_particles=args.particles,
-                                              num_runs=4, seed=seed)
+        try:
+            exact = bnn_classification_predictive(prior, x_ctx, y_ctx, x_qry, num_particles=args.particles,
+                                                  num_runs=4, seed=seed)
+        except SMCStalled:
+            return dict(failed=True)  # counted in the cell's failures, and not rerun
         ml2_loss = None
     return dict(probs=exact.probs.numpy().round(6).tolist(), ml2_loss=ml2_loss,
                 max_r_hat=float(exact.diagnostics["max_r_hat"]), min_ess=float(exact.diagnostics["min_ess"]))
@@ -369,6 +376,7 @@ def run_prior(args) -> dict:
     for d in args.features:
         for n in args.contexts:
             gaps, pfn_losses, exact_losses, proba_all, truth_all, r_hats, ess = [], [], [], [], [], [], []
+            failures = 0
             exact_conf, exact_hit, ml2_losses = [], [], []
             for drawn, batch, labels, _, proba in prior_datasets(
                     prior, args.model, d, n, args.datasets, derive_seed(args.seed, d, n),
@@ -386,6 +394,9 @@ def run_prior(args) -> dict:
                                                                               seed=len(gaps)))
                     atomic_write_json(store_path, dict(prior=to_dict(prior), posteriors=stored))
                 entry = stored[key]
+                if entry.get("failed"):
+                    failures += 1
+                    continue
                 exact_probs = np.asarray(entry["probs"])
                 pfn_loss = float(-np.log(proba[np.arange(len(q)), q]).mean())
                 exact_loss = float(-np.log(np.clip(exact_probs[np.arange(len(q)), q], 1e-12, None)).mean())
@@ -402,14 +413,15 @@ def run_prior(args) -> dict:
                 r_hats.append(entry["max_r_hat"])
                 ess.append(entry["min_ess"])
             cell = dict(d=d, n=n, datasets=len(gaps), pfn=float(np.mean(pfn_losses)),
-                        exact=float(np.mean(exact_losses)), ml2=float(np.nanmean(ml2_losses)) if np.isfinite(ml2_losses).any() else math.nan,
+                        exact=float(np.mean(exact_losses)), ml2=float(np.nanmean(ml2_losses)) if np.isfinite(ml2_losses).any() else None, failures=failures,
                         ml2_failures=int(np.sum(np.isnan(ml2_losses))),
                         gap=float(np.mean(gaps)), gap_se=float(np.std(gaps, ddof=1) / np.sqrt(len(gaps))),
                         ece=calibration_error(np.concatenate(proba_all), np.concatenate(truth_all)),
                         exact_ece=calibration_error(np.concatenate(exact_conf), np.concatenate(exact_hit)),
                         max_r_hat=float(np.max(r_hats)), min_ess=float(np.min(ess)))
             cells.append(cell)
-            print(f"d={d} n={n:>3}: pfn {cell['pfn']:.3f} exact {cell['exact']:.3f} ml2 {cell['ml2']:.3f} gap {cell['gap']:+.3f}"
+            ml2 = "" if cell["ml2"] is None else f" ml2 {cell['ml2']:.3f}"
+            print(f"d={d} n={n:>3}: pfn {cell['pfn']:.3f} exact {cell['exact']:.3f}{ml2} gap {cell['gap']:+.3f}"
                   f"±{cell['gap_se']:.3f} ECE {cell['ece']:.3f} (exact {cell['exact_ece']:.3f}) "
                   f"R-hat {cell['max_r_hat']:.3f} ESS {cell['min_ess']:.0f}",
                   flush=True)
@@ -424,7 +436,7 @@ def prior_table(data: dict) -> str:
              "-" * 64]
     for c in data["cells"]:
         lines.append(f"{c['d']:>2} {c['n']:>4} {c['datasets']:>4} | {c['pfn']:6.3f} {c['exact']:6.3f} "
-                     f"{c.get('ml2', float('nan')):6.3f} "
+                     f"{c['ml2'] if c.get('ml2') is not None else float('nan'):6.3f} "
                      f"{c['gap']:+7.3f}±{c['gap_se']:.3f} | {c['ece']:6.3f} {c.get('exact_ece', float('nan')):6.3f} | "
                      f"{c['max_r_hat']:.3f} / {c['min_ess']:.0f}")
     s = data["summary"]
@@ -434,7 +446,7 @@ def prior_table(data: dict) -> str:
 
 
 def run_calibration(args) -> dict:
-    """ECE of the PFN's top-label confidences on many datasets of its GP prior, with the oracle's (each query's
+    """ECE of the PFN's top-label confidences on many datasets of its GP (or ``--component``) prior, with the oracle's (each query's
     true class probabilities) on the same labels as the noise floor: exact Bayes is calibrated over its prior,
     so a cell's ECE above the oracle's is the PFN's own miscalibration."""
     prior = prior_component(load_model(args.model).prior, args.component)
@@ -565,6 +577,10 @@ def main(argv: list[str] | None = None) -> int:
                              "that another model is scored on the same datasets without running NUTS again")
     parser.add_argument("--stem", default=None, help="results file name without suffix (default: classification_PART)")
     args = parser.parse_args(argv)
+    if args.component != "gp" and args.part not in ("prior", "calibration"):
+        parser.error("--component is for --part prior and calibration")
+    if args.particles < 16:
+        parser.error(f"--particles must be at least 16, got {args.particles}")
     if args.exact_store is None:
         args.exact_store = str(RESULTS / ("classification_prior_exact.json" if args.component == "gp" else
                                           f"classification_prior_exact_{args.component}.json"))

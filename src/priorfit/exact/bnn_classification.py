@@ -55,10 +55,12 @@ def _model(prior, sizes: list, n_classes: int, start: bool) -> Any:
         noise = _site("label_noise", (), prior.label_noise)
         n = x.shape[0]
         logits = network_outputs(jnp.concatenate([x, x_qry])[None], weights, biases, prior.network.activation)[0]
-        probs = (1.0 - noise) * jax.nn.softmax(logits, axis=-1) + noise / n_classes
+        # log((1 - eps) softmax + eps / C), in log space so that widely spread logits keep a finite density
+        log_probs = jnp.logaddexp(jnp.log1p(-noise) + jax.nn.log_softmax(logits, axis=-1),
+                                  jnp.log(noise) - jnp.log(n_classes))
         if not start:
-            numpyro.factor("likelihood", jnp.sum(jnp.log(jnp.take_along_axis(probs[:n], y[:, None], axis=1))))
-        numpyro.deterministic("probs_query", probs[n:])
+            numpyro.factor("likelihood", jnp.sum(jnp.take_along_axis(log_probs[:n], y[:, None], axis=1)))
+        numpyro.deterministic("probs_query", jnp.exp(log_probs[n:]))
 
     return model
 
@@ -100,8 +102,18 @@ def bnn_classification_predictive(prior, x_ctx: object, y_ctx: object, x_qry: ob
     from priorfit.exact.marginal import _nuts_diagnostics, _x64
     from priorfit.preprocessing import context_input_scaling, scale_inputs
 
+    from priorfit.exceptions import InputDataError
+    from priorfit.priors.bnn_classification import BNNClassificationPrior
+
+    if not isinstance(prior, BNNClassificationPrior):
+        raise TypeError(f"prior must be a BNNClassificationPrior, got {type(prior).__name__}")
     x_ctx, labels, x_qry, n_classes = _checked(x_ctx, y_ctx, x_qry)
     (n, d), m = x_ctx.shape, x_qry.shape[0]
+    if not prior.min_classes <= n_classes <= prior.max_classes:
+        raise InputDataError(f"y_ctx holds {n_classes} classes; the prior draws {prior.min_classes} to "
+                             f"{prior.max_classes}")
+    if d > prior.max_features:
+        raise InputDataError(f"x_ctx has {d} features; the prior draws at most {prior.max_features}")
     lo, width = context_input_scaling(x_ctx[None])
     net_ctx = 2.0 * scale_inputs(x_ctx[None], lo, width)[0] - 1.0
     net_qry = 2.0 * scale_inputs(x_qry[None], lo, width)[0] - 1.0
