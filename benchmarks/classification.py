@@ -194,9 +194,10 @@ def run_real(args) -> dict:
     makers = {"pfn": lambda d: PFNClassifier(model=args.model, ensemble_size=args.ensemble), **baselines()}
     stored = {}
     if args.baselines_from:  # the baselines' figures on the same seeded splits, from an earlier run
-        for cell in json.loads(Path(args.baselines_from).read_text())["cells"]:
+        earlier = json.loads(Path(args.baselines_from).read_text())
+        for cell in earlier["cells"]:
             stored[cell["dataset"], cell["n"]] = {m: v for m, v in cell["methods"].items() if m != "pfn"}
-        splits = json.loads(Path(args.baselines_from).read_text()).get("splits", SPLITS)
+        splits = earlier.get("splits", SPLITS)
         if stored and args.splits != splits:
             raise SystemExit(f"--baselines-from holds figures over {splits} splits; --splits must be {splits}")
         makers = {"pfn": makers["pfn"]}
@@ -425,7 +426,9 @@ def run_prior(args) -> dict:
                 r_hats.append(entry["max_r_hat"])
                 ess.append(entry["min_ess"])
             cell = dict(d=d, n=n, datasets=len(gaps), pfn=float(np.mean(pfn_losses)),
-                        exact=float(np.mean(exact_losses)), ml2=float(np.nanmean(ml2_losses)) if np.isfinite(ml2_losses).any() else None, failures=failures,
+                        exact=float(np.mean(exact_losses)),
+                        ml2=float(np.nanmean(ml2_losses)) if np.isfinite(ml2_losses).any() else None,
+                        failures=failures,
                         ml2_failures=int(np.sum(np.isnan(ml2_losses))),
                         gap=float(np.mean(gaps)), gap_se=float(np.std(gaps, ddof=1) / np.sqrt(len(gaps))),
                         ece=calibration_error(np.concatenate(proba_all), np.concatenate(truth_all)),

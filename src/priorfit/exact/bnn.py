@@ -59,13 +59,18 @@ def _network_sites(prior, sizes: list) -> tuple[list, list]:
     return weights, biases
 
 
+def network_inputs(x_ctx: torch.Tensor, x_qry: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The context's and the queries' inputs (`n x d`, `m x d`) as a prior's networks read them: scaled by the
+    context's range to [-1, 1]."""
+    lo, width = context_input_scaling(x_ctx[None])
+    return tuple(2.0 * scale_inputs(x[None], lo, width)[0] - 1.0 for x in (x_ctx, x_qry))
+
+
 def _network_inputs(x_ctx: torch.Tensor, y_ctx: torch.Tensor, x_qry: torch.Tensor) -> tuple:
     """What the samplers see of one dataset: inputs scaled by the context's range to [-1, 1] (as the prior feeds
     its networks), and targets standardised by the context (exact: the prior is invariant to it), with the
     location and scale that map the predictive back."""
-    lo, width = context_input_scaling(x_ctx[None])
-    net_ctx = 2.0 * scale_inputs(x_ctx[None], lo, width)[0] - 1.0
-    net_qry = 2.0 * scale_inputs(x_qry[None], lo, width)[0] - 1.0
+    net_ctx, net_qry = network_inputs(x_ctx, x_qry)
     y_loc, y_scale = (float(t) for t in context_standardization(y_ctx[None]))
     return net_ctx, (y_ctx - y_loc) / y_scale, net_qry, y_loc, y_scale
 
@@ -312,11 +317,27 @@ def tempered_smc_run(pieces: tuple, draws: dict, args: tuple, key: Any) -> tuple
     return values, jnp.log(state.weights), log_evidence, temperatures
 
 
-def runs_as_chains(runs: list[dict], log_weights: list, num_particles: int, rng: Any) -> dict:
-    """Each SMC run's particles resampled by weight in a random order, as the chains of split R-hat and ESS
-    (which then measure how far the runs disagree): ``name -> runs x particles x ...``."""
+def tempered_smc_runs(pieces: tuple, args: tuple, start_draws: Any, num_runs: int, num_particles: int, seed: int,
+                      dropped: tuple[str, ...]) -> tuple[list[dict], list, dict]:
+    """``num_runs`` independent runs of :func:`tempered_smc_run` on the data ``args`` (inside ``_x64()``), each from
+    ``start_draws(seed)``'s prior draws: each run's particles (numpy, float64; sites whose names start with
+    ``dropped`` left out), their log weights, and the diagnostics: split R-hat and ESS with the runs as chains
+    (particles resampled by weight in a random order, so R-hat measures how far the runs disagree), the runs' log
+    evidences and numbers of temperatures."""
+    import jax
     import numpy as np
 
+    from priorfit.exact.marginal import _nuts_diagnostics
+
+    runs, log_weights, evidences, temperatures = [], [], [], []
+    for key in jax.random.split(jax.random.PRNGKey(seed), num_runs):
+        draws = start_draws(int(jax.random.randint(key, (), 0, 2**31 - 1)))
+        values, lw, evidence, steps = tempered_smc_run(pieces, draws, args, key)
+        runs.append({k: np.asarray(v, dtype=np.float64) for k, v in values.items() if not k.startswith(dropped)})
+        log_weights.append(np.asarray(lw, dtype=np.float64))
+        evidences.append(evidence)
+        temperatures.append(steps)
+    rng = np.random.default_rng(seed)
     grouped = {}
     for name in runs[0]:
         rows = []
@@ -324,7 +345,9 @@ def runs_as_chains(runs: list[dict], log_weights: list, num_particles: int, rng:
             w = np.exp(lw - lw.max())
             rows.append(values[name][rng.choice(num_particles, size=num_particles, p=w / w.sum())])
         grouped[name] = np.stack(rows)
-    return grouped
+    diag = _nuts_diagnostics(grouped, np.zeros((num_runs, num_particles), dtype=bool))
+    diag.update(method="tempered_smc", log_evidence=evidences, temperatures=temperatures)
+    return runs, log_weights, diag
 
 
 def bnn_smc_predictive(prior, x_ctx: object, y_ctx: object, x_qry: object, num_particles: int = 512,
@@ -348,33 +371,22 @@ def bnn_smc_predictive(prior, x_ctx: object, y_ctx: object, x_qry: object, num_p
 
     .. [DDJ2006] P. Del Moral, A. Doucet, A. Jasra. Sequential Monte Carlo samplers. JRSS B 68(3), 2006.
     """
-    import jax
     import jax.numpy as jnp
     import numpy as np
 
     from priorfit.exact.invariant import _checked
-    from priorfit.exact.marginal import _nuts_diagnostics, _x64
+    from priorfit.exact.marginal import _x64
 
     x_ctx, y_ctx, x_qry = _checked(x_ctx, y_ctx, x_qry)
     n, m = x_ctx.shape[0], x_qry.shape[0]
     net_ctx, y_std, net_qry, y_loc, y_scale = _network_inputs(x_ctx, y_ctx, x_qry)
-    rng = np.random.default_rng(seed)
-    runs, log_weights, evidences, temperatures = [], [], [], []
+    d = x_ctx.shape[1]
     with _x64():
         args = tuple(jnp.asarray(t.numpy()) for t in (net_ctx, y_std, net_qry))
-        pieces = _bnn_smc(prior, n, x_ctx.shape[1], m, num_particles, num_mcmc_steps, num_integration_steps)
-        for key in jax.random.split(jax.random.PRNGKey(seed), num_runs):
-            draws = _start_draws(prior, x_ctx.shape[1], num_particles, int(jax.random.randint(key, (), 0, 2**31 - 1)))
-            values, lw, evidence, steps = tempered_smc_run(pieces, draws, args, key)
-            runs.append({k: np.asarray(v, dtype=np.float64) for k, v in values.items()
-                         if not k.startswith(("z_w.", "z_b.", "eta"))})
-            log_weights.append(np.asarray(lw, dtype=np.float64))
-            evidences.append(evidence)
-            temperatures.append(steps)
-    # R-hat and ESS with each run as a chain of its particles, resampled by weight and shuffled
-    grouped = runs_as_chains(runs, log_weights, num_particles, rng)
-    diag = _nuts_diagnostics(grouped, np.zeros((num_runs, num_particles), dtype=bool))
-    diag.update(method="tempered_smc", log_evidence=evidences, temperatures=temperatures)
+        pieces = _bnn_smc(prior, n, d, m, num_particles, num_mcmc_steps, num_integration_steps)
+        runs, log_weights, diag = tempered_smc_runs(
+            pieces, args, lambda s: _start_draws(prior, d, num_particles, s), num_runs, num_particles, seed,
+            dropped=("z_w.", "z_b.", "eta"))
 
     def pooled(name: str, fixed: Any = None) -> torch.Tensor:
         if name in runs[0]:

@@ -1,6 +1,6 @@
 r"""Exact Bayes for BNN classification (:class:`~priorfit.priors.bnn_classification.BNNClassificationPrior`): the
 posterior predictive of a query's class by tempered SMC with HMC moves over the network's weights, the machinery
-of the regression BNN's reference (:func:`priorfit.exact.bnn.tempered_smc_run`).
+of the regression BNN's reference (:func:`priorfit.exact.bnn.tempered_smc_runs`).
 
 For ONE dataset whose context holds all C classes, the SMC moves a population of networks (C read-outs; weights
 and biases non-centred, standard normals times their layer's scale; the scales and the label noise where they have
@@ -11,7 +11,7 @@ the final particles of its class probabilities, pooled over independent runs (ea
 
 Why SMC and not NUTS: as for regression, the weights' posterior has modes that NUTS chains do not cross.
 ``diagnostics``: split R-hat and ESS with the runs as chains over the query class probabilities and any sampled
-scale (:func:`priorfit.exact.bnn.runs_as_chains`), the runs' log evidences and numbers of temperatures.
+scale (:func:`priorfit.exact.bnn.tempered_smc_runs`), the runs' log evidences and numbers of temperatures.
 """
 
 from __future__ import annotations
@@ -28,10 +28,10 @@ from priorfit.exact.bnn import (
     _CACHED_SAMPLERS,
     SMCStalled,
     _network_sites,
+    network_inputs,
     network_start_draws,
-    runs_as_chains,
     tempered_smc_pieces,
-    tempered_smc_run,
+    tempered_smc_runs,
 )
 from priorfit.exact.reference import ReferenceKind, ReferenceResult, Task
 from priorfit.predictive.categorical import ClassProbabilities
@@ -95,13 +95,10 @@ def bnn_classification_predictive(prior, x_ctx: object, y_ctx: object, x_qry: ob
     ``BNNClassificationPrior``) by tempered SMC (module docstring): ``num_runs`` runs of ``num_particles``, each
     temperature followed by ``num_mcmc_steps`` HMC moves of ``num_integration_steps`` leapfrog steps. y_ctx holds
     class indices, every class 0 ... C - 1 at least once."""
-    import jax
     import jax.numpy as jnp
 
     from priorfit.exact.classification import _checked
-    from priorfit.exact.marginal import _nuts_diagnostics, _x64
-    from priorfit.preprocessing import context_input_scaling, scale_inputs
-
+    from priorfit.exact.marginal import _x64
     from priorfit.exceptions import InputDataError
     from priorfit.priors.bnn_classification import BNNClassificationPrior
 
@@ -114,25 +111,13 @@ def bnn_classification_predictive(prior, x_ctx: object, y_ctx: object, x_qry: ob
                              f"{prior.max_classes}")
     if d > prior.max_features:
         raise InputDataError(f"x_ctx has {d} features; the prior draws at most {prior.max_features}")
-    lo, width = context_input_scaling(x_ctx[None])
-    net_ctx = 2.0 * scale_inputs(x_ctx[None], lo, width)[0] - 1.0
-    net_qry = 2.0 * scale_inputs(x_qry[None], lo, width)[0] - 1.0
-    rng = np.random.default_rng(seed)
-    runs, log_weights, evidences, temperatures = [], [], [], []
+    net_ctx, net_qry = network_inputs(x_ctx, x_qry)
     with _x64():
         args = (jnp.asarray(net_ctx.numpy()), jnp.asarray(labels.numpy().astype(np.int32)), jnp.asarray(net_qry.numpy()))
         pieces = _pieces(prior, n, d, m, n_classes, num_mcmc_steps, num_integration_steps)
-        for key in jax.random.split(jax.random.PRNGKey(seed), num_runs):
-            draws = _start_draws(prior, d, n_classes, num_particles, int(jax.random.randint(key, (), 0, 2**31 - 1)))
-            values, lw, evidence, steps = tempered_smc_run(pieces, draws, args, key)
-            runs.append({k: np.asarray(v, dtype=np.float64) for k, v in values.items()
-                         if not k.startswith(("z_w.", "z_b."))})
-            log_weights.append(np.asarray(lw, dtype=np.float64))
-            evidences.append(evidence)
-            temperatures.append(steps)
-    diag = _nuts_diagnostics(runs_as_chains(runs, log_weights, num_particles, rng),
-                             np.zeros((num_runs, num_particles), dtype=bool))
-    diag.update(method="tempered_smc", log_evidence=evidences, temperatures=temperatures)
+        runs, log_weights, diag = tempered_smc_runs(
+            pieces, args, lambda s: _start_draws(prior, d, n_classes, num_particles, s), num_runs, num_particles,
+            seed, dropped=("z_w.", "z_b."))
     probs = np.zeros((m, n_classes))
     for values, lw in zip(runs, log_weights):  # each run's weights normalised: the runs count equally
         w = np.exp(lw - lw.max())

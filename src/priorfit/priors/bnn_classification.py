@@ -30,7 +30,13 @@ from priorfit.config import register
 from priorfit.preprocessing import context_input_scaling, scale_inputs
 from priorfit.priors.base import Batch, Symmetries, sample_arguments
 from priorfit.priors.bnn import BNNParams, BNNPrior, network_outputs
-from priorfit.priors.classification import CategoricalTargets, LabelProbabilities, draw_labels, number_of_classes
+from priorfit.priors.classification import (
+    CategoricalTargets,
+    LabelProbabilities,
+    draw_labels,
+    number_of_classes,
+    stated_probabilities,
+)
 from priorfit.priors.hyperpriors import Fixed, Hyperprior, LogNormal
 from priorfit.validation import check_int
 
@@ -136,6 +142,4 @@ class BNNClassificationPrior:
     def conditional(self, batch: Batch, n_context: int) -> CategoricalTargets:
         """The exact class probabilities of each label after the first ``n_context`` of each dataset of
         ``batch`` (one this prior drew), given the network it was drawn with."""
-        if not isinstance(batch.params, LabelProbabilities):
-            raise TypeError("batch must be one this prior drew (its params are BNNClassificationParams)")
-        return CategoricalTargets(batch.params.probs[:, n_context:])
+        return stated_probabilities(batch, n_context)

@@ -36,7 +36,7 @@ from priorfit.priors.params import Params
 from priorfit.validation import check_int
 
 __all__ = ["CategoricalTargets", "ClassificationParams", "GPClassificationPrior", "LabelProbabilities", "draw_labels",
-           "number_of_classes"]
+           "number_of_classes", "stated_probabilities"]
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,14 @@ def number_of_classes(prior, n_context: int, generator: torch.Generator, n_class
         most = max(prior.min_classes, min(prior.max_classes, n_context))
         n_classes = int(torch.randint(prior.min_classes, most + 1, (1,), generator=generator))
     return check_int("n_classes", n_classes, minimum=prior.min_classes, maximum=prior.max_classes)
+
+
+def stated_probabilities(batch: Batch, n_context: int) -> CategoricalTargets:
+    """The class probabilities of each label after the first ``n_context`` that a batch of a prior of labels
+    states (its params are :class:`LabelProbabilities`): such a prior's ``conditional``."""
+    if not isinstance(batch.params, LabelProbabilities):
+        raise TypeError("batch must be one this prior drew (its params are LabelProbabilities)")
+    return CategoricalTargets(batch.params.probs[:, n_context:])
 
 
 def draw_labels(probs: Tensor, generator: torch.Generator) -> Tensor:

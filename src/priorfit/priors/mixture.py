@@ -26,7 +26,12 @@ from torch import Tensor
 
 from priorfit.config import register
 from priorfit.priors.base import Batch, Prior, Symmetries, sample_arguments
-from priorfit.priors.classification import CategoricalTargets, LabelProbabilities, number_of_classes
+from priorfit.priors.classification import (
+    CategoricalTargets,
+    LabelProbabilities,
+    number_of_classes,
+    stated_probabilities,
+)
 from priorfit.priors.conditional import NormalTargets, query_conditional
 from priorfit.priors.params import Params
 from priorfit.validation import check_int
@@ -140,7 +145,7 @@ class MixturePrior:
         Priors of labels: each query label's class probabilities, as its component drew them."""
         params = batch.params
         if isinstance(params, LabelProbabilities):
-            return CategoricalTargets(params.probs[:, n_context:])
+            return stated_probabilities(batch, n_context)
         component = params.component.to(batch.y.device)
         mean, std = torch.empty_like(batch.y[:, n_context:]), torch.empty_like(batch.y[:, n_context:])
         for k, (prior, part) in enumerate(zip(self.priors, params.parts)):

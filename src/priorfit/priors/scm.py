@@ -36,7 +36,13 @@ from torch import Tensor
 
 from priorfit.config import register
 from priorfit.priors.base import Batch, Symmetries, sample_arguments
-from priorfit.priors.classification import CategoricalTargets, LabelProbabilities, draw_labels, number_of_classes
+from priorfit.priors.classification import (
+    CategoricalTargets,
+    LabelProbabilities,
+    draw_labels,
+    number_of_classes,
+    stated_probabilities,
+)
 from priorfit.validation import check_float, check_int
 
 __all__ = ["SCMClassificationPrior"]
@@ -190,9 +196,7 @@ class SCMClassificationPrior:
     def conditional(self, batch: Batch, n_context: int) -> CategoricalTargets:
         """The exact class probabilities of each label after the first ``n_context`` of each dataset of
         ``batch`` (one this prior drew), given the graph it was drawn from."""
-        if not isinstance(batch.params, LabelProbabilities):
-            raise TypeError("batch must be one this prior drew (its params are LabelProbabilities)")
-        return CategoricalTargets(batch.params.probs[:, n_context:])
+        return stated_probabilities(batch, n_context)
 
 
 def _standardised(nodes: Tensor, n_context: int) -> Tensor:
