@@ -180,6 +180,27 @@ def test_context_curriculum_ramps_the_largest_context(tmp_path, monkeypatch):
     assert run.largest_context(0) < 20 == run.largest_context(7)
 
 
+def test_min_features_trains_only_the_larger_feature_counts(tmp_path, monkeypatch):
+    prior, seen = tiny_prior(), []
+    original = type(prior).sample
+
+    def spy(self, batch_size, n_points, generator, n_features=None, **kwargs):
+        seen.append(n_features)
+        return original(self, batch_size, n_points, generator, n_features=n_features, **kwargs)
+
+    monkeypatch.setattr(type(prior), "sample", spy)
+    steps = 12
+    for lowest, allowed in ((1, {1, 2}), (2, {2})):
+        seen.clear()
+        run = dataclasses.replace(SMALL, steps=steps, min_features=lowest, eval_every=100, checkpoint_every=steps)
+        train(prior, TINY_MODEL, run, tmp_path / str(lowest), resume=False, progress=False)
+        assert set(seen[-steps:]) == allowed  # the training batches (the borders' and evaluator's come first)
+    with pytest.raises(ConfigError, match="min_features"):
+        train(prior, TINY_MODEL, dataclasses.replace(SMALL, min_features=3), tmp_path / "3", progress=False)
+    with pytest.raises(ValueError, match="min_features"):
+        TrainConfig(min_features=0)
+
+
 def test_a_state_written_before_a_new_config_field_still_resumes(tmp_path):
     """A training state stores its config as JSON; a field added to TrainConfig later takes its default."""
     train(tiny_prior(), TINY_MODEL, SMALL, tmp_path, progress=False, stop_after=3)

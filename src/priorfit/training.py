@@ -70,6 +70,9 @@ class TrainConfig:
         n_points: points per dataset, context and queries together (with `n_queries`, the most points).
         min_context, max_context: the context size of each step is uniform on [min_context, max_context]
             (max_context 0 means n_points - 1).
+        min_features: the number of input features of each step is uniform on [min_features, the prior's
+            max_features]; 1 (the default) trains every count the model accepts, more trains only the larger ones
+            (e.g. to probe or fine-tune a model where its inputs have many features).
         context_sampling: how the context size of a step is drawn on [min_context, max_context]: "uniform", or
             "log_uniform" (its log uniform, so that each doubling of n gets the same share of steps: small
             contexts, where the posterior is widest, are learned as well as large ones, and cost less).
@@ -106,6 +109,7 @@ class TrainConfig:
     n_points: int = 64
     min_context: int = 1
     max_context: int = 0
+    min_features: int = 1
     n_queries: int = 0
     context_curriculum: float = 0.0
     context_sampling: str = "uniform"
@@ -128,8 +132,8 @@ class TrainConfig:
     precision: str = "auto"
 
     def __post_init__(self) -> None:
-        positive = ("steps", "batch_size", "n_points", "min_context", "border_datasets", "eval_every",
-                    "eval_datasets", "eval_queries", "checkpoint_every")
+        positive = ("steps", "batch_size", "n_points", "min_context", "min_features", "border_datasets",
+                    "eval_every", "eval_datasets", "eval_queries", "checkpoint_every")
         for name in positive:
             check_int(name, getattr(self, name), minimum=1)
         if self.precision not in ("auto", *PRECISIONS):
@@ -286,15 +290,19 @@ def _classes_drawn(prior: Any, target: Any) -> int:
 class _Evaluator:
     """Fixed held-out datasets; NLL of the PFN and of the exact posterior per context size."""
 
-    def __init__(self, prior: Any, config: TrainConfig, categorical: bool = False) -> None:
+    def __init__(self, prior: Any, config: TrainConfig, categorical: bool = False,
+                 n_features: int | None = None) -> None:
+        """`n_features`: every held-out dataset's feature count (None: the prior's own draw)."""
         self.sets = []
+        fixed = {} if n_features is None else {"n_features": n_features}
         self.categorical = categorical
         for n_ctx in config.eval_context:
             generator = torch.Generator().manual_seed(derive_seed(config.seed, _HELD_OUT_STREAM, n_ctx))
             if categorical:  # a prior of labels draws a number of classes per call: many calls, many numbers
                 batch = _held_out_labels(prior, config.eval_datasets, n_ctx, config.eval_queries, generator)
             else:
-                batch = prior.sample(config.eval_datasets, n_ctx + config.eval_queries, generator, n_context=n_ctx)
+                batch = prior.sample(config.eval_datasets, n_ctx + config.eval_queries, generator, n_context=n_ctx,
+                                     **fixed)
             exact = None if categorical else exact_nll(prior, batch.x[:, :n_ctx], batch.y[:, :n_ctx],
                                                        batch.x[:, n_ctx:], batch.y[:, n_ctx:], batch.params)
             self.sets.append((n_ctx, batch, None if exact is None else float(exact)))
@@ -506,6 +514,9 @@ def train(
             f"model_config.max_features ({model_config.max_features}) must equal the prior's max_features "
             f"({getattr(prior, 'max_features', None)})"
         )
+    if train_config.min_features > model_config.max_features:
+        raise ConfigError(f"train_config.min_features ({train_config.min_features}) must be at most the model's "
+                          f"max_features ({model_config.max_features})")
     out_dir = Path(out_dir)
     rank, world = _distributed()
     if train_config.batch_size % world:
@@ -608,7 +619,7 @@ def train(
         for group in optimizer.param_groups:
             group["lr"] = train_config.learning_rate(step)
         n_ctx = draw_context_size(lo, train_config.largest_context(step), train_config.context_sampling, generator)
-        n_features = int(torch.randint(1, prior.max_features + 1, (), generator=generator))
+        n_features = int(torch.randint(train_config.min_features, prior.max_features + 1, (), generator=generator))
         n_points = n_ctx + train_config.n_queries if train_config.n_queries else train_config.n_points
         batch = prior.sample(local_batch, n_points, generator, n_features=n_features, n_context=n_ctx, **on_device)
         if classifier:
