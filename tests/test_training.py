@@ -303,21 +303,21 @@ def test_a_model_warm_starts_one_for_fewer_or_more_features_exactly(tmp_path, ti
     for keep in (1, 2):
         narrow_config = dataclasses.replace(wide, max_features=keep)
         narrow = PFNTransformer(narrow_config).eval()
-        narrow.load_state_dict(_warm_start_weights(source, narrow_config))
+        narrow.load_state_dict(_warm_start_weights(source, narrow_config, narrow.state_dict()))
         x, y = torch.rand(3, 9, keep), torch.randn(3, 6)
         with torch.no_grad():
             torch.testing.assert_close(narrow(x[:, :6], y, x[:, 6:]), source.model(x[:, :6], y, x[:, 6:]))
     # widened, it computes on its old inputs exactly what it did, and the new features start ignored
     wider_config = dataclasses.replace(wide, max_features=6)
     wider = PFNTransformer(wider_config).eval()
-    wider.load_state_dict(_warm_start_weights(source, wider_config))
+    wider.load_state_dict(_warm_start_weights(source, wider_config, wider.state_dict()))
     x, y = torch.rand(3, 9, 4), torch.randn(3, 6)
     with torch.no_grad():
         torch.testing.assert_close(wider(x[:, :6], y, x[:, 6:]), source.model(x[:, :6], y, x[:, 6:]))
         x6 = torch.cat([x, torch.rand(3, 9, 2)], -1)
         torch.testing.assert_close(wider(x6[:, :6], y, x6[:, 6:]), source.model(x[:, :6], y, x[:, 6:]))
     with pytest.raises(ConfigError, match="another model configuration"):
-        _warm_start_weights(source, dataclasses.replace(wide, max_features=6, d_model=64))
+        _warm_start_weights(source, dataclasses.replace(wide, max_features=6, d_model=64), {})
 
     run = dataclasses.replace(SMALL, steps=2, eval_every=2, checkpoint_every=2)
     result = train(tiny_prior(max_features=1), dataclasses.replace(TINY_MODEL, max_features=1), run,
@@ -325,6 +325,44 @@ def test_a_model_warm_starts_one_for_fewer_or_more_features_exactly(tmp_path, ti
     warm = load_checkpoint(result.checkpoint)
     assert warm.model_config.max_features == 1
     assert not torch.equal(warm.bar_distribution.borders, load_checkpoint(tiny_checkpoint).bar_distribution.borders)
+
+
+def test_a_model_warm_starts_a_deeper_one_exactly(tmp_path, tiny_checkpoint):
+    """Deepened, a model computes exactly what it did (its new layers add zero to the residual stream), its old
+    layers keep their weights and order, and training then moves the new layers' zeroed projections."""
+    from types import SimpleNamespace
+
+    from priorfit.model.transformer import PFNTransformer
+    from priorfit.training import _warm_start_weights
+
+    for shallow in (TINY_MODEL, dataclasses.replace(TINY_MODEL, n_classes=3, invariant=True)):
+        torch.manual_seed(0)
+        source = SimpleNamespace(model_config=shallow, model=PFNTransformer(shallow).eval())
+        for layers in (3, 4, 5):
+            deep_config = dataclasses.replace(shallow, n_layers=layers)
+            deep = PFNTransformer(deep_config).eval()
+            deep.load_state_dict(_warm_start_weights(source, deep_config, deep.state_dict()))
+            x = torch.rand(3, 9, 2)
+            y = torch.randint(0, 3, (3, 6)) if shallow.n_classes else torch.randn(3, 6)
+            with torch.no_grad():
+                torch.testing.assert_close(deep(x[:, :6], y, x[:, 6:]), source.model(x[:, :6], y, x[:, 6:]))
+            placed = {i * layers // shallow.n_layers: i for i in range(shallow.n_layers)}
+            assert len(placed) == shallow.n_layers
+            for position, layer in enumerate(deep.layers):
+                if position in placed:  # an old layer, its weights unchanged
+                    _assert_same(layer.state_dict(), source.model.layers[placed[position]].state_dict())
+                else:  # a new one: residual branches' outputs zero, the rest initialised
+                    assert not torch.count_nonzero(layer.out_proj.weight)
+                    assert not torch.count_nonzero(layer.ff[2].weight)
+                    assert torch.count_nonzero(layer.q_proj.weight) and torch.count_nonzero(layer.ff[0].weight)
+
+    deep_model = dataclasses.replace(TINY_MODEL, n_layers=4)
+    run = dataclasses.replace(SMALL, steps=2, eval_every=2, checkpoint_every=2)
+    result = train(tiny_prior(), deep_model, run, tmp_path / "deep", resume=False, progress=False,
+                   init_from=str(tiny_checkpoint))
+    trained = load_checkpoint(result.checkpoint).model
+    assert torch.count_nonzero(trained.layers[1].out_proj.weight)  # a new layer has learned
+    assert load_checkpoint(result.checkpoint).model_config.n_layers == 4
 
 
 def test_a_step_with_a_non_finite_loss_is_skipped_and_counted(tmp_path, monkeypatch):

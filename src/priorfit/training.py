@@ -374,10 +374,34 @@ def _widened(state: dict, source: ModelConfig, max_features: int) -> dict:
     return state
 
 
-def _warm_start_weights(source: Any, target: ModelConfig) -> dict:
+def _deepened(state: dict, source: ModelConfig, n_layers: int, fresh: dict) -> dict:
+    """The weights of a model of config ``source`` with ``n_layers`` > its own layers, computing exactly what
+    ``source`` computes: the old layers keep their order, spread evenly (old layer i at position
+    floor(i * n_layers / source.n_layers)), and each new layer takes its weights from ``fresh`` (the new model's
+    own initialisation) except its two residual branches' output projections, which start at zero. A pre-norm
+    layer whose branches add zero is the identity, on the context's tokens and the queries' alike; the zeroed
+    projections still get gradients (their inputs are not zero), so the new layers learn from the first step."""
+    old = source.n_layers
+    placed = {i * n_layers // old: i for i in range(old)}
+    out = {k: v for k, v in state.items() if not k.startswith("layers.")}
+    for position in range(n_layers):
+        prefix = f"layers.{position}."
+        if position in placed:
+            src = f"layers.{placed[position]}."
+            out.update({prefix + k[len(src):]: v for k, v in state.items() if k.startswith(src)})
+            continue
+        layer = {k: v.clone() for k, v in fresh.items() if k.startswith(prefix)}
+        for name in ("out_proj.weight", "out_proj.bias", "ff.2.weight", "ff.2.bias"):
+            layer[prefix + name] = torch.zeros_like(layer[prefix + name])
+        out.update(layer)
+    return out
+
+
+def _warm_start_weights(source: Any, target: ModelConfig, fresh: dict) -> dict:
     """``source``'s (a loaded checkpoint's) weights for a model of config ``target``: the same configuration; a
-    non-invariant model's for an invariant one (:func:`_to_invariant`); or a model for fewer input features,
-    narrowed exactly (:func:`_narrowed`), or for more, widened exactly (:func:`_widened`)."""
+    non-invariant model's for an invariant one (:func:`_to_invariant`); a model for fewer input features,
+    narrowed exactly (:func:`_narrowed`), or for more, widened exactly (:func:`_widened`); or a deeper model,
+    deepened exactly (:func:`_deepened`, its new layers from ``fresh``, the target model's own initial weights)."""
     config, state = source.model_config, source.model.state_dict()
     if config.max_features > target.max_features:
         state = _narrowed(state, config, target.max_features)
@@ -385,12 +409,16 @@ def _warm_start_weights(source: Any, target: ModelConfig) -> dict:
     elif config.max_features < target.max_features:
         state = _widened(state, config, target.max_features)
         config = dataclasses.replace(config, max_features=target.max_features)
+    if config.n_layers < target.n_layers:
+        state = _deepened(state, config, target.n_layers, fresh)
+        config = dataclasses.replace(config, n_layers=target.n_layers)
     if to_dict(config) == to_dict(target):
         return state
     if _to_invariant(config, target):
         return {k: v for k, v in state.items() if not k.startswith("stats_encoder.")}
     raise ConfigError("init_from has another model configuration than model_config (it may differ only in "
-                      "being non-invariant for an invariant model, or in how many features it accepts)")
+                      "being non-invariant for an invariant model, in how many features it accepts, or in having "
+                      "fewer layers)")
 
 
 def _is_classifier(prior: Any, model_config: ModelConfig) -> bool:
@@ -503,8 +531,9 @@ def train(
     `init_from` (a checkpoint path or shipped-model name) warm-starts a new run: its weights and bar borders
     replace the fresh ones, the optimiser and schedule start afresh. Its model configuration must equal
     `model_config`, except that a non-invariant model may warm-start an invariant one of the same architecture
-    (a standardising model's statistics' embedding is left behind), and a model for more input features may
-    warm-start one for fewer (its input embedding narrowed exactly). The bars carry over when the prior is the
+    (a standardising model's statistics' embedding is left behind), a model for more input features may
+    warm-start one for fewer (its input embedding narrowed exactly) and the reverse, and a model may warm-start a
+    deeper one (its new layers start as the identity). The bars carry over when the prior is the
     source's own; for another prior they are placed afresh, since its targets are other ones. A resumed run ignores `init_from` (the training state
     already holds the weights).
     """
@@ -537,7 +566,7 @@ def train(
 
         source = load_model(init_from)
         try:
-            model.load_state_dict(_warm_start_weights(source, model_config))
+            model.load_state_dict(_warm_start_weights(source, model_config, model.state_dict()))
         except ConfigError as err:
             raise ConfigError(f"init_from {str(init_from)!r}: {err}") from None
         init_meta = dict(source=str(init_from), step=source.metadata.get("step"),
