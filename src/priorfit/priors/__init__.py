@@ -23,6 +23,7 @@ from priorfit.priors.hyperpriors import (
 from priorfit.priors.invariant import InvariantGPPrior
 from priorfit.priors.mixture import MixtureParams, MixturePrior
 from priorfit.priors.nngp import NNGP, NNGPParams
+from priorfit.priors.factor_classification import FactorClassificationParams, FactorClassificationPrior
 from priorfit.priors.scm import SCMClassificationPrior
 from priorfit.priors.warping import KumaraswamyWarp, WarpParams
 from priorfit.priors.student_t import (
@@ -63,6 +64,8 @@ __all__ = [
     "CategoricalTargets",
     "LabelProbabilities",
     "SCMClassificationPrior",
+    "FactorClassificationPrior",
+    "FactorClassificationParams",
     "BNNClassificationPrior",
     "BNNClassificationParams",
     "InvariantGPPrior",
