@@ -93,6 +93,27 @@ def wide_classifier_checkpoint(tmp_path_factory):
     return train(tiny_label_prior(10, 10), model, config, out, resume=False, progress=False).checkpoint
 
 
+def check_labels_follow_stated_probabilities(prior) -> None:
+    """What every prior of labels that states its class probabilities (LabelProbabilities) must do: repeat with
+    its seed, draw finite float64 inputs, state probabilities that sum to 1, draw labels calibrated to them, and
+    give the query points' probabilities as its conditional."""
+    from priorfit.priors import CategoricalTargets, LabelProbabilities
+
+    batch = prior.sample(400, 40, torch.Generator().manual_seed(1), n_features=3, n_context=30, n_classes=3)
+    again = prior.sample(400, 40, torch.Generator().manual_seed(1), n_features=3, n_context=30, n_classes=3)
+    torch.testing.assert_close(batch.x, again.x, rtol=0, atol=0)
+    torch.testing.assert_close(batch.y, again.y, rtol=0, atol=0)
+    assert batch.x.shape == (400, 40, 3) and batch.x.dtype == torch.float64 and torch.isfinite(batch.x).all()
+    assert isinstance(batch.params, LabelProbabilities) and batch.params.probs.shape == (400, 40, 3)
+    np.testing.assert_allclose(batch.params.probs.sum(-1).numpy(), 1.0, rtol=1e-12)
+    assert set(np.unique(batch.y.numpy())) == {0.0, 1.0, 2.0}
+    worst, allowed = label_calibration_error(batch.params.probs.numpy(), batch.y.numpy())
+    assert worst < allowed, (worst, allowed)
+    targets = prior.conditional(batch, 30)
+    assert isinstance(targets, CategoricalTargets)
+    np.testing.assert_array_equal(targets.probs.numpy(), batch.params.probs[:, 30:].numpy())
+
+
 def label_calibration_error(probs: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
     """Largest |frequency - mean probability| of class 0 over ten probability bins, and its 4-SE allowance."""
     p0, hit = probs[..., 0].ravel(), (labels.ravel() == 0)

@@ -6,30 +6,19 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 import torch
 
 from priorfit.config import from_dict, to_dict
-from priorfit.priors import BNNClassificationPrior, BNNPrior, CategoricalTargets, Fixed, Uniform
+from priorfit.priors import BNNClassificationPrior, BNNPrior, Fixed, Uniform
 from priorfit.priors.bnn import network_outputs
 from priorfit.preprocessing import context_input_scaling, scale_inputs
 
-from conftest import label_calibration_error
+from conftest import check_labels_follow_stated_probabilities
 
 
 def test_labels_follow_the_stated_probabilities_and_repeat_with_the_seed():
-    prior = BNNClassificationPrior(label_noise=Uniform(0.0, 0.2))
-    batch = prior.sample(400, 40, torch.Generator().manual_seed(1), n_features=3, n_context=30, n_classes=3)
-    again = prior.sample(400, 40, torch.Generator().manual_seed(1), n_features=3, n_context=30, n_classes=3)
-    torch.testing.assert_close(batch.y, again.y, rtol=0, atol=0)
-    assert batch.x.shape == (400, 40, 3) and batch.params.probs.shape == (400, 40, 3)
-    np.testing.assert_allclose(batch.params.probs.sum(-1).numpy(), 1.0, rtol=1e-12)
-    worst, allowed = label_calibration_error(batch.params.probs.numpy(), batch.y.numpy())
-    assert worst < allowed, (worst, allowed)
-    targets = prior.conditional(batch, 30)
-    assert isinstance(targets, CategoricalTargets)
-    np.testing.assert_array_equal(targets.probs.numpy(), batch.params.probs[:, 30:].numpy())
+    check_labels_follow_stated_probabilities(BNNClassificationPrior(label_noise=Uniform(0.0, 0.2)))
 
 
 def test_probabilities_are_the_drawn_networks_softmax_in_the_contexts_units():

@@ -12,24 +12,14 @@ import pytest
 import torch
 
 from priorfit.config import from_dict, to_dict
-from priorfit.priors import CategoricalTargets, FactorClassificationPrior
+from priorfit.priors import FactorClassificationPrior
 from priorfit.priors.factor_classification import factor_logits
 
-from conftest import label_calibration_error
+from conftest import check_labels_follow_stated_probabilities
 
 
 def test_labels_follow_the_stated_probabilities_and_repeat_with_the_seed():
-    prior = FactorClassificationPrior()
-    batch = prior.sample(400, 40, torch.Generator().manual_seed(1), n_features=3, n_context=30, n_classes=3)
-    again = prior.sample(400, 40, torch.Generator().manual_seed(1), n_features=3, n_context=30, n_classes=3)
-    torch.testing.assert_close(batch.y, again.y, rtol=0, atol=0)
-    assert batch.x.shape == (400, 40, 3) and batch.params.probs.shape == (400, 40, 3)
-    np.testing.assert_allclose(batch.params.probs.sum(-1).numpy(), 1.0, rtol=1e-12)
-    worst, allowed = label_calibration_error(batch.params.probs.numpy(), batch.y.numpy())
-    assert worst < allowed, (worst, allowed)
-    targets = prior.conditional(batch, 30)
-    assert isinstance(targets, CategoricalTargets)
-    np.testing.assert_array_equal(targets.probs.numpy(), batch.params.probs[:, 30:].numpy())
+    check_labels_follow_stated_probabilities(FactorClassificationPrior())
 
 
 def test_inputs_have_the_stated_covariance_and_the_probabilities_are_the_whitened_softmax():

@@ -15,7 +15,6 @@ from priorfit.config import from_dict, to_dict
 from priorfit.model.transformer import ModelConfig
 from priorfit.priors import (
     RBF,
-    CategoricalTargets,
     GPClassificationPrior,
     GPPrior,
     LabelProbabilities,
@@ -27,7 +26,7 @@ from priorfit.priors import (
 )
 from priorfit.training import TrainConfig, train
 
-from conftest import label_calibration_error
+from conftest import check_labels_follow_stated_probabilities, label_calibration_error
 
 
 def _gp(max_features: int = 3, max_classes: int = 10) -> GPClassificationPrior:
@@ -38,19 +37,7 @@ def _gp(max_features: int = 3, max_classes: int = 10) -> GPClassificationPrior:
 
 def test_scm_labels_follow_the_stated_probabilities_and_repeat_with_the_seed():
     prior = SCMClassificationPrior(max_features=4)
-    batch = prior.sample(400, 40, torch.Generator().manual_seed(1), n_features=3, n_context=30, n_classes=3)
-    again = prior.sample(400, 40, torch.Generator().manual_seed(1), n_features=3, n_context=30, n_classes=3)
-    torch.testing.assert_close(batch.x, again.x, rtol=0, atol=0)
-    torch.testing.assert_close(batch.y, again.y, rtol=0, atol=0)
-    assert batch.x.shape == (400, 40, 3) and batch.x.dtype == torch.float64 and torch.isfinite(batch.x).all()
-    assert isinstance(batch.params, LabelProbabilities) and batch.params.probs.shape == (400, 40, 3)
-    np.testing.assert_allclose(batch.params.probs.sum(-1).numpy(), 1.0, rtol=1e-12)
-    assert set(np.unique(batch.y.numpy())) == {0.0, 1.0, 2.0}
-    worst, allowed = label_calibration_error(batch.params.probs.numpy(), batch.y.numpy())
-    assert worst < allowed, (worst, allowed)
-    targets = prior.conditional(batch, 30)
-    assert isinstance(targets, CategoricalTargets)
-    np.testing.assert_array_equal(targets.probs.numpy(), batch.params.probs[:, 30:].numpy())
+    check_labels_follow_stated_probabilities(prior)
     with pytest.raises(TypeError, match="LabelProbabilities"):
         prior.conditional(_gp().sample(2, 5, torch.Generator().manual_seed(0)), 3)
 
