@@ -72,7 +72,8 @@ class TrainConfig:
             (max_context 0 means n_points - 1).
         min_features: the number of input features of each step is uniform on [min_features, the prior's
             max_features]; 1 (the default) trains every count the model accepts, more trains only the larger ones
-            (e.g. to probe or fine-tune a model where its inputs have many features).
+            (e.g. to probe or fine-tune a model where its inputs have many features). The held-out evaluation and
+            a fresh run's bar borders still draw every feature count.
         context_sampling: how the context size of a step is drawn on [min_context, max_context]: "uniform", or
             "log_uniform" (its log uniform, so that each doubling of n gets the same share of steps: small
             contexts, where the posterior is widest, are learned as well as large ones, and cost less).
@@ -292,7 +293,9 @@ class _Evaluator:
 
     def __init__(self, prior: Any, config: TrainConfig, categorical: bool = False,
                  n_features: int | None = None) -> None:
-        """`n_features`: every held-out dataset's feature count (None: the prior's own draw)."""
+        """`n_features`: every held-out dataset's feature count (None: the prior's own draw; regression only)."""
+        if categorical and n_features is not None:
+            raise ValueError("n_features is for a regression prior's held-out sets; a prior of labels draws its own")
         self.sets = []
         fixed = {} if n_features is None else {"n_features": n_features}
         self.categorical = categorical

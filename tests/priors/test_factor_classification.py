@@ -48,13 +48,17 @@ def test_the_label_reads_every_whitened_direction_alike():
     batch = prior.sample(sets, 1000, torch.Generator().manual_seed(3), n_features=d, n_classes=2)
     probs = batch.params.probs.numpy()
     logit = np.log(probs[..., 1]) - np.log(probs[..., 0])
-    shares = []
-    for x, ell in zip(batch.x.numpy(), logit):
+    directions = batch.params.directions.numpy()
+    shares, raw_shares = [], []
+    for x, ell, beta in zip(batch.x.numpy(), logit, directions):
         x = x - x.mean(0)
         top = np.linalg.eigh(np.cov(x.T))[1][:, -1]
         shares.append(np.corrcoef(x @ top, ell)[0, 1] ** 2)
+        raw = x @ (beta[:, 1] - beta[:, 0])  # the same directions read on the raw features instead: the size
+        raw_shares.append(np.corrcoef(x @ top, raw)[0, 1] ** 2)
     shares = np.array(shares)
     assert abs(shares.mean() - 1 / d) < 4 * shares.std() / np.sqrt(sets) + 0.01, shares.mean()
+    assert np.mean(raw_shares) > 0.8, np.mean(raw_shares)
 
 
 def test_units_do_not_matter():
@@ -86,6 +90,12 @@ def test_arguments_are_checked_and_the_prior_round_trips_through_its_config():
         FactorClassificationPrior(max_factors=0)
     with pytest.raises(ValueError, match="specific_scale"):
         FactorClassificationPrior(specific_scale=-1.0)
+    with pytest.raises(ValueError, match="specific_loc"):
+        FactorClassificationPrior(specific_loc=-20.0)  # a covariance no Cholesky factor survives
+    with pytest.raises(ValueError, match="sharpness_loc"):
+        FactorClassificationPrior(sharpness_loc=float("nan"))
+    extreme = FactorClassificationPrior(specific_loc=-6.0, specific_scale=2.0, sharpness_loc=5.0, sharpness_scale=2.0)
+    assert torch.isfinite(extreme.sample(200, 30, torch.Generator().manual_seed(7), n_features=8).params.probs).all()
     with pytest.raises(ValueError, match="max_classes"):
         FactorClassificationPrior(min_classes=3, max_classes=2)
     with pytest.raises(ValueError, match="n_features"):
