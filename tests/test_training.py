@@ -154,6 +154,18 @@ def test_torchrun_data_parallel(tmp_path):
     assert len(state["generators"]) == 2 and not torch.equal(*state["generators"])
 
 
+def _record_sample_calls(monkeypatch, prior) -> list[tuple[int, int | None]]:
+    """Every (n_points, n_features) that `prior.sample` is called with from now on, in order."""
+    calls, original = [], type(prior).sample
+
+    def spy(self, batch_size, n_points, generator, n_features=None, **kwargs):
+        calls.append((n_points, n_features))
+        return original(self, batch_size, n_points, generator, n_features=n_features, **kwargs)
+
+    monkeypatch.setattr(type(prior), "sample", spy)
+    return calls
+
+
 def test_context_curriculum_ramps_the_largest_context(tmp_path, monkeypatch):
     config = TrainConfig(steps=100, n_points=64, min_context=2, max_context=50, context_curriculum=0.5)
     limits = [config.largest_context(s) for s in range(100)]
@@ -164,37 +176,25 @@ def test_context_curriculum_ramps_the_largest_context(tmp_path, monkeypatch):
         TrainConfig(context_curriculum=1.5)
 
     # every step's context respects the limit of its step
-    prior, seen = tiny_prior(), []
-    original = type(prior).sample
-
-    def spy(self, batch_size, n_points, generator, n_features=None, **kwargs):
-        seen.append(n_points)
-        return original(self, batch_size, n_points, generator, n_features=n_features, **kwargs)
-
-    monkeypatch.setattr(type(prior), "sample", spy)
+    prior = tiny_prior()
+    calls = _record_sample_calls(monkeypatch, prior)
     run = dataclasses.replace(SMALL, steps=8, n_queries=4, context_curriculum=1.0, eval_every=100,
                               checkpoint_every=8)
     train(prior, TINY_MODEL, run, tmp_path, resume=False, progress=False)
-    n_ctx = [p - run.n_queries for p in seen[-8:]]  # the training batches (the borders' and evaluator's come first)
+    n_ctx = [n_points - run.n_queries for n_points, _ in calls[-8:]]  # the training batches (the borders' and evaluator's come first)
     assert all(2 <= c <= run.largest_context(s) for s, c in enumerate(n_ctx))
     assert run.largest_context(0) < 20 == run.largest_context(7)
 
 
 def test_min_features_trains_only_the_larger_feature_counts(tmp_path, monkeypatch):
-    prior, seen = tiny_prior(), []
-    original = type(prior).sample
-
-    def spy(self, batch_size, n_points, generator, n_features=None, **kwargs):
-        seen.append(n_features)
-        return original(self, batch_size, n_points, generator, n_features=n_features, **kwargs)
-
-    monkeypatch.setattr(type(prior), "sample", spy)
+    prior = tiny_prior()
+    calls = _record_sample_calls(monkeypatch, prior)
     steps = 12
     for lowest, allowed in ((1, {1, 2}), (2, {2})):
-        seen.clear()
+        calls.clear()
         run = dataclasses.replace(SMALL, steps=steps, min_features=lowest, eval_every=100, checkpoint_every=steps)
         train(prior, TINY_MODEL, run, tmp_path / str(lowest), resume=False, progress=False)
-        assert set(seen[-steps:]) == allowed  # the training batches (the borders' and evaluator's come first)
+        assert {n_features for _, n_features in calls[-steps:]} == allowed  # the training batches (the borders' and evaluator's come first)
     with pytest.raises(ConfigError, match="min_features"):
         train(prior, TINY_MODEL, dataclasses.replace(SMALL, min_features=3), tmp_path / "3", progress=False)
     with pytest.raises(ValueError, match="min_features"):

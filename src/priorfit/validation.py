@@ -26,13 +26,18 @@ def check_int(name: str, value: object, minimum: int | None = None, maximum: int
     return int(value)
 
 
-def check_float(name: str, value: object, minimum: float | None = None, *, strict: bool = False) -> float:
-    """``value`` as a finite float, >= ``minimum`` (> with ``strict``), or a ValueError naming ``name``."""
+def check_float(name: str, value: object, minimum: float | None = None, *, strict: bool = False,
+                maximum: float | None = None) -> float:
+    """``value`` as a finite float, >= ``minimum`` (> with ``strict``) and <= ``maximum``, or a ValueError naming
+    ``name``."""
     ok = not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating))
     ok = ok and math.isfinite(value)
     if ok and minimum is not None:
         ok = value > minimum if strict else value >= minimum
+    if ok and maximum is not None:
+        ok = value <= maximum
     if not ok:
         bound = "" if minimum is None else f" {'>' if strict else '>='} {minimum}"
+        bound += "" if maximum is None else f"{' and' if bound else ''} <= {maximum}"
         raise ValueError(f"{name} must be a finite number{bound}, got {value!r}")
     return float(value)

@@ -58,13 +58,6 @@ __all__ = ["FactorClassificationParams", "FactorClassificationPrior", "factor_lo
 _LEAST_SPECIFIC = 1e-3
 
 
-def _within(name: str, value: object, low: float, high: float) -> float:
-    value = check_float(name, value)
-    if not low <= value <= high:
-        raise ValueError(f"{name} must be in [{low}, {high}], got {value!r}")
-    return value
-
-
 def factor_logits(x: Tensor, loadings: Tensor, specific: Tensor, directions: Tensor, sharpness: Tensor,
                   biases: Tensor) -> Tensor:
     """The classes' logits at x (`batch x m x d`) for the stated loadings, specific standard deviations,
@@ -122,11 +115,11 @@ class FactorClassificationPrior:
     def __post_init__(self) -> None:
         check_int("max_features", self.max_features, minimum=1)
         check_int("max_factors", self.max_factors, minimum=1)
-        _within("specific_loc", self.specific_loc, -6.0, 3.0)
-        _within("specific_scale", self.specific_scale, 0.0, 2.0)
-        _within("sharpness_loc", self.sharpness_loc, -5.0, 5.0)
-        _within("sharpness_scale", self.sharpness_scale, 0.0, 2.0)
-        _within("class_bias_std", self.class_bias_std, 0.0, 10.0)
+        check_float("specific_loc", self.specific_loc, minimum=-6.0, maximum=3.0)
+        check_float("specific_scale", self.specific_scale, minimum=0.0, maximum=2.0)
+        check_float("sharpness_loc", self.sharpness_loc, minimum=-5.0, maximum=5.0)
+        check_float("sharpness_scale", self.sharpness_scale, minimum=0.0, maximum=2.0)
+        check_float("class_bias_std", self.class_bias_std, minimum=0.0, maximum=10.0)
         check_int("min_classes", self.min_classes, minimum=2)
         check_int("max_classes", self.max_classes, minimum=self.min_classes)
 
