@@ -372,8 +372,11 @@ def exact_entry(prior, args, batch, labels, n: int, seed: int, long: bool = Fals
         except SMCStalled:
             return dict(failed=True)  # counted in the cell's failures, and not rerun
         ml2_loss = None
+    predictive = {k: float(exact.diagnostics[k]) for k in ("predictive_max_r_hat", "predictive_min_ess")
+                  if k in exact.diagnostics}  # GP classification: over the queries' class probabilities
     return dict(probs=exact.probs.numpy().round(6).tolist(), ml2_loss=ml2_loss, rerun=rerun,
-                max_r_hat=float(exact.diagnostics["max_r_hat"]), min_ess=float(exact.diagnostics["min_ess"]))
+                max_r_hat=float(exact.diagnostics["max_r_hat"]), min_ess=float(exact.diagnostics["min_ess"]),
+                **predictive)
 
 
 def run_prior(args) -> dict:
@@ -387,6 +390,7 @@ def run_prior(args) -> dict:
     for d in args.features:
         for n in args.contexts:
             gaps, pfn_losses, exact_losses, proba_all, truth_all, r_hats, ess = [], [], [], [], [], [], []
+            predictive_r_hats, predictive_ess = [], []
             failures = 0
             exact_conf, exact_hit, ml2_losses = [], [], []
             for drawn, batch, labels, _, proba in prior_datasets(
@@ -425,6 +429,9 @@ def run_prior(args) -> dict:
                 exact_hit.append(top[1])
                 r_hats.append(entry["max_r_hat"])
                 ess.append(entry["min_ess"])
+                if "predictive_max_r_hat" in entry:
+                    predictive_r_hats.append(entry["predictive_max_r_hat"])
+                    predictive_ess.append(entry["predictive_min_ess"])
             cell = dict(d=d, n=n, datasets=len(gaps), pfn=float(np.mean(pfn_losses)),
                         exact=float(np.mean(exact_losses)),
                         ml2=float(np.nanmean(ml2_losses)) if np.isfinite(ml2_losses).any() else None,
@@ -434,11 +441,16 @@ def run_prior(args) -> dict:
                         ece=calibration_error(np.concatenate(proba_all), np.concatenate(truth_all)),
                         exact_ece=calibration_error(np.concatenate(exact_conf), np.concatenate(exact_hit)),
                         max_r_hat=float(np.max(r_hats)), min_ess=float(np.min(ess)))
+            if len(predictive_r_hats) == len(gaps):  # every reference states its predictive's diagnostics
+                cell.update(predictive_max_r_hat=float(np.max(predictive_r_hats)),
+                            predictive_min_ess=float(np.min(predictive_ess)))
             cells.append(cell)
             ml2 = "" if cell["ml2"] is None else f" ml2 {cell['ml2']:.3f}"
             print(f"d={d} n={n:>3}: pfn {cell['pfn']:.3f} exact {cell['exact']:.3f}{ml2} gap {cell['gap']:+.3f}"
                   f"±{cell['gap_se']:.3f} ECE {cell['ece']:.3f} (exact {cell['exact_ece']:.3f}) "
-                  f"R-hat {cell['max_r_hat']:.3f} ESS {cell['min_ess']:.0f}",
+                  f"R-hat {cell['max_r_hat']:.3f} ESS {cell['min_ess']:.0f}"
+                  + (f" (predictive: R-hat {cell['predictive_max_r_hat']:.3f} ESS {cell['predictive_min_ess']:.0f})"
+                     if "predictive_max_r_hat" in cell else ""),
                   flush=True)
     atomic_write_json(store_path, dict(prior=to_dict(prior), posteriors=stored))  # with any digest added above
     return dict(cells=cells, summary=dict(within_0_03=sum(c["gap"] <= 0.03 for c in cells),
@@ -447,13 +459,15 @@ def run_prior(args) -> dict:
 
 def prior_table(data: dict) -> str:
     lines = [f"{'d':>2} {'n':>4} {'sets':>4} | {'PFN':>6} {'exact':>6} {'ML-II':>6} {'gap':>14} | {'ECE':>6} {'exact':>6} "
-             "| R-hat / ESS",
-             "-" * 64]
+             "| R-hat / ESS | predictive R-hat / ESS",
+             "-" * 88]
     for c in data["cells"]:
         lines.append(f"{c['d']:>2} {c['n']:>4} {c['datasets']:>4} | {c['pfn']:6.3f} {c['exact']:6.3f} "
                      f"{c['ml2'] if c.get('ml2') is not None else float('nan'):6.3f} "
                      f"{c['gap']:+7.3f}±{c['gap_se']:.3f} | {c['ece']:6.3f} {c.get('exact_ece', float('nan')):6.3f} | "
-                     f"{c['max_r_hat']:.3f} / {c['min_ess']:.0f}")
+                     f"{c['max_r_hat']:.3f} / {c['min_ess']:.0f}"
+                     + (f" | {c['predictive_max_r_hat']:.3f} / {c['predictive_min_ess']:.0f}"
+                        if "predictive_max_r_hat" in c else " | -"))
     s = data["summary"]
     lines += ["", f"cells within 0.03 nats of exact: {s['within_0_03']} of {s['cells']}; ECE <= 0.02: "
               f"{s['ece_le_0_02']} of {s['cells']}"]

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from priorfit.exact.classification import classification_predictive
+from priorfit.exact.classification import _predictive_diagnostics, classification_predictive
 from priorfit.exceptions import InputDataError
 from priorfit.priors import RBF, GPClassificationPrior, GPPrior, LogNormal, Normal, Scale
 
@@ -30,10 +30,23 @@ def test_nuts_matches_importance_sampling_on_a_small_context():
     assert ess > 10_000
     nuts = classification_predictive(prior, x_ctx, y_ctx, x_qry, num_warmup=300, num_samples=300, num_chains=2)
     assert nuts.diagnostics["max_r_hat"] < 1.05
+    assert nuts.diagnostics["predictive_max_r_hat"] < 1.05 and nuts.diagnostics["predictive_min_ess"] > 50
     np.testing.assert_allclose(nuts.probs.sum(1).numpy(), 1.0, atol=1e-12)
     np.testing.assert_allclose(nuts.probs.numpy(), exact.numpy(), atol=0.03)
     # and the data mattered: far from the prior's 1/3 near the points labelled 0
     assert exact[1, 0] > 0.45
+
+
+def test_predictive_diagnostics_read_the_draws_chain_major():
+    """Chains that agree give R-hat near 1; a second chain centred elsewhere is flagged (it would not be if the
+    draws were read interleaved)."""
+    gen = torch.Generator().manual_seed(0)
+    agree = 0.5 + 0.05 * torch.randn(2 * 400, 3, 2, generator=gen, dtype=torch.float64)
+    diag = _predictive_diagnostics(agree, num_chains=2)
+    assert diag["predictive_max_r_hat"] < 1.02 and diag["predictive_min_ess"] > 300
+    apart = agree.clone()
+    apart[400:] += 0.2  # the second chain's 400 draws
+    assert _predictive_diagnostics(apart, num_chains=2)["predictive_max_r_hat"] > 1.5
 
 
 def test_the_context_must_hold_every_class():

@@ -8,7 +8,11 @@ N(0, I)`, :math:`L_\theta L_\theta^\top = K_\theta + (\sigma^2 + \epsilon) I` on
 as the prior draws them; the labels are Categorical(softmax(g)). Per draw, a query's latents are Gaussian given
 the context's, :math:`N(m + v^\top w, k_{**} + \sigma^2 + \epsilon - v^\top v)` with :math:`v = L_\theta^{-1}
 k_*`, independent across classes, and the class probabilities are the expectation of their softmax: Monte Carlo
-with ``latent_draws`` draws per posterior draw. R-hat and ESS cover every sampled quantity, latents included.
+with ``latent_draws`` draws per posterior draw. R-hat and ESS cover every sampled quantity, latents included
+(``max_r_hat``, ``min_ess``), and, apart, what the reference is used for: each query's class probabilities per
+posterior draw (``predictive_max_r_hat``, ``predictive_min_ess``). With 128 x C latents the first is the maximum of
+hundreds of statistics, each of a quantity the predictive averages over; the second says whether the chains agree
+on the predictive itself.
 
 """
 
@@ -81,11 +85,11 @@ def _mcmc(prior, n: int, d: int, n_classes: int, num_warmup: int, num_samples: i
 
 def _query_probabilities(prior, flat: dict[str, Tensor], means: Tensor, w: Tensor, xc: Tensor, xq: Tensor,
                          latent_draws: int, seed: int) -> Tensor:
-    """`m x C` class probabilities averaged over S draws (``flat`` kernel/noise values `S x ...`, ``means`` `S x C`,
+    """`S x m x C` class probabilities per posterior draw (``flat`` kernel/noise values `S x ...`, ``means`` `S x C`,
     ``w`` `S x n x C`), each query's latents drawn ``latent_draws`` times given the context's."""
     kernel, jitter = prior.gp.kernel, prior.gp.jitter
     generator = torch.Generator().manual_seed(seed)
-    total, count = None, 0
+    per_draw = []
     s, n, c = w.shape
     for start in range(0, s, 128):
         rows = slice(start, start + 128)
@@ -100,10 +104,18 @@ def _query_probabilities(prior, flat: dict[str, Tensor], means: Tensor, w: Tenso
         mean = means[rows][:, None, :] + torch.einsum("bnm,bnc->bmc", v, w[rows])  # b x m x C
         var = (kernel.diag(params, xq.expand(b, -1, -1)) + s2[:, None] - v.square().sum(1)).clamp_min(0.0)
         eps = torch.randn(latent_draws, *mean.shape, generator=generator, dtype=torch.float64)
-        probs = torch.softmax(mean + var.sqrt()[..., None] * eps, dim=-1).sum((0, 1))  # m x C
-        total = probs if total is None else total + probs
-        count += latent_draws * b
-    return total / count
+        per_draw.append(torch.softmax(mean + var.sqrt()[..., None] * eps, dim=-1).mean(0))  # b x m x C
+    return torch.cat(per_draw)
+
+
+def _predictive_diagnostics(per_draw: Tensor, num_chains: int) -> dict[str, float]:
+    """Split R-hat (largest) and ESS (smallest) over the queries' class probabilities, per posterior draw
+    (`S x m x C`, chain-major)."""
+    from numpyro.diagnostics import effective_sample_size, split_gelman_rubin
+
+    grouped = per_draw.reshape(num_chains, -1, *per_draw.shape[1:]).numpy()
+    return {"predictive_max_r_hat": float(np.nanmax(split_gelman_rubin(grouped))),
+            "predictive_min_ess": float(np.nanmin(effective_sample_size(grouped)))}
 
 
 def _kernel_flat(table: tuple, draws: dict[str, Tensor], total: int) -> dict[str, Tensor]:
@@ -136,8 +148,9 @@ def classification_predictive(prior, x_ctx: object, y_ctx: object, x_qry: object
     means = draws.pop("class_means") if "class_means" in draws else torch.full(
         (total, n_classes), float(prior.gp.mean.value), dtype=torch.float64)
     flat = _kernel_flat(table, draws, total)
-    probs = _query_probabilities(prior, flat, means, draws["w"], xc, xq, latent_draws, seed)
-    return ClassProbabilities(probs, diagnostics=diag)
+    per_draw = _query_probabilities(prior, flat, means, draws["w"], xc, xq, latent_draws, seed)
+    diag.update(_predictive_diagnostics(per_draw, num_chains))
+    return ClassProbabilities(per_draw.mean(0), diagnostics=diag)
 
 
 @dataclass(frozen=True)
