@@ -10,9 +10,8 @@ the context's, :math:`N(m + v^\top w, k_{**} + \sigma^2 + \epsilon - v^\top v)` 
 k_*`, independent across classes, and the class probabilities are the expectation of their softmax: Monte Carlo
 with ``latent_draws`` draws per posterior draw. R-hat and ESS cover every sampled quantity, latents included
 (``max_r_hat``, ``min_ess``), and, apart, what the reference is used for: each query's class probabilities per
-posterior draw (``predictive_max_r_hat``, ``predictive_min_ess``). With 128 x C latents the first is the maximum of
-hundreds of statistics, each of a quantity the predictive averages over; the second says whether the chains agree
-on the predictive itself.
+posterior draw (``predictive_max_r_hat``, ``predictive_min_ess``). With 128 x C latents the first is the largest
+of hundreds of statistics; the second says whether the chains agree on the predictive itself.
 
 """
 
