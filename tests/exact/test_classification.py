@@ -38,15 +38,24 @@ def test_nuts_matches_importance_sampling_on_a_small_context():
 
 
 def test_predictive_diagnostics_read_the_draws_chain_major():
-    """Chains that agree give R-hat near 1; a second chain centred elsewhere is flagged (it would not be if the
-    draws were read interleaved)."""
+    """The draws come chain-major (chain 0's, then chain 1's): the diagnostics equal NumPyro's on the explicit
+    chains x draws array, and a shift of every other draw, which a chain-major reading spreads within both chains,
+    is not flagged, while one of the second chain's draws alone is."""
+    from numpyro.diagnostics import effective_sample_size, split_gelman_rubin
+
     gen = torch.Generator().manual_seed(0)
-    agree = 0.5 + 0.05 * torch.randn(2 * 400, 3, 2, generator=gen, dtype=torch.float64)
-    diag = _predictive_diagnostics(agree, num_chains=2)
-    assert diag["predictive_max_r_hat"] < 1.02 and diag["predictive_min_ess"] > 300
-    apart = agree.clone()
-    apart[400:] += 0.2  # the second chain's 400 draws
-    assert _predictive_diagnostics(apart, num_chains=2)["predictive_max_r_hat"] > 1.5
+    grouped = 0.5 + 0.05 * torch.randn(2, 400, 3, 2, generator=gen, dtype=torch.float64)
+    grouped[1] += 0.03 * torch.arange(400, dtype=torch.float64)[:, None, None] / 400  # chains that differ a little
+    diag = _predictive_diagnostics(grouped.reshape(800, 3, 2), num_chains=2)
+    assert diag["predictive_max_r_hat"] == pytest.approx(float(np.max(split_gelman_rubin(grouped.numpy()))))
+    assert diag["predictive_min_ess"] == pytest.approx(float(np.min(effective_sample_size(grouped.numpy()))))
+    flat = 0.5 + 0.05 * torch.randn(800, 3, 2, generator=gen, dtype=torch.float64)
+    alternating = flat.clone()
+    alternating[1::2] += 0.2  # every other draw: within each chain, not between them
+    assert _predictive_diagnostics(alternating, num_chains=2)["predictive_max_r_hat"] < 1.05
+    second = flat.clone()
+    second[400:] += 0.2  # the second chain's 400 draws
+    assert _predictive_diagnostics(second, num_chains=2)["predictive_max_r_hat"] > 1.5
 
 
 def test_the_context_must_hold_every_class():
