@@ -109,12 +109,12 @@ def _query_probabilities(prior, flat: dict[str, Tensor], means: Tensor, w: Tenso
 
 def _predictive_diagnostics(per_draw: Tensor, num_chains: int) -> dict[str, float]:
     """Split R-hat (largest) and ESS (smallest) over the queries' class probabilities, per posterior draw
-    (`S x m x C`, chain-major)."""
-    from numpyro.diagnostics import effective_sample_size, split_gelman_rubin
+    (`S x m x C`, chain-major), as the sampled sites' are computed."""
+    from priorfit.exact.marginal import _nuts_diagnostics
 
     grouped = per_draw.reshape(num_chains, -1, *per_draw.shape[1:]).numpy()
-    return {"predictive_max_r_hat": float(np.nanmax(split_gelman_rubin(grouped))),
-            "predictive_min_ess": float(np.nanmin(effective_sample_size(grouped)))}
+    diag = _nuts_diagnostics({"query_probabilities": grouped}, np.zeros(0))
+    return {"predictive_max_r_hat": diag["max_r_hat"], "predictive_min_ess": diag["min_ess"]}
 
 
 def _kernel_flat(table: tuple, draws: dict[str, Tensor], total: int) -> dict[str, Tensor]:
