@@ -5,6 +5,10 @@ and prediction share.
   over the context are only shifted), so the context spans [0, 1] in every feature and queries are mapped with
   the same numbers.
 - Targets: shifted by the context's mean and divided by its standard deviation.
+- Optionally (``ModelConfig.power_transform``), before the inputs' scaling: each feature standardised by the
+  context's mean and standard deviation and passed through a Yeo-Johnson power transform whose exponent is fitted
+  to the context's points by maximum Gaussian likelihood (:class:`PowerTransform`), so that a skewed or
+  heavy-tailed feature is spread over its range instead of crowded into one end of it.
 
 A model that sees only these (``ModelConfig.invariant``) gives predictions that move exactly with any positive
 affine change of units of the targets and of each feature; a prior stated in these units (its functions drawn
@@ -14,10 +18,76 @@ targets' location and scale out (:mod:`priorfit.exact.invariant`).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor
 
-__all__ = ["context_input_scaling", "scale_inputs", "context_standardization"]
+__all__ = ["POWER_GRID", "PowerTransform", "context_input_scaling", "context_standardization", "scale_inputs",
+           "yeo_johnson"]
+
+#: The Yeo-Johnson exponents a feature's is chosen from: a grid symmetric about 1 (the identity), so that a
+#: reflected feature gets the reflected exponent (2 - lambda), refined between grid points by a parabola.
+POWER_GRID = torch.linspace(-2.0, 4.0, 61, dtype=torch.float64)
+
+
+def yeo_johnson(x: Tensor, power: Tensor) -> Tensor:
+    """The Yeo-Johnson transform of `x` with exponents `power` (broadcast against x): for x >= 0,
+    ((1 + x)^lambda - 1) / lambda (log(1 + x) at lambda = 0); for x < 0, -((1 - x)^(2 - lambda) - 1) / (2 - lambda)
+    (-log(1 - x) at lambda = 2). Strictly increasing in x for every lambda, and psi(-x, 2 - lambda) =
+    -psi(x, lambda)."""
+    positive = x >= 0
+    lam = torch.where(positive, power, 2.0 - power)
+    log1p = torch.log1p(x.abs())
+    small = lam.abs() < 1e-8
+    safe = torch.where(small, torch.ones_like(lam), lam)
+    magnitude = torch.where(small, log1p, torch.expm1(safe * log1p) / safe)
+    return torch.where(positive, magnitude, -magnitude)
+
+
+@dataclass(frozen=True)
+class PowerTransform:
+    """Per-feature input transform fitted to a context: ``yeo_johnson((x - center) / spread, power)``, each
+    field `batch x 1 x d`. A feature constant over the context (or a one-point context) gets spread 1 and power 1,
+    the identity after its shift. Every step moves with a positive affine change of a feature's units (the
+    standardisation absorbs it) and reflects with a reflection of it, so a model shown the transformed inputs
+    keeps the invariances of :func:`context_input_scaling`."""
+
+    center: Tensor
+    spread: Tensor
+    power: Tensor
+
+    @classmethod
+    def fit(cls, x_ctx: Tensor) -> "PowerTransform":
+        """The transform of contexts' inputs `x_ctx` (`batch x n x d`): each feature standardised, then the
+        exponent of the grid (:data:`POWER_GRID`) of greatest Yeo-Johnson log likelihood
+        ``-n/2 log var(psi) + (lambda - 1) sum sign(z) log(1 + |z|)``, refined by the vertex of the parabola through
+        it and its two neighbours (at most one grid step away); computed in float64."""
+        x = x_ctx.to(torch.float64)
+        center = x.mean(dim=-2, keepdim=True)
+        std = (x - center).square().mean(dim=-2, keepdim=True).sqrt()
+        varies = std > 1e-12 * (1.0 + center.abs())
+        spread = torch.where(varies, std, torch.ones_like(std))
+        z = (x - center) / spread  # batch x n x d
+        grid = POWER_GRID.to(z.device)
+        psi = yeo_johnson(z.unsqueeze(-1), grid)  # batch x n x d x G
+        variance = psi.var(dim=-3, unbiased=False).clamp_min(1e-300)  # batch x d x G
+        jacobian = (torch.sign(z) * torch.log1p(z.abs())).sum(dim=-2).unsqueeze(-1)  # batch x d x 1
+        loglik = -0.5 * z.shape[-2] * variance.log() + (grid - 1.0) * jacobian
+        best = loglik.argmax(dim=-1, keepdim=True).clamp(1, len(grid) - 2)
+        below, at, above = (loglik.gather(-1, best + k).squeeze(-1) for k in (-1, 0, 1))
+        step = float(grid[1] - grid[0])
+        curvature = below - 2.0 * at + above
+        offset = torch.where(curvature < 0, 0.5 * step * (below - above) / curvature.clamp(max=-1e-300),
+                             torch.zeros_like(at)).clamp(-step, step)
+        power = (grid[best.squeeze(-1)] + offset).unsqueeze(-2)  # batch x 1 x d
+        power = torch.where(varies, power, torch.ones_like(power))
+        return cls(center=center, spread=spread, power=power)
+
+    def __call__(self, x: Tensor) -> Tensor:
+        """Inputs `batch x m x d` transformed, in float64 whatever x's precision (training's float32 inputs and
+        an estimator's float64 ones go through the same arithmetic)."""
+        return yeo_johnson((x.to(torch.float64) - self.center) / self.spread, self.power)
 
 
 def context_input_scaling(x_ctx: Tensor) -> tuple[Tensor, Tensor]:

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from priorfit.config import register
-from priorfit.preprocessing import context_input_scaling, scale_inputs
+from priorfit.preprocessing import PowerTransform, context_input_scaling, scale_inputs
 from priorfit.preprocessing import context_standardization as _standardization
 from priorfit.validation import check_int
 
@@ -55,6 +55,10 @@ class ModelConfig:
             this many classes: context labels ``0 ... K - 1`` enter through an embedding per class, the head gives
             one logit per class (those of classes beyond a context's K are masked by
             :func:`priorfit.model.categorical.masked_log_probs`), and ``n_bars`` is unused.
+        power_transform: for an invariant model, pass each input feature through a Yeo-Johnson transform fitted
+            to the context (:class:`priorfit.preprocessing.PowerTransform`) before scaling it by the context's
+            range, in training and prediction alike: a skewed feature's points then spread over its range
+            instead of crowding into one end of it. The invariances to each feature's units and sign stay exact.
     """
 
     d_model: int = 256
@@ -68,6 +72,7 @@ class ModelConfig:
     standardize_targets: bool = False
     invariant: bool = False
     n_classes: int = 0
+    power_transform: bool = False
 
     def __post_init__(self) -> None:
         for name in ("d_model", "n_layers", "n_heads", "d_ff", "max_features"):
@@ -89,6 +94,10 @@ class ModelConfig:
         if self.invariant and self.standardize_targets:
             raise ValueError("invariant already standardises targets (without the statistics' embedding that "
                              "standardize_targets adds); set one of them")
+        if not isinstance(self.power_transform, bool):
+            raise ValueError(f"power_transform must be a bool, got {self.power_transform!r}")
+        if self.power_transform and not self.invariant:
+            raise ValueError("power_transform acts on the context's own units; it needs invariant=True")
 
 
 #: The smallest standard deviation a context's targets are divided by (a constant context has none).
@@ -117,6 +126,7 @@ class ContextCache:
     conditioning: Tensor | None = None
     input_loc: Tensor | None = None  # batch x 1 x d: an invariant model's context scaling of the inputs
     input_scale: Tensor | None = None
+    input_power: PowerTransform | None = None  # a power-transforming model's transform, applied before the scaling
 
     @property
     def n_context(self) -> int:
@@ -241,6 +251,10 @@ class PFNTransformer(nn.Module):
         else:
             y_embedded = self.y_encoder(((y_ctx.to(self.head.weight.dtype) - loc) / scale).unsqueeze(-1))
         x_lo = x_width = None
+        power = None
+        if self.config.power_transform:
+            power = PowerTransform.fit(x_ctx)
+            x_ctx = power(x_ctx)
         if self.config.invariant:
             x_lo, x_width = context_input_scaling(x_ctx)
             x_ctx = scale_inputs(x_ctx, x_lo, x_width)
@@ -258,12 +272,14 @@ class PFNTransformer(nn.Module):
             values.append(v)
             if i < last:  # the last layer's context outputs are never read
                 h = layer.attend(h, normed, k, v)
-        return ContextCache(tuple(keys), tuple(values), loc, scale, conditioning, x_lo, x_width)
+        return ContextCache(tuple(keys), tuple(values), loc, scale, conditioning, x_lo, x_width, power)
 
     def predict_logits(self, cache: ContextCache, x_qry: Tensor) -> Tensor:
         """Logits `batch x m x n_bars` for queries `batch x m x d`, from an encoded context."""
         if x_qry.shape[0] != cache.batch_size:
             raise ValueError(f"x_qry has batch size {x_qry.shape[0]}, the context {cache.batch_size}")
+        if cache.input_power is not None:
+            x_qry = cache.input_power(x_qry)
         if cache.input_loc is not None:
             x_qry = scale_inputs(x_qry, cache.input_loc, cache.input_scale)
         h = self.x_encoder(self._pad(x_qry))
