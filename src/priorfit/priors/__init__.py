@@ -25,6 +25,7 @@ from priorfit.priors.mixture import MixtureParams, MixturePrior
 from priorfit.priors.nngp import NNGP, NNGPParams
 from priorfit.priors.factor_classification import FactorClassificationParams, FactorClassificationPrior
 from priorfit.priors.scm import SCMClassificationPrior
+from priorfit.priors.tree_classification import TreeClassificationParams, TreeClassificationPrior
 from priorfit.priors.warping import KumaraswamyWarp, WarpParams
 from priorfit.priors.student_t import (
     StudentTNoiseParams,
@@ -65,6 +66,8 @@ __all__ = [
     "LabelProbabilities",
     "SCMClassificationPrior",
     "FactorClassificationPrior",
+    "TreeClassificationPrior",
+    "TreeClassificationParams",
     "FactorClassificationParams",
     "BNNClassificationPrior",
     "BNNClassificationParams",

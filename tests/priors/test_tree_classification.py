@@ -1,0 +1,139 @@
+"""The tree classification prior against what it states: labels drawn from the stated probabilities, those
+probabilities recomputed by walking each tree point by point, thresholds at context points' values, features of
+the stated kinds, units that do not matter, and its arguments checked."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from priorfit.config import from_dict, to_dict
+from priorfit.priors import TreeClassificationPrior
+from priorfit.priors.tree_classification import FEATURE_KINDS, tree_logits
+
+from conftest import check_labels_follow_stated_probabilities
+
+
+def test_labels_follow_the_stated_probabilities_and_repeat_with_the_seed():
+    check_labels_follow_stated_probabilities(TreeClassificationPrior())
+
+
+def _walk(x: np.ndarray, features: np.ndarray, thresholds: np.ndarray, leaves: np.ndarray) -> np.ndarray:
+    """One point's leaf values summed over trees, by following each tree's branches one node at a time."""
+    total = np.zeros(leaves.shape[-1])
+    nodes = features.shape[-1]
+    for t in range(features.shape[0]):
+        node = 0
+        while node < nodes:
+            node = 2 * node + (2 if x[features[t, node]] > thresholds[t, node] else 1)
+        total += leaves[t, node - nodes]
+    return total
+
+
+def test_the_probabilities_are_the_softmax_of_the_trees_walked_point_by_point():
+    prior = TreeClassificationPrior(max_trees=3, max_depth=3, max_label_noise=0.0)
+    batch = prior.sample(6, 30, torch.Generator().manual_seed(2), n_features=4, n_context=20, n_classes=3)
+    p = batch.params
+    trees = p.features.shape[1]
+    for i in range(6):
+        x = batch.x[i].numpy() * p.signs[i].numpy()  # the features as the trees saw them
+        for j in range(30):
+            total = _walk(x[j], p.features[i].numpy(), p.thresholds[i].numpy(), p.leaves[i].numpy())
+            logits = p.sharpness[i].item() * total / math.sqrt(trees) + p.biases[i].numpy()
+            expected = np.exp(logits - logits.max())
+            np.testing.assert_allclose(p.probs[i, j].numpy(), expected / expected.sum(), rtol=1e-9, atol=1e-12)
+
+
+def test_leaves_are_sums_of_the_splits_effects_on_their_paths():
+    """Each split adds its effect on one side and subtracts it on the other, so the leaves sum to zero (the
+    2^D - 1 effects span exactly the leaf vectors that do), and a leaf's value is standard normal per class."""
+    prior = TreeClassificationPrior(max_depth=3)
+    values, depths = [], set()
+    for seed in range(20):  # the depth is drawn per batch
+        leaves = prior.sample(100, 10, torch.Generator().manual_seed(seed), n_classes=2).params.leaves.flatten(0, 1)
+        depths.add(leaves.shape[1])
+        torch.testing.assert_close(leaves.sum(1), torch.zeros_like(leaves[:, 0]), rtol=0, atol=1e-12)
+        if leaves.shape[1] == 2:  # depth 1: the leaves are -e and +e
+            torch.testing.assert_close(leaves[:, 0], -leaves[:, 1], rtol=0, atol=0)
+        values.append(leaves.flatten())
+    assert depths == {2, 4, 8}
+    assert abs(float(torch.cat(values).std()) - 1.0) < 0.03
+
+
+def test_thresholds_are_context_values_and_zero_inflated_features_split_at_zero():
+    prior = TreeClassificationPrior(kind_weights=(0, 0, 0, 1, 0), max_depth=2)
+    batch = prior.sample(300, 200, torch.Generator().manual_seed(3), n_features=3, n_context=20)
+    p = batch.params
+    x = (batch.x * p.signs[:, None]).numpy()
+    for i in range(300):
+        for t in range(p.features.shape[1]):
+            for node in range(p.features.shape[2]):
+                feature, threshold = int(p.features[i, t, node]), float(p.thresholds[i, t, node])
+                assert threshold in x[i, :20, feature]
+    zeros = (x == 0).mean(axis=1)  # 300 x 3: each feature's share of zeros, 0.2 ... 0.7 in expectation
+    assert 0.1 < zeros.min() and zeros.max() < 0.8 and abs(zeros.mean() - 0.45) < 0.03
+    assert float((p.thresholds == 0).double().mean()) > 0.3
+    assert (x >= 0).all()  # zero or log-normal before the reflections
+
+
+@pytest.mark.parametrize("kind", FEATURE_KINDS)
+def test_each_kind_of_feature(kind):
+    weights = tuple(1.0 if k == kind else 0.0 for k in FEATURE_KINDS)
+    batch = TreeClassificationPrior(kind_weights=weights).sample(200, 100, torch.Generator().manual_seed(4),
+                                                                 n_features=2)
+    x = (batch.x * batch.params.signs[:, None]).numpy()
+    distinct = np.array([len(np.unique(x[i, :, j])) for i in range(200) for j in range(2)])
+    if kind == "normal":
+        assert abs(x.mean()) < 0.02 and abs(x.std() - 1.0) < 0.02
+    elif kind == "uniform":
+        assert abs(x.std() - 1.0) < 0.02 and np.abs(x).max() <= math.sqrt(3.0)
+    elif kind == "lognormal":
+        assert (x > 0).all() and np.median(x) == pytest.approx(1.0, abs=0.03)
+    elif kind == "zero_inflated":
+        assert 0.35 < (x == 0).mean() < 0.55
+    else:
+        assert distinct.max() <= 40 and distinct.min() >= 2  # a rounded normal: few levels
+
+
+def test_units_do_not_matter_and_reflections_are_even():
+    """An increasing change of a feature's units (thresholds with it) leaves the trees' sums as they were; half of
+    the features are reflected."""
+    prior = TreeClassificationPrior()
+    batch = prior.sample(400, 25, torch.Generator().manual_seed(5), n_features=5, n_classes=4)
+    p = batch.params
+    x = batch.x * p.signs[:, None]
+    before = tree_logits(x, p.features, p.thresholds, p.leaves)
+    scale = torch.exp(3 * torch.randn(400, 5, generator=torch.Generator().manual_seed(6), dtype=torch.float64))
+    moved_thresholds = p.thresholds * scale.gather(1, p.features.flatten(1)).view_as(p.thresholds) + 7.0
+    after = tree_logits(x * scale[:, None] + 7.0, p.features, moved_thresholds, p.leaves)
+    torch.testing.assert_close(after, before, rtol=0, atol=0)
+    assert abs(float((p.signs < 0).double().mean()) - 0.5) < 0.03
+
+
+def test_arguments_are_checked_and_the_prior_round_trips_through_its_config():
+    with pytest.raises(ValueError, match="max_trees"):
+        TreeClassificationPrior(max_trees=0)
+    with pytest.raises(ValueError, match="max_depth"):
+        TreeClassificationPrior(max_depth=9)
+    with pytest.raises(ValueError, match="kind_weights"):
+        TreeClassificationPrior(kind_weights=(1.0, 0.0))
+    with pytest.raises(ValueError, match="kind_weights"):
+        TreeClassificationPrior(kind_weights=(0.0, 0.0, 0.0, 0.0, 0.0))
+    with pytest.raises(ValueError, match="sharpness_scale"):
+        TreeClassificationPrior(sharpness_scale=-1.0)
+    with pytest.raises(ValueError, match="max_classes"):
+        TreeClassificationPrior(min_classes=3, max_classes=2)
+    with pytest.raises(ValueError, match="n_features"):
+        TreeClassificationPrior().sample(2, 10, torch.Generator(), n_features=9)
+    with pytest.raises(TypeError, match="generator"):
+        TreeClassificationPrior().sample(2, 10, 0)
+    prior = TreeClassificationPrior(max_trees=2, max_classes=5, kind_weights=(1, 0, 0, 2, 0))
+    assert from_dict(json.loads(json.dumps(to_dict(prior)))) == prior
+    assert prior.symmetries.permute_inputs and prior.symmetries.reflect_inputs
+    assert prior.target_kind == "categorical" and prior.references() == ()
+    one = prior.sample(3, 8, torch.Generator().manual_seed(7), n_context=1)  # thresholds from a one-point context
+    assert torch.isfinite(one.params.probs).all()
