@@ -26,6 +26,7 @@ from classification import GROUPS, MIN_TEST, RESULTS, SIZES, load, stratified_sp
 
 from priorfit.atomic import atomic_write_json, atomic_write_text  # noqa: E402
 from priorfit.estimators import PFNClassifier  # noqa: E402
+from priorfit.models import load_model  # noqa: E402
 from priorfit.preprocessing import PowerTransform  # noqa: E402
 from priorfit.seeding import derive_seed  # noqa: E402
 
@@ -65,8 +66,10 @@ def run(args) -> dict:
                 cells.append(cell)
                 print(f"{group:>8} {source.name:>13} n={n:>3} "
                       + " ".join(f"{w}={cell['log_loss'][w]:.3f}" for w in WAYS), flush=True)
-    return dict(model=args.model, splits=args.splits, threads=args.threads, cells=cells,
-                command=" ".join(["python", "benchmarks/power_transform_preview.py", *sys.argv[1:]]))
+    checkpoint = load_model(args.model)
+    return dict(model=args.model, model_step=checkpoint.metadata.get("step"),
+                model_weights_sha256=checkpoint.weights_sha256(), splits=args.splits, threads=args.threads,
+                cells=cells, command=" ".join(["python", "benchmarks/power_transform_preview.py", *sys.argv[1:]]))
 
 
 def table(data: dict) -> str:
@@ -77,8 +80,9 @@ def table(data: dict) -> str:
         lines.append(f"{c['group']:>8} {c['dataset']:>13} {c['n']:>4} | " + " ".join(f"{loss[w]:7.3f}" for w in WAYS)
                      + f" | {loss['power'] - loss['raw']:+.3f}")
     better = sum(c["log_loss"]["power"] < c["log_loss"]["raw"] for c in data["cells"])
-    lines.append(f"\n{data['model']}, {data['splits']} splits: power below raw in {better} of {len(data['cells'])} "
-                 "cells (a network never trained on transformed inputs)")
+    lines.append(f"\n{data['model']} (step {data['model_step']}, weights sha256 {data['model_weights_sha256'][:12]}), "
+                 f"{data['splits']} splits: power below raw in {better} of {len(data['cells'])} cells (a network never "
+                 "trained on transformed inputs)")
     return "\n".join(lines) + "\n"
 
 

@@ -55,14 +55,27 @@ def test_units_and_reflections_do_not_matter():
     x = torch.as_tensor(_samples(1))[None]
     ctx, qry = x[:, :150], x[:, 150:]
     base = PowerTransform.fit(ctx)
-    scale = torch.tensor([1e-3, 40.0, -2.0, 7.0, -1e4], dtype=torch.float64)
-    shift = torch.tensor([5.0, -2.0, 1e3, 0.0, 3.0], dtype=torch.float64)
+    scale = torch.tensor([1e-13, 1e160, -2.0, 7.0, -1e4], dtype=torch.float64)
+    shift = torch.tensor([5e-13, -2e160, 1e3, 0.0, 3.0], dtype=torch.float64)  # no digits lost to the shift
     moved = PowerTransform.fit(ctx * scale + shift)
     sign = torch.sign(scale)
     for points in (ctx, qry):
         torch.testing.assert_close(moved(points * scale + shift), sign * base(points), rtol=1e-9, atol=1e-9)
     reflected = sign < 0
     torch.testing.assert_close(moved.power[..., reflected], 2.0 - base.power[..., reflected], rtol=0, atol=1e-9)
+
+
+def test_the_grid_ends_are_kept_and_far_queries_stay_finite():
+    """A feature skewed beyond the grid gets its end exponent (no refinement past it); a query a trillion context
+    ranges away maps to a finite value, and one in float32 too."""
+    rng = np.random.default_rng(2)
+    x = torch.as_tensor(np.exp(np.exp(rng.normal(size=(1, 300, 1)))))  # a log-normal of a log-normal
+    fitted = PowerTransform.fit(x)
+    assert float(fitted.power) == float(POWER_GRID[0])
+    flipped = PowerTransform.fit(-x)
+    assert float(flipped.power) == float(POWER_GRID[-1])
+    far = flipped(torch.tensor([[[-1e12 * float(x.max())]]], dtype=torch.float64))
+    assert torch.isfinite(far).all() and torch.isfinite(far.float()).all()
 
 
 def test_constant_features_and_single_points_pass_through():

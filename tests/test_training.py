@@ -14,7 +14,7 @@ from priorfit.config import to_dict
 from priorfit.estimators import PFNRegressor
 from priorfit.model.loss import pfn_nll, pfn_predict
 from priorfit.exceptions import CheckpointError, ConfigError
-from priorfit.model.transformer import ModelConfig
+from priorfit.model.transformer import ModelConfig, PFNTransformer
 from priorfit.priors.gp import GPPrior
 from priorfit.priors.hyperpriors import Fixed
 from priorfit.priors.kernels import Matern, Scale
@@ -268,6 +268,17 @@ def test_a_model_warm_starts_an_invariant_one(tmp_path, tiny_checkpoint):
     warm = load_checkpoint(result.checkpoint)
     assert warm.model_config.invariant and warm.metadata["init_from"]["source"] == str(tiny_checkpoint)
     assert not torch.equal(warm.bar_distribution.borders, source.bar_distribution.borders)
+    from priorfit.training import _warm_start_weights
+
+    powered = dataclasses.replace(invariant, power_transform=True)  # both changes at once: a transform has no weights
+    weights = _warm_start_weights(source, powered, {})
+    assert weights.keys() == source.model.state_dict().keys()
+    assert all(torch.equal(v, source.model.state_dict()[k]) for k, v in weights.items())
+    powered_model = PFNTransformer(powered)  # and back, from a power-transforming model
+    powered_model.load_state_dict(warm.model.state_dict())
+    from_powered = dataclasses.replace(warm, model=powered_model)
+    back = _warm_start_weights(from_powered, invariant, {})
+    assert all(torch.equal(v, warm.model.state_dict()[k]) for k, v in back.items())
     with pytest.raises(ConfigError, match="another model configuration"):
         train(InvariantGPPrior(tiny_prior()), dataclasses.replace(invariant, d_ff=32), run, tmp_path / "bad",
               resume=False, progress=False, init_from=str(tiny_checkpoint))
@@ -363,6 +374,28 @@ def test_a_model_warm_starts_a_deeper_one_exactly(tmp_path, tiny_checkpoint):
     trained = load_checkpoint(result.checkpoint).model
     assert torch.count_nonzero(trained.layers[1].out_proj.weight)  # a new layer has learned
     assert load_checkpoint(result.checkpoint).model_config.n_layers == 4
+
+
+def test_a_step_with_non_finite_gradients_is_skipped_and_counted(tmp_path, monkeypatch):
+    """A finite loss whose gradients overflow (an input far out of a tiny context) takes no optimiser step either:
+    the weights the second step starts from are the first step's, and the run counts the skip."""
+    import priorfit.training as training
+
+    original, norms, weights = torch.nn.utils.clip_grad_norm_, [], []
+
+    def overflowing(parameters, max_norm):
+        parameters = list(parameters)
+        weights.append([p.detach().clone() for p in parameters])
+        norms.append(original(parameters, max_norm))
+        return torch.tensor(float("inf")) if len(norms) == 2 else norms[-1]
+
+    monkeypatch.setattr(training.torch.nn.utils, "clip_grad_norm_", overflowing)
+    run = dataclasses.replace(SMALL, steps=3, eval_every=3, checkpoint_every=3, border_datasets=16)
+    result = train(tiny_prior(), TINY_MODEL, run, tmp_path, progress=False)
+    assert len(norms) == 3 and result.history[-1]["skipped_steps"] == 1
+    assert all(torch.equal(a, b) for a, b in zip(weights[1], weights[2]))  # step 2 was not taken
+    assert not all(torch.equal(a, b) for a, b in zip(weights[0], weights[1]))  # step 1 was
+    assert all(torch.isfinite(v).all() for v in load_checkpoint(result.checkpoint).model.state_dict().values())
 
 
 def test_a_step_with_a_non_finite_loss_is_skipped_and_counted(tmp_path, monkeypatch):

@@ -23,12 +23,19 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-__all__ = ["POWER_GRID", "PowerTransform", "context_input_scaling", "context_standardization", "scale_inputs",
-           "yeo_johnson"]
+__all__ = ["POWER_GRID", "POWER_LIMIT", "PowerTransform", "context_input_scaling", "context_standardization",
+           "scale_inputs", "yeo_johnson"]
 
-#: The Yeo-Johnson exponents a feature's is chosen from: a grid symmetric about 1 (the identity), so that a
-#: reflected feature gets the reflected exponent (2 - lambda), refined between grid points by a parabola.
-POWER_GRID = torch.linspace(-2.0, 4.0, 61, dtype=torch.float64)
+#: The Yeo-Johnson exponents a feature's is chosen from: -2 ... 4 in steps of 0.1, symmetric about 1 (the identity)
+#: so that a reflected feature gets the reflected exponent 2 - lambda (to rounding); refined between grid points by a
+#: parabola.
+POWER_GRID = 1.0 + 0.1 * torch.arange(-30, 31, dtype=torch.float64)
+
+#: Standardised values are clipped to this many of the context's standard deviations before the transform. A context
+#: of at most 257 points has none beyond 16 (|z| <= sqrt(n - 1)), so only queries are clipped, and a query that far
+#: out is extrapolation whatever it maps to; unclipped, the grid's largest power would raise it to magnitudes whose
+#: gradients overflow the network's float32 (a two-point context and a query a million deviations away).
+POWER_LIMIT = 100.0
 
 
 def yeo_johnson(x: Tensor, power: Tensor) -> Tensor:
@@ -48,10 +55,11 @@ def yeo_johnson(x: Tensor, power: Tensor) -> Tensor:
 @dataclass(frozen=True)
 class PowerTransform:
     """Per-feature input transform fitted to a context: ``yeo_johnson((x - center) / spread, power)``, each
-    field `batch x 1 x d`. A feature constant over the context (or a one-point context) gets spread 1 and power 1,
-    the identity after its shift. Every step moves with a positive affine change of a feature's units (the
-    standardisation absorbs it) and reflects with a reflection of it, so a model shown the transformed inputs
-    keeps the invariances of :func:`context_input_scaling`."""
+    field `batch x 1 x d`, the standardised values clipped to +-:data:`POWER_LIMIT`. A feature constant over the
+    context (or a one-point context) gets spread 1 and power 1, the identity after its shift. The standardisation
+    absorbs any positive affine change of a feature's units, and a reflected feature is transformed to the
+    reflection of the transform (to rounding), so a model shown the transformed inputs keeps the invariance of
+    :func:`context_input_scaling` to units and commutes with reflections as before."""
 
     center: Tensor
     spread: Tensor
@@ -59,35 +67,44 @@ class PowerTransform:
 
     @classmethod
     def fit(cls, x_ctx: Tensor) -> "PowerTransform":
-        """The transform of contexts' inputs `x_ctx` (`batch x n x d`): each feature standardised, then the
-        exponent of the grid (:data:`POWER_GRID`) of greatest Yeo-Johnson log likelihood
-        ``-n/2 log var(psi) + (lambda - 1) sum sign(z) log(1 + |z|)``, refined by the vertex of the parabola through
-        it and its two neighbours (at most one grid step away); computed in float64."""
+        """The transform of contexts' inputs `x_ctx` (`batch x n x d`): each feature standardised (after mapping
+        the context to [0, 1], so that no units overflow), then the exponent of the grid (:data:`POWER_GRID`) of
+        greatest Yeo-Johnson log likelihood ``-n/2 log var(psi) + (lambda - 1) sum sign(z) log(1 + |z|)``, refined
+        by the vertex of the parabola through it and its two neighbours (at most half a grid step away; none at
+        the grid's ends); computed in float64."""
         x = x_ctx.to(torch.float64)
-        center = x.mean(dim=-2, keepdim=True)
-        std = (x - center).square().mean(dim=-2, keepdim=True).sqrt()
-        varies = std > 1e-12 * (1.0 + center.abs())
-        spread = torch.where(varies, std, torch.ones_like(std))
-        z = (x - center) / spread  # batch x n x d
+        lo = x.amin(dim=-2, keepdim=True)
+        span = x.amax(dim=-2, keepdim=True) - lo
+        varies = span > 0
+        span = torch.where(varies, span, torch.ones_like(span))
+        unit = (x - lo) / span
+        mean = unit.mean(dim=-2, keepdim=True)
+        std = (unit - mean).square().mean(dim=-2, keepdim=True).sqrt()
+        varies = varies & (std > 0)
+        std = torch.where(varies, std, torch.ones_like(std))
+        z = (unit - mean) / std  # batch x n x d
         grid = POWER_GRID.to(z.device)
         psi = yeo_johnson(z.unsqueeze(-1), grid)  # batch x n x d x G
         variance = psi.var(dim=-3, unbiased=False).clamp_min(1e-300)  # batch x d x G
         jacobian = (torch.sign(z) * torch.log1p(z.abs())).sum(dim=-2).unsqueeze(-1)  # batch x d x 1
         loglik = -0.5 * z.shape[-2] * variance.log() + (grid - 1.0) * jacobian
-        best = loglik.argmax(dim=-1, keepdim=True).clamp(1, len(grid) - 2)
-        below, at, above = (loglik.gather(-1, best + k).squeeze(-1) for k in (-1, 0, 1))
-        step = float(grid[1] - grid[0])
+        best = loglik.argmax(dim=-1, keepdim=True)
+        inner = best.clamp(1, len(grid) - 2)
+        below, at, above = (loglik.gather(-1, inner + k).squeeze(-1) for k in (-1, 0, 1))
+        step = 0.1
         curvature = below - 2.0 * at + above
-        offset = torch.where(curvature < 0, 0.5 * step * (below - above) / curvature.clamp(max=-1e-300),
+        refine = (curvature < 0) & (best == inner).squeeze(-1)
+        offset = torch.where(refine, 0.5 * step * (below - above) / curvature.clamp(max=-1e-300),
                              torch.zeros_like(at)).clamp(-step, step)
         power = (grid[best.squeeze(-1)] + offset).unsqueeze(-2)  # batch x 1 x d
         power = torch.where(varies, power, torch.ones_like(power))
-        return cls(center=center, spread=spread, power=power)
+        return cls(center=lo + span * mean, spread=span * std, power=power)
 
     def __call__(self, x: Tensor) -> Tensor:
         """Inputs `batch x m x d` transformed, in float64 whatever x's precision (training's float32 inputs and
         an estimator's float64 ones go through the same arithmetic)."""
-        return yeo_johnson((x.to(torch.float64) - self.center) / self.spread, self.power)
+        z = (x.to(torch.float64) - self.center) / self.spread
+        return yeo_johnson(z.clamp(-POWER_LIMIT, POWER_LIMIT), self.power)
 
 
 def context_input_scaling(x_ctx: Tensor) -> tuple[Tensor, Tensor]:

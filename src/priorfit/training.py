@@ -417,8 +417,7 @@ def _warm_start_weights(source: Any, target: ModelConfig, fresh: dict) -> dict:
     if config.n_layers < target.n_layers:
         state = _deepened(state, config, target.n_layers, fresh)
         config = dataclasses.replace(config, n_layers=target.n_layers)
-    if config.power_transform != target.power_transform and config.invariant:
-        config = dataclasses.replace(config, power_transform=target.power_transform)  # a transform has no weights
+    target = dataclasses.replace(target, power_transform=config.power_transform and target.invariant)  # no weights
     if to_dict(config) == to_dict(target):
         return state
     if _to_invariant(config, target):
@@ -665,13 +664,17 @@ def train(
             loss = _regression_loss(ddp, model, bar, batch, n_ctx, train_config.rao_blackwell, prior, device,
                                     autocast)
         optimizer.zero_grad(set_to_none=True)
-        if _all_finite(loss, world, device):
+        taken = _all_finite(loss, world, device)
+        if taken:
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), train_config.grad_clip)
+            # a finite loss can still have gradients that overflow (inputs far out of a tiny context): the norm
+            # is the same on every rank after DDP's all-reduce, so all ranks skip such a step together
+            taken = bool(torch.isfinite(torch.nn.utils.clip_grad_norm_(model.parameters(), train_config.grad_clip)))
+        if taken:
             optimizer.step()
             value = float(loss.detach())
             loss_ema = value if loss_ema is None else 0.98 * loss_ema + 0.02 * value
-        else:  # a batch whose targets overflow float32 (a prior with extreme tails): no step, counted
+        else:  # a batch whose targets or gradients overflow float32: no step, counted
             skipped += 1
         step += 1
         steps_timed += 1

@@ -99,19 +99,18 @@ def test_each_kind_of_feature(kind):
         assert distinct.max() <= 40 and distinct.min() >= 2  # a rounded normal: few levels
 
 
-def test_units_do_not_matter_and_reflections_are_even():
-    """An increasing change of a feature's units (thresholds with it) leaves the trees' sums as they were; half of
-    the features are reflected."""
+def test_half_of_the_features_are_reflected_after_the_labels():
+    """The signs are even, and the stated probabilities are the trees' on the unreflected features (the thresholds
+    are values of those), so a reflection moves no label."""
     prior = TreeClassificationPrior()
     batch = prior.sample(400, 25, torch.Generator().manual_seed(5), n_features=5, n_classes=4)
     p = batch.params
-    x = batch.x * p.signs[:, None]
-    before = tree_logits(x, p.features, p.thresholds, p.leaves)
-    scale = torch.exp(3 * torch.randn(400, 5, generator=torch.Generator().manual_seed(6), dtype=torch.float64))
-    moved_thresholds = p.thresholds * scale.gather(1, p.features.flatten(1)).view_as(p.thresholds) + 7.0
-    after = tree_logits(x * scale[:, None] + 7.0, p.features, moved_thresholds, p.leaves)
-    torch.testing.assert_close(after, before, rtol=0, atol=0)
     assert abs(float((p.signs < 0).double().mean()) - 0.5) < 0.03
+    unreflected = tree_logits(batch.x * p.signs[:, None], p.features, p.thresholds, p.leaves)
+    reflected = tree_logits(batch.x, p.features, p.thresholds, p.leaves)
+    assert not torch.equal(unreflected, reflected)
+    logits = p.sharpness[:, None, None] * unreflected / math.sqrt(p.features.shape[1]) + p.biases[:, None]
+    assert torch.equal(logits.argmax(-1), p.probs.argmax(-1))  # label noise mixes in the uniform: same argmax
 
 
 def test_arguments_are_checked_and_the_prior_round_trips_through_its_config():
@@ -121,8 +120,9 @@ def test_arguments_are_checked_and_the_prior_round_trips_through_its_config():
         TreeClassificationPrior(max_depth=9)
     with pytest.raises(ValueError, match="kind_weights"):
         TreeClassificationPrior(kind_weights=(1.0, 0.0))
-    with pytest.raises(ValueError, match="kind_weights"):
-        TreeClassificationPrior(kind_weights=(0.0, 0.0, 0.0, 0.0, 0.0))
+    for bad in ((0.0, 0.0, 0.0, 0.0, 0.0), (1.0, float("inf"), 0.0, 0.0, 0.0), (1.0, "a", 0.0, 0.0, 0.0), 3.0):
+        with pytest.raises(ValueError, match="kind_weights"):
+            TreeClassificationPrior(kind_weights=bad)
     with pytest.raises(ValueError, match="sharpness_scale"):
         TreeClassificationPrior(sharpness_scale=-1.0)
     with pytest.raises(ValueError, match="max_classes"):

@@ -58,7 +58,8 @@ class ModelConfig:
         power_transform: for an invariant model, pass each input feature through a Yeo-Johnson transform fitted
             to the context (:class:`priorfit.preprocessing.PowerTransform`) before scaling it by the context's
             range, in training and prediction alike: a skewed feature's points then spread over its range
-            instead of crowding into one end of it. The invariances to each feature's units and sign stay exact.
+            instead of crowding into one end of it. Predictions stay invariant to each feature's units, and
+            the transform commutes with reflecting a feature.
     """
 
     d_model: int = 256

@@ -11,8 +11,8 @@ For a dataset with :math:`d` features and :math:`C` classes:
 1. **Features**, each of a kind drawn per feature: standard normal, uniform, log-normal
    (:math:`e^{s z}`, :math:`s` uniform on 0.5 ... 1.5), zero-inflated (zero with a probability uniform on
    0.2 ... 0.7, else log-normal), or discrete (a normal rounded to one to three levels per standard deviation).
-2. **Trees.** :math:`T` trees (uniform on 1 ... ``max_trees``) of depth :math:`D` (uniform on 1 ... ``max_depth``,
-   one for the batch), each internal node splitting on one of the dataset's relevant features (a random non-empty
+2. **Trees.** :math:`T` trees of depth :math:`D` (uniform on 1 ... ``max_trees`` and 1 ... ``max_depth``, both drawn
+   once per batch), each internal node splitting on one of the dataset's relevant features (a random non-empty
    subset, its size uniform on 1 ... d) at the value of a random context point: a threshold inside the data,
    which for a zero-inflated feature is zero as often as the feature is.
 3. **Label.** Each internal node holds a standard normal effect per class, added on its right branch and
@@ -113,7 +113,7 @@ class TreeClassificationPrior:
 
     Fields:
         max_features: the most input features.
-        max_trees: the number of trees of a dataset is uniform on 1 ... max_trees.
+        max_trees: the number of trees is uniform on 1 ... max_trees (one per batch).
         max_depth: the trees' depth is uniform on 1 ... max_depth (one per batch).
         kind_weights: relative probabilities of a feature being normal, uniform, log-normal, zero-inflated or
             discrete.
@@ -143,10 +143,11 @@ class TreeClassificationPrior:
         check_int("max_features", self.max_features, minimum=1)
         check_int("max_trees", self.max_trees, minimum=1)
         check_int("max_depth", self.max_depth, minimum=1, maximum=8)
-        weights = tuple(self.kind_weights)
-        if len(weights) != len(FEATURE_KINDS) or any(not (w >= 0) for w in weights) or not sum(weights) > 0:
-            raise ValueError(f"kind_weights must be {len(FEATURE_KINDS)} non-negative weights, not all zero, for "
-                             f"{', '.join(FEATURE_KINDS)}; got {self.kind_weights!r}")
+        weights = tuple(self.kind_weights) if isinstance(self.kind_weights, (tuple, list)) else ()
+        if (len(weights) != len(FEATURE_KINDS) or not all(isinstance(w, (int, float)) and math.isfinite(w) and w >= 0
+                                                          for w in weights) or not sum(weights) > 0):
+            raise ValueError(f"kind_weights must be {len(FEATURE_KINDS)} finite non-negative weights, not all zero, "
+                             f"for {', '.join(FEATURE_KINDS)}; got {self.kind_weights!r}")
         object.__setattr__(self, "kind_weights", tuple(float(w) for w in weights))
         check_float("sharpness_loc", self.sharpness_loc, minimum=-5.0, maximum=5.0)
         check_float("sharpness_scale", self.sharpness_scale, minimum=0.0, maximum=2.0)
