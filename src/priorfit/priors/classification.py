@@ -35,8 +35,8 @@ from priorfit.priors.gp import GPParams, GPPrior, cholesky_with_jitter
 from priorfit.priors.params import Params
 from priorfit.validation import check_int
 
-__all__ = ["CategoricalTargets", "ClassificationParams", "GPClassificationPrior", "LabelProbabilities", "draw_labels",
-           "number_of_classes", "stated_probabilities"]
+__all__ = ["CategoricalTargets", "ClassificationParams", "GPClassificationPrior", "LabelProbabilities",
+           "TabularLabelPrior", "draw_labels", "number_of_classes", "stated_probabilities"]
 
 
 @dataclass(frozen=True)
@@ -71,6 +71,30 @@ def stated_probabilities(batch: Batch, n_context: int) -> CategoricalTargets:
     if not isinstance(batch.params, LabelProbabilities):
         raise TypeError("batch must be one this prior drew (its params are LabelProbabilities)")
     return CategoricalTargets(batch.params.probs[:, n_context:])
+
+
+class TabularLabelPrior:
+    """What the tabular priors of labels share (random causal graphs, factors, trees): reflecting or reordering
+    features leaves the prior as it is, each dataset states its class probabilities at every point (its params are
+    :class:`LabelProbabilities`), so the conditional training scores against is those, and there is no exact
+    reference (the posterior would integrate over random structures that nothing here computes)."""
+
+    #: What a dataset's targets are: class labels.
+    target_kind = "categorical"
+
+    @property
+    def symmetries(self) -> Symmetries:
+        """Features are exchangeable and reflectable; labels are exchangeable, which no ``Symmetries`` field states."""
+        return Symmetries(reflect_inputs=True, permute_inputs=True)
+
+    def references(self, settings=None) -> tuple:
+        """None (see the class docstring)."""
+        return ()
+
+    def conditional(self, batch: Batch, n_context: int) -> CategoricalTargets:
+        """The exact class probabilities of each label after the first ``n_context`` of each dataset of ``batch``
+        (one this prior drew), given the structure it was drawn from: what the dataset states."""
+        return stated_probabilities(batch, n_context)
 
 
 def draw_labels(probs: Tensor, generator: torch.Generator) -> Tensor:

@@ -41,14 +41,8 @@ import torch
 from torch import Tensor
 
 from priorfit.config import register
-from priorfit.priors.base import Batch, Symmetries, sample_arguments
-from priorfit.priors.classification import (
-    CategoricalTargets,
-    LabelProbabilities,
-    draw_labels,
-    number_of_classes,
-    stated_probabilities,
-)
+from priorfit.priors.base import Batch, sample_arguments
+from priorfit.priors.classification import LabelProbabilities, TabularLabelPrior, draw_labels, number_of_classes
 from priorfit.validation import check_float, check_int
 
 __all__ = ["FactorClassificationParams", "FactorClassificationPrior", "factor_logits"]
@@ -82,7 +76,7 @@ class FactorClassificationParams(LabelProbabilities):
 
 @register
 @dataclass(frozen=True)
-class FactorClassificationPrior:
+class FactorClassificationPrior(TabularLabelPrior):
     """Datasets of correlated features and class labels linear in the whitened features (see the module docstring).
 
     Fields:
@@ -109,9 +103,6 @@ class FactorClassificationPrior:
     min_classes: int = 2
     max_classes: int = 10
 
-    #: What a dataset's targets are: class labels.
-    target_kind = "categorical"
-
     def __post_init__(self) -> None:
         check_int("max_features", self.max_features, minimum=1)
         check_int("max_factors", self.max_factors, minimum=1)
@@ -122,15 +113,6 @@ class FactorClassificationPrior:
         check_float("class_bias_std", self.class_bias_std, minimum=0.0, maximum=10.0)
         check_int("min_classes", self.min_classes, minimum=2)
         check_int("max_classes", self.max_classes, minimum=self.min_classes)
-
-    @property
-    def symmetries(self) -> Symmetries:
-        """Reflecting or reordering features changes nothing (standard normal loadings and directions)."""
-        return Symmetries(reflect_inputs=True, permute_inputs=True)
-
-    def references(self, settings=None) -> tuple:
-        """None: no exact posterior is computed for this prior (see the module docstring)."""
-        return ()
 
     def sample(self, batch_size: int, n_points: int, generator: torch.Generator, n_features: int | None = None,
                device: torch.device | str | None = None, n_context: int | None = None,
@@ -158,8 +140,3 @@ class FactorClassificationPrior:
         params = FactorClassificationParams(probs=probs, loadings=loadings, specific=specific,
                                             directions=directions, sharpness=sharpness, biases=biases)
         return Batch(x=x, y=draw_labels(probs, generator), params=params)
-
-    def conditional(self, batch: Batch, n_context: int) -> CategoricalTargets:
-        """The exact class probabilities of each label after the first ``n_context`` of each dataset of
-        ``batch`` (one this prior drew), given the loadings and directions it was drawn with."""
-        return stated_probabilities(batch, n_context)

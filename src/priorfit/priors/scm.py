@@ -35,14 +35,8 @@ import torch
 from torch import Tensor
 
 from priorfit.config import register
-from priorfit.priors.base import Batch, Symmetries, sample_arguments
-from priorfit.priors.classification import (
-    CategoricalTargets,
-    LabelProbabilities,
-    draw_labels,
-    number_of_classes,
-    stated_probabilities,
-)
+from priorfit.priors.base import Batch, sample_arguments
+from priorfit.priors.classification import LabelProbabilities, TabularLabelPrior, draw_labels, number_of_classes
 from priorfit.validation import check_float, check_int
 
 __all__ = ["SCMClassificationPrior"]
@@ -59,7 +53,7 @@ def _probability(name: str, value: float) -> float:
 
 @register
 @dataclass(frozen=True)
-class SCMClassificationPrior:
+class SCMClassificationPrior(TabularLabelPrior):
     """Labelled datasets from random layered causal graphs (see the module docstring).
 
     Fields:
@@ -92,9 +86,6 @@ class SCMClassificationPrior:
     class_bias_std: float = 0.5
     max_label_noise: float = 0.05
 
-    #: What a dataset's targets are: class labels.
-    target_kind = "categorical"
-
     def __post_init__(self) -> None:
         check_int("max_features", self.max_features, minimum=1)
         check_int("min_classes", self.min_classes, minimum=2)
@@ -107,15 +98,6 @@ class SCMClassificationPrior:
         check_float("sharpness_loc", self.sharpness_loc)
         check_float("sharpness_scale", self.sharpness_scale, minimum=0.0)
         check_float("class_bias_std", self.class_bias_std, minimum=0.0)
-
-    @property
-    def symmetries(self) -> Symmetries:
-        """Features are exchangeable, and each is negated with probability 1/2; labels are exchangeable."""
-        return Symmetries(reflect_inputs=True, permute_inputs=True)
-
-    def references(self, settings=None) -> tuple:
-        """None: no exact posterior over random causal graphs is computed here (module docstring)."""
-        return ()
 
     def sample(self, batch_size: int, n_points: int, generator: torch.Generator, n_features: int | None = None,
                device: torch.device | str | None = None, n_context: int | None = None,
@@ -192,11 +174,6 @@ class SCMClassificationPrior:
         x = torch.where(uniform(b, 1, d) < self.skewed, torch.exp((rate * x).clamp(max=20.0)), x)
         sign = torch.where(uniform(b, 1, d) < 0.5, -1.0, 1.0).to(x.dtype)
         return x * sign
-
-    def conditional(self, batch: Batch, n_context: int) -> CategoricalTargets:
-        """The exact class probabilities of each label after the first ``n_context`` of each dataset of
-        ``batch`` (one this prior drew), given the graph it was drawn from."""
-        return stated_probabilities(batch, n_context)
 
 
 def _standardised(nodes: Tensor, n_context: int) -> Tensor:

@@ -42,14 +42,8 @@ import torch
 from torch import Tensor
 
 from priorfit.config import register
-from priorfit.priors.base import Batch, Symmetries, sample_arguments
-from priorfit.priors.classification import (
-    CategoricalTargets,
-    LabelProbabilities,
-    draw_labels,
-    number_of_classes,
-    stated_probabilities,
-)
+from priorfit.priors.base import Batch, sample_arguments
+from priorfit.priors.classification import LabelProbabilities, TabularLabelPrior, draw_labels, number_of_classes
 from priorfit.validation import check_float, check_int
 
 __all__ = ["TreeClassificationParams", "TreeClassificationPrior", "tree_logits"]
@@ -108,7 +102,7 @@ class TreeClassificationParams(LabelProbabilities):
 
 @register
 @dataclass(frozen=True)
-class TreeClassificationPrior:
+class TreeClassificationPrior(TabularLabelPrior):
     """Datasets of mixed-kind features and classes from sums of random trees (see the module docstring).
 
     Fields:
@@ -136,9 +130,6 @@ class TreeClassificationPrior:
     min_classes: int = 2
     max_classes: int = 10
 
-    #: What a dataset's targets are: class labels.
-    target_kind = "categorical"
-
     def __post_init__(self) -> None:
         check_int("max_features", self.max_features, minimum=1)
         check_int("max_trees", self.max_trees, minimum=1)
@@ -155,15 +146,6 @@ class TreeClassificationPrior:
         check_float("max_label_noise", self.max_label_noise, minimum=0.0, maximum=1.0)
         check_int("min_classes", self.min_classes, minimum=2)
         check_int("max_classes", self.max_classes, minimum=self.min_classes)
-
-    @property
-    def symmetries(self) -> Symmetries:
-        """Features are exchangeable, and each is negated with probability 1/2; labels are exchangeable."""
-        return Symmetries(reflect_inputs=True, permute_inputs=True)
-
-    def references(self, settings=None) -> tuple:
-        """None: no exact posterior over random trees is computed here (module docstring)."""
-        return ()
 
     def sample(self, batch_size: int, n_points: int, generator: torch.Generator, n_features: int | None = None,
                device: torch.device | str | None = None, n_context: int | None = None,
@@ -225,8 +207,3 @@ class TreeClassificationPrior:
         weights = torch.tensor(self.kind_weights, dtype=f64)
         kind = torch.multinomial(weights / weights.sum(), b * d, replacement=True, generator=g).view(b, 1, d, 1)
         return candidates.gather(3, kind.expand(b, n, d, 1)).squeeze(-1)
-
-    def conditional(self, batch: Batch, n_context: int) -> CategoricalTargets:
-        """The exact class probabilities of each label after the first ``n_context`` of each dataset of
-        ``batch`` (one this prior drew), given the trees it was drawn from."""
-        return stated_probabilities(batch, n_context)
