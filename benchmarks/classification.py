@@ -37,7 +37,7 @@ iris) at n = 32, the PFN and the exact posterior under the model's own prior (NU
 accuracy of each.
 
 ``latency``: fit on n = 256 points with d = 8 features and 3 classes, then predict_proba on 1000 queries; the
-median of 20 repeats, on ``--threads`` threads.
+median of 20 repeats, on ``--threads`` threads, with ``--ensemble`` members.
 
     python benchmarks/classification.py --part real --model runs/classifier --threads 1
 """
@@ -562,13 +562,14 @@ def run_latency(args) -> dict:
     rng = np.random.default_rng(0)
     X, Xq = rng.uniform(size=(256, 8)), rng.uniform(size=(1000, 8))
     y = rng.integers(0, 3, 256)
-    PFNClassifier(model=args.model).fit(X, y).predict_proba(Xq)  # load and warm up
+    PFNClassifier(model=args.model, ensemble_size=args.ensemble).fit(X, y).predict_proba(Xq)  # load and warm up
     times = []
     for _ in range(20):
         t = time.perf_counter()
-        PFNClassifier(model=args.model).fit(X, y).predict_proba(Xq)
+        PFNClassifier(model=args.model, ensemble_size=args.ensemble).fit(X, y).predict_proba(Xq)
         times.append(1000 * (time.perf_counter() - t))
-    return dict(median_ms=float(np.median(times)), min_ms=float(np.min(times)), repeats=len(times))
+    return dict(median_ms=float(np.median(times)), min_ms=float(np.min(times)), repeats=len(times),
+                ensemble=args.ensemble)
 
 
 def latency_text(data: dict) -> str:
