@@ -73,14 +73,11 @@ class PowerTransform:
         by the vertex of the parabola through it and its two neighbours (at most half a grid step away; none at
         the grid's ends); computed in float64."""
         x = x_ctx.to(torch.float64)
-        lo = x.amin(dim=-2, keepdim=True)
-        span = x.amax(dim=-2, keepdim=True) - lo
-        varies = span > 0
-        span = torch.where(varies, span, torch.ones_like(span))
-        unit = (x - lo) / span
+        lo, span = context_input_scaling(x)
+        unit = scale_inputs(x, lo, span)
         mean = unit.mean(dim=-2, keepdim=True)
         std = (unit - mean).square().mean(dim=-2, keepdim=True).sqrt()
-        varies = varies & (std > 0)
+        varies = std > 0  # a constant feature is all zeros here
         std = torch.where(varies, std, torch.ones_like(std))
         z = (unit - mean) / std  # batch x n x d
         grid = POWER_GRID.to(z.device)
