@@ -13,7 +13,7 @@ import torch
 
 from priorfit.config import from_dict, to_dict
 from priorfit.priors import TreeClassificationPrior
-from priorfit.priors.tree_classification import FEATURE_KINDS, tree_logits
+from priorfit.priors.tree_classification import EXTRA_KINDS, FEATURE_KINDS, tree_logits
 
 from conftest import check_labels_follow_stated_probabilities
 
@@ -80,11 +80,12 @@ def test_thresholds_are_context_values_and_zero_inflated_features_split_at_zero(
     assert (x >= 0).all()  # zero or log-normal before the reflections
 
 
-@pytest.mark.parametrize("kind", FEATURE_KINDS)
+@pytest.mark.parametrize("kind", FEATURE_KINDS + EXTRA_KINDS)
 def test_each_kind_of_feature(kind):
     weights = tuple(1.0 if k == kind else 0.0 for k in FEATURE_KINDS)
-    batch = TreeClassificationPrior(kind_weights=weights).sample(200, 100, torch.Generator().manual_seed(4),
-                                                                 n_features=2)
+    extra = {f"{k}_weight": 1.0 if k == kind else 0.0 for k in EXTRA_KINDS}
+    batch = TreeClassificationPrior(kind_weights=weights, **extra).sample(200, 100, torch.Generator().manual_seed(4),
+                                                                          n_features=2)
     x = (batch.x * batch.params.signs[:, None]).numpy()
     distinct = np.array([len(np.unique(x[i, :, j])) for i in range(200) for j in range(2)])
     if kind == "normal":
@@ -95,8 +96,27 @@ def test_each_kind_of_feature(kind):
         assert (x > 0).all() and np.median(x) == pytest.approx(1.0, abs=0.03)
     elif kind == "zero_inflated":
         assert 0.35 < (x == 0).mean() < 0.55
+    elif kind == "heavy_tailed":  # Student-t, 1 to 4 degrees of freedom: P(|x| > 5) averages 0.047, a normal's 6e-7
+        assert np.median(x) == pytest.approx(0.0, abs=0.03) and 0.03 < (np.abs(x) > 5).mean() < 0.07
+    elif kind == "bimodal":  # two unit clusters 3 to 10 apart: a gap in each feature's values
+        gaps = np.array([np.diff(np.sort(x[i, :, j])).max() for i in range(200) for j in range(2)])
+        assert np.median(gaps) > 1.5 and distinct.min() == 100
     else:
         assert distinct.max() <= 40 and distinct.min() >= 2  # a rounded normal: few levels
+
+
+def test_the_extra_kinds_draw_nothing_while_their_weights_are_zero():
+    """A prior stated before the heavy-tailed and bimodal kinds existed draws the same datasets now: with their
+    weights at zero the generator is not touched for them, so the draws match a stream that never had them."""
+    def draws(prior):
+        batch = prior.sample(20, 40, torch.Generator().manual_seed(9), n_features=4)
+        return batch.x, batch.y
+
+    default = draws(TreeClassificationPrior())
+    torch.testing.assert_close(draws(TreeClassificationPrior(heavy_tailed_weight=0.0, bimodal_weight=0.0)), default,
+                               rtol=0, atol=0)
+    with_extras = draws(TreeClassificationPrior(heavy_tailed_weight=1e-9, bimodal_weight=1e-9))
+    assert not torch.equal(with_extras[0], default[0])  # the extra draws move the stream, though no feature is one
 
 
 def test_half_of_the_features_are_reflected_after_the_labels():
@@ -123,6 +143,11 @@ def test_arguments_are_checked_and_the_prior_round_trips_through_its_config():
     for bad in ((0.0, 0.0, 0.0, 0.0, 0.0), (1.0, float("inf"), 0.0, 0.0, 0.0), (1.0, "a", 0.0, 0.0, 0.0), 3.0):
         with pytest.raises(ValueError, match="kind_weights"):
             TreeClassificationPrior(kind_weights=bad)
+    for name in ("heavy_tailed_weight", "bimodal_weight"):
+        for bad in (-1.0, float("nan"), "a"):
+            with pytest.raises(ValueError, match=name):
+                TreeClassificationPrior(**{name: bad})
+    assert TreeClassificationPrior(kind_weights=(0, 0, 0, 0, 0), bimodal_weight=1.0).bimodal_weight == 1.0
     with pytest.raises(ValueError, match="sharpness_scale"):
         TreeClassificationPrior(sharpness_scale=-1.0)
     with pytest.raises(ValueError, match="max_classes"):
@@ -131,7 +156,7 @@ def test_arguments_are_checked_and_the_prior_round_trips_through_its_config():
         TreeClassificationPrior().sample(2, 10, torch.Generator(), n_features=9)
     with pytest.raises(TypeError, match="generator"):
         TreeClassificationPrior().sample(2, 10, 0)
-    prior = TreeClassificationPrior(max_trees=2, max_classes=5, kind_weights=(1, 0, 0, 2, 0))
+    prior = TreeClassificationPrior(max_trees=2, max_classes=5, kind_weights=(1, 0, 0, 2, 0), heavy_tailed_weight=0.5)
     assert from_dict(json.loads(json.dumps(to_dict(prior)))) == prior
     assert prior.symmetries.permute_inputs and prior.symmetries.reflect_inputs
     assert prior.target_kind == "categorical" and prior.references() == ()

@@ -10,7 +10,10 @@ For a dataset with :math:`d` features and :math:`C` classes:
 
 1. **Features**, each of a kind drawn per feature: standard normal, uniform, log-normal
    (:math:`e^{s z}`, :math:`s` uniform on 0.5 ... 1.5), zero-inflated (zero with a probability uniform on
-   0.2 ... 0.7, else log-normal), or discrete (a normal rounded to one to three levels per standard deviation).
+   0.2 ... 0.7, else log-normal), or discrete (a normal rounded to one to three levels per standard deviation);
+   and, where their weights are set, heavy-tailed (Student-t with 1 to 4 degrees of freedom: a few points far out,
+   as a glass's calcium or refractive index has) or bimodal (two normal clusters 3 to 10 standard deviations
+   apart, the second holding 15 to 85% of the points, as magnesium in glass is near zero or near 3.5).
 2. **Trees.** :math:`T` trees of depth :math:`D` (uniform on 1 ... ``max_trees`` and 1 ... ``max_depth``, both drawn
    once per batch), each internal node splitting on one of the dataset's relevant features (a random non-empty
    subset, its size uniform on 1 ... d) at the value of a random context point: a threshold inside the data,
@@ -50,6 +53,9 @@ __all__ = ["TreeClassificationParams", "TreeClassificationPrior", "tree_logits"]
 
 #: The kinds of feature, in the order of ``TreeClassificationPrior.kind_weights``.
 FEATURE_KINDS = ("normal", "uniform", "lognormal", "zero_inflated", "discrete")
+#: Kinds weighed by their own fields (``heavy_tailed_weight``, ``bimodal_weight``), zero by default, so that a
+#: prior stated before they existed draws exactly what it drew then.
+EXTRA_KINDS = ("heavy_tailed", "bimodal")
 
 
 def tree_logits(x: Tensor, features: Tensor, thresholds: Tensor, leaves: Tensor) -> Tensor:
@@ -111,6 +117,8 @@ class TreeClassificationPrior(TabularLabelPrior):
         max_depth: the trees' depth is uniform on 1 ... max_depth (one per batch).
         kind_weights: relative probabilities of a feature being normal, uniform, log-normal, zero-inflated or
             discrete.
+        heavy_tailed_weight, bimodal_weight: relative probabilities, on kind_weights' scale, of a heavy-tailed or
+            a bimodal feature (default 0: neither is drawn).
         sharpness_loc, sharpness_scale: log of the sharpness is normal with these (mean in [-5, 5], standard
             deviation at most 2).
         class_bias_std: standard deviation of each class's bias (class imbalance).
@@ -123,6 +131,8 @@ class TreeClassificationPrior(TabularLabelPrior):
     max_trees: int = 4
     max_depth: int = 4
     kind_weights: tuple[float, ...] = (0.3, 0.15, 0.2, 0.2, 0.15)
+    heavy_tailed_weight: float = 0.0
+    bimodal_weight: float = 0.0
     sharpness_loc: float = 1.0
     sharpness_scale: float = 0.7
     class_bias_std: float = 0.5
@@ -134,11 +144,15 @@ class TreeClassificationPrior(TabularLabelPrior):
         check_int("max_features", self.max_features, minimum=1)
         check_int("max_trees", self.max_trees, minimum=1)
         check_int("max_depth", self.max_depth, minimum=1, maximum=8)
+        check_float("heavy_tailed_weight", self.heavy_tailed_weight, minimum=0.0)
+        check_float("bimodal_weight", self.bimodal_weight, minimum=0.0)
         weights = tuple(self.kind_weights) if isinstance(self.kind_weights, (tuple, list)) else ()
         if (len(weights) != len(FEATURE_KINDS) or not all(isinstance(w, (int, float)) and math.isfinite(w) and w >= 0
-                                                          for w in weights) or not sum(weights) > 0):
-            raise ValueError(f"kind_weights must be {len(FEATURE_KINDS)} finite non-negative weights, not all zero, "
-                             f"for {', '.join(FEATURE_KINDS)}; got {self.kind_weights!r}")
+                                                          for w in weights)
+                or not sum(weights) + self.heavy_tailed_weight + self.bimodal_weight > 0):
+            raise ValueError(f"kind_weights must be {len(FEATURE_KINDS)} finite non-negative weights for "
+                             f"{', '.join(FEATURE_KINDS)}, not all zero unless heavy_tailed_weight or bimodal_weight "
+                             f"is set; got {self.kind_weights!r}")
         object.__setattr__(self, "kind_weights", tuple(float(w) for w in weights))
         check_float("sharpness_loc", self.sharpness_loc, minimum=-5.0, maximum=5.0)
         check_float("sharpness_scale", self.sharpness_scale, minimum=0.0, maximum=2.0)
@@ -189,21 +203,34 @@ class TreeClassificationPrior(TabularLabelPrior):
         return Batch(x=x * signs[:, None], y=draw_labels(probs, g), params=params)
 
     def _features(self, b: int, n: int, d: int, uniform, g: torch.Generator) -> Tensor:
-        """`b x n x d` features, each of a kind drawn by ``kind_weights`` (module docstring)."""
+        """`b x n x d` features, each of a kind drawn by ``kind_weights`` and the extra kinds' weights (module
+        docstring); the extra kinds draw nothing from the generator while their weights are zero."""
         f64 = torch.float64
         z = torch.randn(b, n, d, generator=g, dtype=f64)
         spread = 0.5 + uniform(b, 1, d)
         lognormal = torch.exp(spread * z)
         zero = uniform(b, 1, d) * 0.5 + 0.2
         levels = torch.randint(1, 4, (b, 1, d), generator=g).to(f64)
-        candidates = torch.stack([
+        candidates = [
             z,
             (uniform(b, n, d) - 0.5) * math.sqrt(12.0),
             lognormal,
             torch.where(uniform(b, n, d) < zero, torch.zeros_like(z), torch.exp(spread * torch.randn(
                 b, n, d, generator=g, dtype=f64))),
             torch.round(torch.randn(b, n, d, generator=g, dtype=f64) * levels) / levels,
-        ], dim=-1)  # b x n x d x kinds
-        weights = torch.tensor(self.kind_weights, dtype=f64)
+        ]  # b x n x d each
+        weights = list(self.kind_weights)
+        if self.heavy_tailed_weight > 0 or self.bimodal_weight > 0:
+            dof = torch.randint(1, 5, (b, 1, d, 1), generator=g)  # Student-t: z / sqrt(chi2_dof / dof)
+            squares = torch.randn(b, n, d, 4, generator=g, dtype=f64).square()
+            chi2 = (squares * (torch.arange(4) < dof)).sum(-1)
+            student = torch.randn(b, n, d, generator=g, dtype=f64) / torch.sqrt(chi2 / dof.squeeze(-1))
+            share = 0.15 + 0.7 * uniform(b, 1, d)
+            apart = 3.0 + 7.0 * uniform(b, 1, d)
+            bimodal = torch.randn(b, n, d, generator=g, dtype=f64) + apart * (uniform(b, n, d) < share)
+            candidates += [student, bimodal]
+            weights += [self.heavy_tailed_weight, self.bimodal_weight]
+        candidates = torch.stack(candidates, dim=-1)  # b x n x d x kinds
+        weights = torch.tensor(weights, dtype=f64)
         kind = torch.multinomial(weights / weights.sum(), b * d, replacement=True, generator=g).view(b, 1, d, 1)
         return candidates.gather(3, kind.expand(b, n, d, 1)).squeeze(-1)
