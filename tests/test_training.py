@@ -279,6 +279,8 @@ def test_a_model_warm_starts_an_invariant_one(tmp_path, tiny_checkpoint):
     from_powered = dataclasses.replace(warm, model=powered_model)
     back = _warm_start_weights(from_powered, invariant, {})
     assert all(torch.equal(v, warm.model.state_dict()[k]) for k, v in back.items())
+    robust = _warm_start_weights(from_powered, dataclasses.replace(invariant, robust_inputs=True), {})  # one to other
+    assert all(torch.equal(v, warm.model.state_dict()[k]) for k, v in robust.items())
     with pytest.raises(ConfigError, match="another model configuration"):
         train(InvariantGPPrior(tiny_prior()), dataclasses.replace(invariant, d_ff=32), run, tmp_path / "bad",
               resume=False, progress=False, init_from=str(tiny_checkpoint))

@@ -9,6 +9,9 @@ and prediction share.
   context's mean and standard deviation and passed through a Yeo-Johnson power transform whose exponent is fitted
   to the context's points by maximum Gaussian likelihood (:class:`PowerTransform`), so that a skewed or
   heavy-tailed feature is spread over its range instead of crowded into one end of it.
+- Or (``ModelConfig.robust_inputs``): each feature centred at the context's median, divided by its interquartile
+  range and passed through arcsinh (:class:`RobustInputTransform`): linear over the bulk of the points and
+  logarithmic beyond it, so that a few far points no longer squeeze the rest into a sliver of the range.
 
 A model that sees only these (``ModelConfig.invariant``) gives predictions that move exactly with any positive
 affine change of units of the targets and of each feature; a prior stated in these units (its functions drawn
@@ -23,8 +26,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-__all__ = ["POWER_GRID", "POWER_LIMIT", "PowerTransform", "context_input_scaling", "context_standardization",
-           "scale_inputs", "yeo_johnson"]
+__all__ = ["POWER_GRID", "POWER_LIMIT", "PowerTransform", "RobustInputTransform", "context_input_scaling",
+           "context_standardization", "scale_inputs", "yeo_johnson"]
 
 #: The Yeo-Johnson exponents a feature's is chosen from: -2 ... 4 in steps of 0.1, symmetric about 1 (the identity)
 #: so that a reflected feature gets the reflected exponent 2 - lambda (to rounding); refined between grid points by a
@@ -102,6 +105,40 @@ class PowerTransform:
         an estimator's float64 ones go through the same arithmetic)."""
         z = (x.to(torch.float64) - self.center) / self.spread
         return yeo_johnson(z.clamp(-POWER_LIMIT, POWER_LIMIT), self.power)
+
+
+@dataclass(frozen=True)
+class RobustInputTransform:
+    """Per-feature input transform fitted to a context: ``arcsinh((x - center) / spread)``, each field
+    `batch x 1 x d`: the center is the context's median and the spread its interquartile range (its standard
+    deviation where half the points or more share one value, 1 for a constant feature). Within about a spread of
+    the median it is nearly linear, so the bulk of the points keeps its shape (a linear contrast between features
+    stays nearly linear); far out it grows like a logarithm, so an outlier sits a few spreads away instead of
+    squeezing the others into one end of the range. The statistics move with any positive affine change of a
+    feature's units, and the median and quartiles of a reflected feature are the reflections of its own (linear
+    interpolation is symmetric), so with arcsinh odd the transform keeps the invariance of
+    :func:`context_input_scaling` to units and commutes with reflections."""
+
+    center: Tensor
+    spread: Tensor
+
+    @classmethod
+    def fit(cls, x_ctx: Tensor) -> "RobustInputTransform":
+        """The transform of contexts' inputs `x_ctx` (`batch x n x d`), computed in float64 after mapping the context
+        to [0, 1] so that no units overflow."""
+        x = x_ctx.to(torch.float64)
+        lo, span = context_input_scaling(x)
+        unit = scale_inputs(x, lo, span)
+        q1, median, q3 = torch.quantile(unit, torch.tensor([0.25, 0.5, 0.75], dtype=torch.float64, device=x.device),
+                                        dim=-2, keepdim=True)
+        iqr = q3 - q1
+        std = (unit - unit.mean(dim=-2, keepdim=True)).square().mean(dim=-2, keepdim=True).sqrt()
+        spread = torch.where(iqr > 0, iqr, torch.where(std > 0, std, torch.ones_like(std)))
+        return cls(center=lo + span * median, spread=span * spread)
+
+    def __call__(self, x: Tensor) -> Tensor:
+        """Inputs `batch x m x d` transformed, in float64 whatever x's precision."""
+        return torch.asinh((x.to(torch.float64) - self.center) / self.spread)
 
 
 def context_input_scaling(x_ctx: Tensor) -> tuple[Tensor, Tensor]:

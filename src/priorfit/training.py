@@ -405,8 +405,8 @@ def _warm_start_weights(source: Any, target: ModelConfig, fresh: dict) -> dict:
     non-invariant model's for an invariant one (:func:`_to_invariant`); a model for fewer input features,
     narrowed exactly (:func:`_narrowed`), or for more, widened exactly (:func:`_widened`); or a deeper model,
     deepened exactly (:func:`_deepened`, its new layers from ``fresh``, the target model's own initial weights);
-    or an invariant model's with or without the input power transform (it has no weights: the network goes on
-    learning from the inputs it now sees)."""
+    or an invariant model's with or without an input transform (power or robust: neither has weights, and the
+    network goes on learning from the inputs it now sees)."""
     config, state = source.model_config, source.model.state_dict()
     if config.max_features > target.max_features:
         state = _narrowed(state, config, target.max_features)
@@ -417,14 +417,15 @@ def _warm_start_weights(source: Any, target: ModelConfig, fresh: dict) -> dict:
     if config.n_layers < target.n_layers:
         state = _deepened(state, config, target.n_layers, fresh)
         config = dataclasses.replace(config, n_layers=target.n_layers)
-    target = dataclasses.replace(target, power_transform=config.power_transform and target.invariant)  # no weights
+    target = dataclasses.replace(target, power_transform=config.power_transform and target.invariant,
+                                 robust_inputs=config.robust_inputs and target.invariant)  # transforms: no weights
     if to_dict(config) == to_dict(target):
         return state
     if _to_invariant(config, target):
         return {k: v for k, v in state.items() if not k.startswith("stats_encoder.")}
     raise ConfigError("init_from has another model configuration than model_config (it may differ only in "
                       "being non-invariant for an invariant model, in how many features it accepts, in having "
-                      "fewer layers, or in its input power transform)")
+                      "fewer layers, or in its input transform)")
 
 
 def _is_classifier(prior: Any, model_config: ModelConfig) -> bool:

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from priorfit.config import register
-from priorfit.preprocessing import PowerTransform, context_input_scaling, scale_inputs
+from priorfit.preprocessing import PowerTransform, RobustInputTransform, context_input_scaling, scale_inputs
 from priorfit.preprocessing import context_standardization as _standardization
 from priorfit.validation import check_int
 
@@ -60,6 +60,11 @@ class ModelConfig:
             range, in training and prediction alike: a skewed feature's points then spread over its range
             instead of crowding into one end of it. Predictions stay invariant to each feature's units, and
             the transform commutes with reflecting a feature.
+        robust_inputs: for an invariant model, pass each input feature through ``arcsinh((x - median) / IQR)``
+            with the context's median and interquartile range (:class:`priorfit.preprocessing.RobustInputTransform`)
+            before scaling it by the context's range, in training and prediction alike: a few far points then
+            no longer squeeze the others into a sliver of the range. Invariant to units and to reflections, as
+            ``power_transform`` is; at most one of the two.
     """
 
     d_model: int = 256
@@ -74,6 +79,7 @@ class ModelConfig:
     invariant: bool = False
     n_classes: int = 0
     power_transform: bool = False
+    robust_inputs: bool = False
 
     def __post_init__(self) -> None:
         for name in ("d_model", "n_layers", "n_heads", "d_ff", "max_features"):
@@ -99,6 +105,12 @@ class ModelConfig:
             raise ValueError(f"power_transform must be a bool, got {self.power_transform!r}")
         if self.power_transform and not self.invariant:
             raise ValueError("power_transform acts on the context's own units; it needs invariant=True")
+        if not isinstance(self.robust_inputs, bool):
+            raise ValueError(f"robust_inputs must be a bool, got {self.robust_inputs!r}")
+        if self.robust_inputs and not self.invariant:
+            raise ValueError("robust_inputs acts on the context's own units; it needs invariant=True")
+        if self.robust_inputs and self.power_transform:
+            raise ValueError("robust_inputs and power_transform are two transforms of the same inputs; set one")
 
 
 #: The smallest standard deviation a context's targets are divided by (a constant context has none).
@@ -127,7 +139,7 @@ class ContextCache:
     conditioning: Tensor | None = None
     input_loc: Tensor | None = None  # batch x 1 x d: an invariant model's context scaling of the inputs
     input_scale: Tensor | None = None
-    input_power: PowerTransform | None = None  # a power-transforming model's transform, applied before the scaling
+    input_transform: PowerTransform | RobustInputTransform | None = None  # applied before the scaling, if any
 
     @property
     def n_context(self) -> int:
@@ -252,10 +264,13 @@ class PFNTransformer(nn.Module):
         else:
             y_embedded = self.y_encoder(((y_ctx.to(self.head.weight.dtype) - loc) / scale).unsqueeze(-1))
         x_lo = x_width = None
-        power = None
+        transform = None
         if self.config.power_transform:
-            power = PowerTransform.fit(x_ctx)
-            x_ctx = power(x_ctx)
+            transform = PowerTransform.fit(x_ctx)
+        elif self.config.robust_inputs:
+            transform = RobustInputTransform.fit(x_ctx)
+        if transform is not None:
+            x_ctx = transform(x_ctx)
         if self.config.invariant:
             x_lo, x_width = context_input_scaling(x_ctx)
             x_ctx = scale_inputs(x_ctx, x_lo, x_width)
@@ -273,14 +288,14 @@ class PFNTransformer(nn.Module):
             values.append(v)
             if i < last:  # the last layer's context outputs are never read
                 h = layer.attend(h, normed, k, v)
-        return ContextCache(tuple(keys), tuple(values), loc, scale, conditioning, x_lo, x_width, power)
+        return ContextCache(tuple(keys), tuple(values), loc, scale, conditioning, x_lo, x_width, transform)
 
     def predict_logits(self, cache: ContextCache, x_qry: Tensor) -> Tensor:
         """Logits `batch x m x n_bars` for queries `batch x m x d`, from an encoded context."""
         if x_qry.shape[0] != cache.batch_size:
             raise ValueError(f"x_qry has batch size {x_qry.shape[0]}, the context {cache.batch_size}")
-        if cache.input_power is not None:
-            x_qry = cache.input_power(x_qry)
+        if cache.input_transform is not None:
+            x_qry = cache.input_transform(x_qry)
         if cache.input_loc is not None:
             x_qry = scale_inputs(x_qry, cache.input_loc, cache.input_scale)
         h = self.x_encoder(self._pad(x_qry))

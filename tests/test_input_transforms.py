@@ -1,5 +1,6 @@
-"""The Yeo-Johnson input transform (priorfit.preprocessing.PowerTransform): against SciPy's transform and its
-maximum-likelihood exponent, its invariances, and a model that uses it in training and in the estimator alike."""
+"""The input transforms fitted to a context (priorfit.preprocessing): the Yeo-Johnson PowerTransform against SciPy's
+transform and its maximum-likelihood exponent, the RobustInputTransform against NumPy's median and quartiles, the
+invariances of both, and models that use them in training and in the estimator alike."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import torch
 from priorfit import PFNClassifier
 from priorfit.model.transformer import ModelConfig, PFNTransformer
 from priorfit.model.categorical import masked_log_probs, relabel_by_context
-from priorfit.preprocessing import POWER_GRID, PowerTransform, yeo_johnson
+from priorfit.preprocessing import POWER_GRID, PowerTransform, RobustInputTransform, yeo_johnson
 from priorfit.training import TrainConfig, train
 from conftest import tiny_label_prior
 
@@ -88,19 +89,61 @@ def test_constant_features_and_single_points_pass_through():
     torch.testing.assert_close(single(x), x - x[:, :1])
 
 
-def test_model_config_needs_an_invariant_model():
-    with pytest.raises(ValueError, match="power_transform"):
-        ModelConfig(power_transform=True)
-    with pytest.raises(ValueError, match="power_transform must be a bool"):
-        ModelConfig(invariant=True, power_transform=1)
+def test_the_robust_transform_is_the_arcsinh_of_numpys_median_and_quartiles():
+    x = _samples(3)
+    x[:160, 4] = 0.0  # most points at one value: the interquartile range is 0, so the spread is the deviation
+    fitted = RobustInputTransform.fit(torch.as_tensor(x)[None])
+    q1, median, q3 = np.percentile(x, [25, 50, 75], axis=0)
+    spread = np.where(q3 > q1, q3 - q1, x.std(0))
+    assert q3[4] == q1[4] and spread[4] > 0
+    queries = np.concatenate([x, [[1e6, -1e6, 0.0, 0.5, 1e300]]])
+    np.testing.assert_allclose(fitted(torch.as_tensor(queries)[None])[0].numpy(),
+                               np.arcsinh((queries - median) / spread), rtol=1e-9, atol=1e-9)
+    within = np.abs((x - median) / spread) < 0.25  # nearly linear over the bulk, logarithmic far out
+    assert within.any() and np.allclose(np.arcsinh((x - median) / spread)[within], ((x - median) / spread)[within],
+                                        atol=0.003)
 
 
-@pytest.fixture(scope="module")
-def power_checkpoint(tiny_classifier_checkpoint, tmp_path_factory):
-    """The tiny classifier warm-started with the power transform, trained 30 steps more."""
-    out = tmp_path_factory.mktemp("power_classifier")
+def test_the_robust_transform_ignores_units_and_commutes_with_reflections():
+    x = torch.as_tensor(_samples(4))[None]
+    ctx, qry = x[:, :151], x[:, 151:]  # an odd context: the median is a point
+    base = RobustInputTransform.fit(ctx)
+    scale = torch.tensor([1e-13, 1e160, -2.0, 7.0, -1e4], dtype=torch.float64)
+    shift = torch.tensor([5e-13, -2e160, 1e3, 0.0, 3.0], dtype=torch.float64)
+    moved = RobustInputTransform.fit(ctx * scale + shift)
+    for points in (ctx, qry):
+        torch.testing.assert_close(moved(points * scale + shift), torch.sign(scale) * base(points), rtol=1e-9,
+                                   atol=1e-9)
+    even = RobustInputTransform.fit(ctx[:, :150])  # an even one: quartiles interpolated, symmetrically
+    torch.testing.assert_close(RobustInputTransform.fit(-ctx[:, :150])(-qry), -even(qry), rtol=1e-9, atol=1e-9)
+
+
+def test_the_robust_transform_passes_constant_features_and_single_points():
+    x = torch.tensor([[[1.0, 5.0], [2.0, 5.0], [4.0, 5.0]]], dtype=torch.float64)
+    fitted = RobustInputTransform.fit(x)
+    assert float(fitted.spread[0, 0, 1]) == 1.0 and float(fitted.center[0, 0, 1]) == 5.0
+    single = RobustInputTransform.fit(x[:, :1])
+    torch.testing.assert_close(single(x), torch.asinh(x - x[:, :1]))
+    far = fitted(torch.tensor([[[-1e300, 1e300]]], dtype=torch.float64))
+    assert torch.isfinite(far).all() and torch.isfinite(far.float()).all()
+
+
+def test_model_config_needs_an_invariant_model_and_one_transform():
+    for name in ("power_transform", "robust_inputs"):
+        with pytest.raises(ValueError, match=name):
+            ModelConfig(**{name: True})
+        with pytest.raises(ValueError, match=f"{name} must be a bool"):
+            ModelConfig(invariant=True, **{name: 1})
+    with pytest.raises(ValueError, match="set one"):
+        ModelConfig(invariant=True, power_transform=True, robust_inputs=True)
+
+
+@pytest.fixture(scope="module", params=["power_transform", "robust_inputs"])
+def power_checkpoint(request, tiny_classifier_checkpoint, tmp_path_factory):
+    """The tiny classifier warm-started with an input transform (each in turn), trained 30 steps more."""
+    out = tmp_path_factory.mktemp(request.param)
     model = ModelConfig(d_model=32, n_layers=2, n_heads=2, d_ff=64, max_features=2, n_classes=4, invariant=True,
-                        power_transform=True)
+                        **{request.param: True})
     config = TrainConfig(steps=30, batch_size=32, n_points=40, min_context=2, max_context=32, lr=1e-3,
                          eval_every=30, eval_datasets=16, eval_context=(16,), checkpoint_every=30)
     return train(tiny_label_prior(), model, config, out, resume=False, progress=False,
@@ -113,13 +156,14 @@ def test_training_and_the_estimator_transform_alike(power_checkpoint):
     from priorfit.models import load_model
 
     checkpoint = load_model(str(power_checkpoint))
-    assert checkpoint.model_config.power_transform
+    assert checkpoint.model_config.power_transform or checkpoint.model_config.robust_inputs
     batch = tiny_label_prior().sample(12, 40, torch.Generator().manual_seed(4), n_classes=3, n_context=24)
     x = batch.x.exp()  # skewed features, so that the exponents are far from 1
     labels, k, _ = relabel_by_context(batch.y, 24)
     with torch.no_grad():
         network = masked_log_probs(checkpoint.model(x[:, :24].float(), labels[:, :24], x[:, 24:].float()), k).exp()
-        plain = PFNTransformer(dataclasses.replace(checkpoint.model_config, power_transform=False))
+        plain = PFNTransformer(dataclasses.replace(checkpoint.model_config, power_transform=False,
+                                                   robust_inputs=False))
         plain.load_state_dict(checkpoint.model.state_dict())
         untransformed = masked_log_probs(plain(x[:, :24].float(), labels[:, :24], x[:, 24:].float()), k).exp()
     assert float((network - untransformed).abs().max()) > 1e-3
