@@ -14,7 +14,7 @@ import torch
 from priorfit import PFNClassifier
 from priorfit.model.transformer import ModelConfig, PFNTransformer
 from priorfit.model.categorical import masked_log_probs, relabel_by_context
-from priorfit.preprocessing import POWER_GRID, PowerTransform, RobustInputTransform, yeo_johnson
+from priorfit.preprocessing import POWER_GRID, ROBUST_LIMIT, PowerTransform, RobustInputTransform, yeo_johnson
 from priorfit.training import TrainConfig, train
 from conftest import tiny_label_prior
 
@@ -99,9 +99,25 @@ def test_the_robust_transform_is_the_arcsinh_of_numpys_median_and_quartiles():
     queries = np.concatenate([x, [[1e6, -1e6, 0.0, 0.5, 1e300]]])
     np.testing.assert_allclose(fitted(torch.as_tensor(queries)[None])[0].numpy(),
                                np.arcsinh((queries - median) / spread), rtol=1e-9, atol=1e-9)
-    within = np.abs((x - median) / spread) < 0.25  # nearly linear over the bulk, logarithmic far out
-    assert within.any() and np.allclose(np.arcsinh((x - median) / spread)[within], ((x - median) / spread)[within],
-                                        atol=0.003)
+    z = (queries - median) / spread  # nearly linear over the bulk, logarithmic far out
+    out = fitted(torch.as_tensor(queries)[None])[0].numpy()
+    near, far = np.abs(z) < 0.25, np.abs(z) > 1e3
+    assert near.sum() > 50 and far.sum() >= 3
+    np.testing.assert_allclose(out[near], z[near], atol=0.003)
+    np.testing.assert_allclose(out[far], np.sign(z[far]) * np.log(2 * np.abs(z[far])), rtol=1e-6)
+
+
+def test_the_robust_transform_stays_finite_where_a_tiny_spread_meets_a_far_query():
+    """A context of points 1e-10 apart and one at 1: its spread is ~5e-11, so a query at 1e299 is 2e309 spreads
+    away, past float64; it maps to arcsinh(ROBUST_LIMIT) (about 691), not to infinity."""
+    ctx = torch.cat([torch.linspace(0.0, 1e-10, 100, dtype=torch.float64), torch.ones(1, dtype=torch.float64)])
+    fitted = RobustInputTransform.fit(ctx.view(1, -1, 1))
+    out = fitted(torch.tensor([[[1e299], [-1e299]]], dtype=torch.float64))
+    torch.testing.assert_close(out.flatten(), torch.tensor([1.0, -1.0], dtype=torch.float64) * np.arcsinh(ROBUST_LIMIT))
+    with pytest.raises(ValueError, match="at least one point"):
+        RobustInputTransform.fit(torch.zeros(1, 0, 2))
+    with pytest.raises(ValueError, match="at least one point"):
+        PowerTransform.fit(torch.zeros(1, 0, 2))
 
 
 def test_the_robust_transform_ignores_units_and_commutes_with_reflections():
@@ -139,7 +155,7 @@ def test_model_config_needs_an_invariant_model_and_one_transform():
 
 
 @pytest.fixture(scope="module", params=["power_transform", "robust_inputs"])
-def power_checkpoint(request, tiny_classifier_checkpoint, tmp_path_factory):
+def transform_checkpoint(request, tiny_classifier_checkpoint, tmp_path_factory):
     """The tiny classifier warm-started with an input transform (each in turn), trained 30 steps more."""
     out = tmp_path_factory.mktemp(request.param)
     model = ModelConfig(d_model=32, n_layers=2, n_heads=2, d_ff=64, max_features=2, n_classes=4, invariant=True,
@@ -150,15 +166,15 @@ def power_checkpoint(request, tiny_classifier_checkpoint, tmp_path_factory):
                  init_from=str(tiny_classifier_checkpoint)).checkpoint
 
 
-def test_training_and_the_estimator_transform_alike(power_checkpoint):
+def test_training_and_the_estimator_transform_alike(transform_checkpoint):
     """Train what you serve: the estimator's probabilities, on skewed features in other units, are the network's
     on the raw prior data as training calls it, and the transform changed them (it is not a no-op)."""
     from priorfit.models import load_model
 
-    checkpoint = load_model(str(power_checkpoint))
+    checkpoint = load_model(str(transform_checkpoint))
     assert checkpoint.model_config.power_transform or checkpoint.model_config.robust_inputs
     batch = tiny_label_prior().sample(12, 40, torch.Generator().manual_seed(4), n_classes=3, n_context=24)
-    x = batch.x.exp()  # skewed features, so that the exponents are far from 1
+    x = batch.x.exp()  # skewed features: far from what either transform leaves as it is
     labels, k, _ = relabel_by_context(batch.y, 24)
     with torch.no_grad():
         network = masked_log_probs(checkpoint.model(x[:, :24].float(), labels[:, :24], x[:, 24:].float()), k).exp()
@@ -172,7 +188,24 @@ def test_training_and_the_estimator_transform_alike(power_checkpoint):
         if k[i] < 2:
             continue
         X = x[i].numpy() * np.array([1e3, 0.01]) + np.array([-50.0, 7.0])
-        clf = PFNClassifier(model=str(power_checkpoint)).fit(X[:24], batch.y[i, :24].numpy())
+        clf = PFNClassifier(model=str(transform_checkpoint)).fit(X[:24], batch.y[i, :24].numpy())
         np.testing.assert_allclose(clf.predict_proba(X[24:]), network[i, :, :int(k[i])].numpy(), atol=2e-5)
         checked += 1
     assert checked >= 6
+
+
+def test_a_cache_pickled_before_the_rename_keeps_its_transform():
+    """A fitted estimator pickled when ContextCache's field was ``input_power`` unpickles with its transform."""
+    import pickle
+
+    from priorfit.model.transformer import ContextCache
+
+    transform = PowerTransform.fit(torch.as_tensor(_samples())[None])
+    cache = ContextCache((torch.zeros(1),), (torch.zeros(1),), torch.zeros(1, 1), torch.ones(1, 1),
+                         input_transform=transform)
+    old_state = dict(vars(cache))
+    old_state["input_power"] = old_state.pop("input_transform")
+    old = ContextCache.__new__(ContextCache)
+    old.__setstate__(old_state)
+    assert old.input_transform is transform and "input_power" not in vars(old)
+    assert pickle.loads(pickle.dumps(cache)).input_transform.power.equal(transform.power)

@@ -26,8 +26,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-__all__ = ["POWER_GRID", "POWER_LIMIT", "PowerTransform", "RobustInputTransform", "context_input_scaling",
-           "context_standardization", "scale_inputs", "yeo_johnson"]
+__all__ = ["POWER_GRID", "POWER_LIMIT", "PowerTransform", "ROBUST_LIMIT", "RobustInputTransform",
+           "context_input_scaling", "context_standardization", "scale_inputs", "yeo_johnson"]
 
 #: The Yeo-Johnson exponents a feature's is chosen from: -2 ... 4 in steps of 0.1, symmetric about 1 (the identity)
 #: so that a reflected feature gets the reflected exponent 2 - lambda (to rounding); refined between grid points by a
@@ -39,6 +39,10 @@ POWER_GRID = 1.0 + 0.1 * torch.arange(-30, 31, dtype=torch.float64)
 #: out is extrapolation whatever it maps to; unclipped, the grid's largest power would raise it to magnitudes whose
 #: gradients overflow the network's float32 (a two-point context and a query a million deviations away).
 POWER_LIMIT = 100.0
+
+#: Distances in spreads are clipped here before the robust transform's arcsinh (a float64 overflow, not a choice:
+#: arcsinh(1e300) is about 691, so nothing short of an overflow is clipped).
+ROBUST_LIMIT = 1e300
 
 
 def yeo_johnson(x: Tensor, power: Tensor) -> Tensor:
@@ -75,6 +79,8 @@ class PowerTransform:
         greatest Yeo-Johnson log likelihood ``-n/2 log var(psi) + (lambda - 1) sum sign(z) log(1 + |z|)``, refined
         by the vertex of the parabola through it and its two neighbours (at most half a grid step away; none at
         the grid's ends); computed in float64."""
+        if x_ctx.shape[-2] < 1:
+            raise ValueError("x_ctx must hold at least one point (batch x n x d with n >= 1)")
         x = x_ctx.to(torch.float64)
         lo, span = context_input_scaling(x)
         unit = scale_inputs(x, lo, span)
@@ -111,11 +117,12 @@ class PowerTransform:
 class RobustInputTransform:
     """Per-feature input transform fitted to a context: ``arcsinh((x - center) / spread)``, each field
     `batch x 1 x d`: the center is the context's median and the spread its interquartile range (its standard
-    deviation where half the points or more share one value, 1 for a constant feature). Within about a spread of
+    deviation where the quartiles coincide, as they do when about three quarters of the points share one value;
+    1 for a constant feature, whose points are then only shifted, in its own units). Within about a spread of
     the median it is nearly linear, so the bulk of the points keeps its shape (a linear contrast between features
     stays nearly linear); far out it grows like a logarithm, so an outlier sits a few spreads away instead of
-    squeezing the others into one end of the range. The statistics move with any positive affine change of a
-    feature's units, and the median and quartiles of a reflected feature are the reflections of its own (linear
+    squeezing the others into one end of the range. The statistics of a feature that varies move with any positive
+    affine change of its units, and the median and quartiles of a reflected feature are the reflections of its own (linear
     interpolation is symmetric), so with arcsinh odd the transform keeps the invariance of
     :func:`context_input_scaling` to units and commutes with reflections."""
 
@@ -126,6 +133,8 @@ class RobustInputTransform:
     def fit(cls, x_ctx: Tensor) -> "RobustInputTransform":
         """The transform of contexts' inputs `x_ctx` (`batch x n x d`), computed in float64 after mapping the context
         to [0, 1] so that no units overflow."""
+        if x_ctx.shape[-2] < 1:
+            raise ValueError("x_ctx must hold at least one point (batch x n x d with n >= 1)")
         x = x_ctx.to(torch.float64)
         lo, span = context_input_scaling(x)
         unit = scale_inputs(x, lo, span)
@@ -137,8 +146,10 @@ class RobustInputTransform:
         return cls(center=lo + span * median, spread=span * spread)
 
     def __call__(self, x: Tensor) -> Tensor:
-        """Inputs `batch x m x d` transformed, in float64 whatever x's precision."""
-        return torch.asinh((x.to(torch.float64) - self.center) / self.spread)
+        """Inputs `batch x m x d` transformed, in float64 whatever x's precision; a query so far out that its
+        distance in spreads overflows float64 maps to arcsinh(+-ROBUST_LIMIT), about +-691, not to infinity."""
+        z = (x.to(torch.float64) - self.center) / self.spread
+        return torch.asinh(z.clamp(-ROBUST_LIMIT, ROBUST_LIMIT))
 
 
 def context_input_scaling(x_ctx: Tensor) -> tuple[Tensor, Tensor]:

@@ -107,7 +107,14 @@ def test_each_kind_of_feature(kind):
 
 def test_the_extra_kinds_draw_nothing_while_their_weights_are_zero():
     """A prior stated before the heavy-tailed and bimodal kinds existed draws the same datasets now: with their
-    weights at zero the generator is not touched for them, so the draws match a stream that never had them."""
+    weights at zero the generator is not touched for them. The pinned figures are the draws of the code before
+    the kinds were added (commit cc203b6), seed 1."""
+    before = TreeClassificationPrior().sample(16, 50, torch.Generator().manual_seed(1), n_features=5)
+    assert float(before.x.sum()) == pytest.approx(612.0090382062908, rel=1e-9)
+    assert float(before.x.abs().sum()) == pytest.approx(4029.362933833996, rel=1e-9)
+    assert float(before.x[3, 7, 2]) == pytest.approx(0.7918670926234392, rel=1e-9)
+    assert before.y[0, :6].tolist() == [2.0, 1.0, 1.0, 1.0, 1.0, 4.0]
+
     def draws(prior):
         batch = prior.sample(20, 40, torch.Generator().manual_seed(9), n_features=4)
         return batch.x, batch.y

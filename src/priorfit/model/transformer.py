@@ -141,6 +141,14 @@ class ContextCache:
     input_scale: Tensor | None = None
     input_transform: PowerTransform | RobustInputTransform | None = None  # applied before the scaling, if any
 
+    def __setstate__(self, state: dict) -> None:
+        """Unpickle a cache pickled before ``input_power`` was renamed ``input_transform`` (a fitted estimator
+        of a power-transforming model), keeping its transform."""
+        state = dict(state)
+        if "input_power" in state:
+            state["input_transform"] = state.pop("input_power")
+        self.__dict__.update(state)
+
     @property
     def n_context(self) -> int:
         return self.keys[0].shape[-2]

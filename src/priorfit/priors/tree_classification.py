@@ -144,8 +144,8 @@ class TreeClassificationPrior(TabularLabelPrior):
         check_int("max_features", self.max_features, minimum=1)
         check_int("max_trees", self.max_trees, minimum=1)
         check_int("max_depth", self.max_depth, minimum=1, maximum=8)
-        check_float("heavy_tailed_weight", self.heavy_tailed_weight, minimum=0.0)
-        check_float("bimodal_weight", self.bimodal_weight, minimum=0.0)
+        for name in ("heavy_tailed_weight", "bimodal_weight"):
+            object.__setattr__(self, name, float(check_float(name, getattr(self, name), minimum=0.0)))
         weights = tuple(self.kind_weights) if isinstance(self.kind_weights, (tuple, list)) else ()
         if (len(weights) != len(FEATURE_KINDS) or not all(isinstance(w, (int, float)) and math.isfinite(w) and w >= 0
                                                           for w in weights)
