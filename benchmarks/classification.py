@@ -263,7 +263,7 @@ def run_real(args) -> dict:
         pfn_pooled_ece=calibration_error(np.concatenate([c for c, _ in pooled]),
                                          np.concatenate([h for _, h in pooled])) if pooled else None,
     )
-    return dict(summary=summary, cells=cells, splits=args.splits)
+    return dict(summary=summary, cells=cells, splits=args.splits, ensemble=args.ensemble)
 
 
 def real_table(data: dict) -> str:

@@ -7,7 +7,9 @@
 Each results file is one part of ``benchmarks/classification.py`` (``--part prior``, ``calibration``, ``real``,
 ``latency``) run on this checkpoint: the script refuses a part measured on other weights (``model_weights_sha256``), then writes
 src/priorfit/models/<name>.safetensors with ``metadata["fidelity"]`` = {"kind": "classification", "prior": ...,
-"calibration": ..., "real": ..., "latency": ...} (each part's summary, cells and command).
+"calibration": ..., "real": ..., "latency": ...} (each part's summary, cells and command), and
+``metadata["default_ensemble_size"]``, the ensemble ``PFNClassifier`` uses for it by default: with K > 1 the report
+also holds the real-data and latency parts measured at K (``fidelity["ensemble"]``), so it covers the default path.
 """
 
 from __future__ import annotations
@@ -30,7 +32,18 @@ def main(argv: list[str] | None = None) -> int:
         parser.add_argument(f"--{part}", required=True, metavar="JSON",
                             help=f"benchmarks/classification.py --part {part}'s results file for this checkpoint")
     parser.add_argument("--name", default="classifier", help="the shipped model's name (default: classifier)")
+    parser.add_argument("--default-ensemble-size", type=int, default=1, metavar="K",
+                        help="the ensemble_size PFNClassifier uses for this model when none is given (default 1); "
+                             "above 1 it needs --ensemble-real and --ensemble-latency measured at K")
+    parser.add_argument("--ensemble-real", metavar="JSON", nargs="+", default=(),
+                        help="--part real results files (tuned and held-out) of these weights at --ensemble K")
+    parser.add_argument("--ensemble-latency", metavar="JSON", help="--part latency's file at --ensemble K")
     args = parser.parse_args(argv)
+    if args.default_ensemble_size < 1:
+        parser.error("--default-ensemble-size must be at least 1")
+    if args.default_ensemble_size > 1 and not (args.ensemble_real and args.ensemble_latency):
+        parser.error("--default-ensemble-size above 1 needs --ensemble-real and --ensemble-latency measured at it, "
+                     "so that the report covers what PFNClassifier() then does")
 
     ckpt = load_model(args.checkpoint)
     if not ckpt.model_config.n_classes:
@@ -44,8 +57,22 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"--{part} {path} was measured on other weights than {args.checkpoint}'s "
                              f"(step {data.get('model_step')} against {ckpt.metadata.get('step')})")
         report[part] = {k: v for k, v in data.items() if k != "model"} | {"results_file": str(path)}
+    if args.default_ensemble_size > 1:
+        ensemble = {"size": args.default_ensemble_size, "real": []}
+        for path in map(Path, (*args.ensemble_real, args.ensemble_latency)):
+            data = json.loads(path.read_text())
+            if data.get("model_weights_sha256") != weights or data.get("ensemble") != args.default_ensemble_size:
+                raise SystemExit(f"{path} was not measured on {args.checkpoint}'s weights at ensemble "
+                                 f"{args.default_ensemble_size} (its: {data.get('ensemble')})")
+            entry = {k: v for k, v in data.items() if k != "model"} | {"results_file": str(path)}
+            if "median_ms" in data:
+                ensemble["latency"] = entry
+            else:
+                ensemble["real"].append(entry)
+        report["ensemble"] = ensemble
     meta = {k: v for k, v in ckpt.metadata.items() if k not in ("format", "model_config", "prior")}
     meta["fidelity"] = report
+    meta["default_ensemble_size"] = args.default_ensemble_size
     out = save_checkpoint(ROOT / "src" / "priorfit" / "models" / f"{args.name}.safetensors", ckpt.model,
                           ckpt.bar_distribution, ckpt.prior, meta)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB) at step {ckpt.metadata.get('step')}")

@@ -86,6 +86,27 @@ def test_the_estimator_predicts_what_training_scored(tiny_classifier_checkpoint)
     assert np.mean(losses) < np.mean(baselines) - 0.1, (np.mean(losses), np.mean(baselines))
 
 
+def test_no_ensemble_size_means_the_models_own_default(tiny_classifier_checkpoint, tmp_path):
+    """ensemble_size=None takes the size stated in the model's metadata (what its shipped report was measured at),
+    1 where it states none; a given size overrides it."""
+    from priorfit.checkpoint import save_checkpoint
+    from priorfit.models import load_model
+
+    X, y = _data()
+    source = load_model(str(tiny_classifier_checkpoint))
+    assert "default_ensemble_size" not in source.metadata
+    assert PFNClassifier(model=str(tiny_classifier_checkpoint)).fit(X, y).ensemble_size_ == 1
+    meta = {k: v for k, v in source.metadata.items() if k not in ("format", "model_config", "prior")}
+    stated = save_checkpoint(tmp_path / "three.safetensors", source.model, source.bar_distribution, source.prior,
+                             meta | {"default_ensemble_size": 3})
+    default = PFNClassifier(model=str(stated), random_state=1).fit(X, y)
+    assert default.ensemble_size_ == 3 and len(default.members_) == 3
+    np.testing.assert_allclose(default.predict_proba(X), PFNClassifier(model=str(stated), ensemble_size=3,
+                                                                       random_state=1).fit(X, y).predict_proba(X))
+    one = PFNClassifier(model=str(stated), ensemble_size=1).fit(X, y)
+    assert one.ensemble_size_ == 1 and len(one.members_) == 1
+
+
 def test_the_ensemble_averages_class_renumberings(tiny_classifier_checkpoint):
     X, y = _data()
     model = str(tiny_classifier_checkpoint)

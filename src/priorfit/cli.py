@@ -118,7 +118,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         quantiles = [float(q) for q in args.quantiles.split(",")]
     except ValueError:
         raise PriorfitError(f"--quantiles must be comma-separated numbers, got {args.quantiles!r}") from None
-    reg = PFNRegressor(model=args.model, ensemble_size=args.ensemble, precision=args.precision).fit(X, y)
+    reg = PFNRegressor(model=args.model, ensemble_size=1 if args.ensemble is None else args.ensemble,
+                       precision=args.precision).fit(X, y)
     dist = reg.predict_distribution(Xq)
     columns = [dist.quantile([0.5])[:, 0], dist.mean, dist.stddev] + list(dist.quantile(quantiles).T)
     names = ["median", "mean", "std"] + [f"q{q:g}" for q in quantiles]
@@ -342,9 +343,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "classifier's labels may be any text")
     p.add_argument("--model", default=None, help="checkpoint path or shipped model name (default: invariant_default)")
     p.add_argument("--quantiles", default="0.05,0.5,0.95", help="comma-separated (default: 0.05,0.5,0.95)")
-    p.add_argument("--ensemble", type=int, default=1, metavar="K",
+    p.add_argument("--ensemble", type=int, default=None, metavar="K",
                    help="average over up to K transforms of the data under which the model's prior is invariant "
-                        "(default 1: the plain model)")
+                        "(default: the model's own, the size its report was measured at; 1, the plain model, for "
+                        "all but the tabular classifier)")
     p.add_argument("--precision", choices=PRECISIONS, default="float32",
                    help="arithmetic of the forward pass: bfloat16 is faster on CPUs with bfloat16 instructions, "
                         "within 0.0005 nats KL on the shipped model (default float32)")

@@ -243,11 +243,13 @@ class PFNClassifier(ClassifierMixin, BaseEstimator):
         ``configs/classifier.json``) or the name of a shipped one; None uses the shipped ``classifier`` (up to 8
         features, 10 classes and 256 training points; its measured report is in its metadata, ``fidelity``);
         ``"tabular"`` names the shipped model for real tabular data (docs/classification.md).
-    ensemble_size : int, default=1
+    ensemble_size : int or None, default=None
         Average the class probabilities of up to this many transformed copies of the training data: the classes
         renumbered at random, and the input features reordered or reflected where the model's prior is invariant
         to that (``priorfit.priors.base.Symmetries``). The exact posterior is unchanged by them, so averaging
         removes part of the network's own error; each member costs one more forward pass. 1: the plain network.
+        None: the model's own default, the size its shipped report was measured at (``default_ensemble_size``
+        in its metadata: 2 for ``"tabular"``), else 1.
     random_state : int, RandomState instance or None, default=0
         Draws the ensemble's transforms.
     query_batch_size : int, default=4096
@@ -262,6 +264,8 @@ class PFNClassifier(ClassifierMixin, BaseEstimator):
     n_features_in_ : int
     checkpoint_ : Checkpoint
         The loaded model, its prior and its metadata.
+    ensemble_size_ : int
+        The ensemble's size: ``ensemble_size``, or the model's default where that is None.
     x_min_, x_scale_ : ndarray of shape (n_features,)
         The training inputs' minimum and range per feature, which map every input onto the context's [0, 1].
 
@@ -275,7 +279,7 @@ class PFNClassifier(ClassifierMixin, BaseEstimator):
     (2, 2)
     """
 
-    def __init__(self, model=None, *, ensemble_size: int = 1, random_state=0, query_batch_size: int = 4096,
+    def __init__(self, model=None, *, ensemble_size: int | None = None, random_state=0, query_batch_size: int = 4096,
                  precision: str = "float32") -> None:
         self.model = model
         self.ensemble_size = ensemble_size
@@ -285,7 +289,8 @@ class PFNClassifier(ClassifierMixin, BaseEstimator):
 
     def fit(self, X, y):
         """Condition the PFN on the training data (the context). Returns self."""
-        _check_positive_int("ensemble_size", self.ensemble_size, "PFNClassifier")
+        if self.ensemble_size is not None:
+            _check_positive_int("ensemble_size", self.ensemble_size, "PFNClassifier")
         _check_positive_int("query_batch_size", self.query_batch_size, "PFNClassifier")
         _check_precision(self.precision, "PFNClassifier")
         X, y = validate_data(self, X, y, dtype=np.float64, reset=True)
@@ -309,6 +314,8 @@ class PFNClassifier(ClassifierMixin, BaseEstimator):
                                  f"{n_classes}")
         _check_context_size(checkpoint, n, d)
         self.checkpoint_ = checkpoint
+        self.ensemble_size_ = int(checkpoint.metadata.get("default_ensemble_size", 1) if self.ensemble_size is None
+                                  else self.ensemble_size)
         self.x_min_ = X.min(axis=0)
         ptp = np.ptp(X, axis=0)
         self.x_scale_ = np.where(ptp > 0, ptp, 1.0)
@@ -327,7 +334,7 @@ class PFNClassifier(ClassifierMixin, BaseEstimator):
         members = [(identity, torch.arange(n_classes))]
         symmetries = self.checkpoint_.prior.symmetries
         rng = check_random_state(self.random_state)
-        for _ in range(int(self.ensemble_size) - 1):
+        for _ in range(self.ensemble_size_ - 1):
             permutation = tuple(rng.permutation(n_features)) if symmetries.permute_inputs else identity.permutation
             reflect = tuple(bool(b) for b in rng.random(n_features) < 0.5) if symmetries.reflect_inputs \
                 else identity.reflect
