@@ -9,7 +9,8 @@ Each results file is one part of ``benchmarks/classification.py`` (``--part prio
 src/priorfit/models/<name>.safetensors with ``metadata["fidelity"]`` = {"kind": "classification", "prior": ...,
 "calibration": ..., "real": ..., "latency": ...} (each part's summary, cells and command), and
 ``metadata["default_ensemble_size"]``, the ensemble ``PFNClassifier`` uses for it by default: with K > 1 the report
-also holds the real-data and latency parts measured at K (``fidelity["ensemble"]``), so it covers the default path.
+also holds the real-data and latency parts measured at K (``fidelity["ensemble"]``); the prior and calibration parts
+stay the network's own (ensemble 1).
 """
 
 from __future__ import annotations
@@ -43,7 +44,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--default-ensemble-size must be at least 1")
     if args.default_ensemble_size > 1 and not (args.ensemble_real and args.ensemble_latency):
         parser.error("--default-ensemble-size above 1 needs --ensemble-real and --ensemble-latency measured at it, "
-                     "so that the report covers what PFNClassifier() then does")
+                     "so that the report's real-data and latency parts cover what PFNClassifier() then does")
+    if args.default_ensemble_size == 1 and (args.ensemble_real or args.ensemble_latency):
+        parser.error("--ensemble-real and --ensemble-latency go with --default-ensemble-size above 1")
 
     ckpt = load_model(args.checkpoint)
     if not ckpt.model_config.n_classes:
@@ -56,16 +59,26 @@ def main(argv: list[str] | None = None) -> int:
         if data.get("model_weights_sha256") != weights:
             raise SystemExit(f"--{part} {path} was measured on other weights than {args.checkpoint}'s "
                              f"(step {data.get('model_step')} against {ckpt.metadata.get('step')})")
+        if data.get("ensemble", 1) != 1:
+            raise SystemExit(f"--{part} {path} was measured at ensemble {data['ensemble']}; the report's parts are "
+                             "the network's own (ensemble 1), an ensemble's go in --ensemble-real/--ensemble-latency")
         report[part] = {k: v for k, v in data.items() if k != "model"} | {"results_file": str(path)}
     if args.default_ensemble_size > 1:
         ensemble = {"size": args.default_ensemble_size, "real": []}
-        for path in map(Path, (*args.ensemble_real, args.ensemble_latency)):
+        if len(set(args.ensemble_real)) != len(args.ensemble_real):
+            raise SystemExit("--ensemble-real names one file twice")
+        for flag, path in [("--ensemble-real", Path(p)) for p in args.ensemble_real] + [
+                ("--ensemble-latency", Path(args.ensemble_latency))]:
             data = json.loads(path.read_text())
-            if data.get("model_weights_sha256") != weights or data.get("ensemble") != args.default_ensemble_size:
-                raise SystemExit(f"{path} was not measured on {args.checkpoint}'s weights at ensemble "
-                                 f"{args.default_ensemble_size} (its: {data.get('ensemble')})")
+            if data.get("model_weights_sha256") != weights:
+                raise SystemExit(f"{flag} {path} was measured on other weights than {args.checkpoint}'s")
+            if data.get("ensemble") != args.default_ensemble_size:
+                raise SystemExit(f"{flag} {path} was measured at ensemble {data.get('ensemble')}, not "
+                                 f"{args.default_ensemble_size}")
+            if ("median_ms" in data) != (flag == "--ensemble-latency"):
+                raise SystemExit(f"{flag} {path} is not a --part {flag.split('-')[-1]} results file")
             entry = {k: v for k, v in data.items() if k != "model"} | {"results_file": str(path)}
-            if "median_ms" in data:
+            if flag == "--ensemble-latency":
                 ensemble["latency"] = entry
             else:
                 ensemble["real"].append(entry)

@@ -25,9 +25,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
     job = load_json(args.config, expected=TrainJob)
     if args.threads is not None:
         job = dataclasses.replace(job, training=dataclasses.replace(job.training, num_threads=args.threads))
-    result = train(job.prior, job.model, job.training, args.out, resume=not args.no_resume,
-                   progress=not args.quiet, stop_after=args.stop_after, reschedule=args.reschedule,
-                   init_from=args.init_from)
+    try:
+        result = train(job.prior, job.model, job.training, args.out, resume=not args.no_resume,
+                       progress=not args.quiet, stop_after=args.stop_after, reschedule=args.reschedule,
+                       init_from=args.init_from)
+    finally:  # a torchrun rank: close its process group, whose threads otherwise may abort the exit (SIGABRT)
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
     rate = "no steps left to train" if math.isnan(result.datasets_per_second) else (
         f"{result.datasets_per_second:.0f} datasets/s")
     print(f"wrote {result.checkpoint} at step {result.step} ({rate})")
@@ -345,8 +351,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quantiles", default="0.05,0.5,0.95", help="comma-separated (default: 0.05,0.5,0.95)")
     p.add_argument("--ensemble", type=int, default=None, metavar="K",
                    help="average over up to K transforms of the data under which the model's prior is invariant "
-                        "(default: the model's own, the size its report was measured at; 1, the plain model, for "
-                        "all but the tabular classifier)")
+                        "(default: the model's own, as its metadata states it, else 1, the plain model; of the "
+                        "shipped models only the tabular classifier states one, 2)")
     p.add_argument("--precision", choices=PRECISIONS, default="float32",
                    help="arithmetic of the forward pass: bfloat16 is faster on CPUs with bfloat16 instructions, "
                         "within 0.0005 nats KL on the shipped model (default float32)")

@@ -314,8 +314,14 @@ class PFNClassifier(ClassifierMixin, BaseEstimator):
                                  f"{n_classes}")
         _check_context_size(checkpoint, n, d)
         self.checkpoint_ = checkpoint
-        self.ensemble_size_ = int(checkpoint.metadata.get("default_ensemble_size", 1) if self.ensemble_size is None
-                                  else self.ensemble_size)
+        if self.ensemble_size is None:
+            stated = checkpoint.metadata.get("default_ensemble_size", 1)
+            if isinstance(stated, bool) or not isinstance(stated, int) or stated < 1:
+                raise CheckpointError(f"the model's metadata states default_ensemble_size {stated!r}; expected a "
+                                      "positive int (pass ensemble_size= to choose one)")
+            self.ensemble_size_ = stated
+        else:
+            self.ensemble_size_ = int(self.ensemble_size)
         self.x_min_ = X.min(axis=0)
         ptp = np.ptp(X, axis=0)
         self.x_scale_ = np.where(ptp > 0, ptp, 1.0)
