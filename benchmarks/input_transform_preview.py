@@ -16,6 +16,7 @@ transform might move, not what that stage will give: the network here never saw 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import warnings
 from pathlib import Path
@@ -25,7 +26,6 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from classification import GROUPS, MIN_TEST, RESULTS, SIZES, load, stratified_split  # noqa: E402
-import json  # noqa: E402
 
 from priorfit.atomic import atomic_write_json, atomic_write_text  # noqa: E402
 from priorfit.estimators import PFNClassifier  # noqa: E402
@@ -80,7 +80,8 @@ def probabilities(model: str, X_train, y_train, X_test, classes) -> np.ndarray:
 def run(args) -> dict:
     from sklearn.metrics import log_loss
 
-    config = load_model(args.model).model_config
+    checkpoint = load_model(args.model)
+    config = checkpoint.model_config
     if config.power_transform or config.robust_inputs:
         raise SystemExit(f"--model {args.model} already transforms its inputs (power_transform or robust_inputs); "
                          "the preview is for a model trained without one")
@@ -110,7 +111,6 @@ def run(args) -> dict:
                 cells.append(cell)
                 print(f"{group:>8} {source.name:>13} n={n:>3} "
                       + " ".join(f"{w}={cell['log_loss'][w]:.3f}" for w in ways), flush=True)
-    checkpoint = load_model(args.model)
     return dict(model=args.model, model_step=checkpoint.metadata.get("step"),
                 model_weights_sha256=checkpoint.weights_sha256(), splits=args.splits, threads=args.threads,
                 transform=args.transform, ways=list(ways), cells=cells,

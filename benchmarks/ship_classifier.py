@@ -53,12 +53,17 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"{args.checkpoint} is a regression PFN, not a classifier")
     weights = ckpt.weights_sha256()
     report = {"kind": "classification"}
-    for part in PARTS:
-        path = Path(getattr(args, part))
+    def measured(flag: str, path: Path) -> dict:
+        """A results file's data, refused if it was measured on other weights."""
         data = json.loads(path.read_text())
         if data.get("model_weights_sha256") != weights:
-            raise SystemExit(f"--{part} {path} was measured on other weights than {args.checkpoint}'s "
+            raise SystemExit(f"{flag} {path} was measured on other weights than {args.checkpoint}'s "
                              f"(step {data.get('model_step')} against {ckpt.metadata.get('step')})")
+        return data
+
+    for part in PARTS:
+        path = Path(getattr(args, part))
+        data = measured(f"--{part}", path)
         if data.get("ensemble", 1) != 1:
             raise SystemExit(f"--{part} {path} was measured at ensemble {data['ensemble']}; the report's parts are "
                              "the network's own (ensemble 1), an ensemble's go in --ensemble-real/--ensemble-latency")
@@ -69,9 +74,7 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit("--ensemble-real names one file twice")
         for flag, path in [("--ensemble-real", Path(p)) for p in args.ensemble_real] + [
                 ("--ensemble-latency", Path(args.ensemble_latency))]:
-            data = json.loads(path.read_text())
-            if data.get("model_weights_sha256") != weights:
-                raise SystemExit(f"{flag} {path} was measured on other weights than {args.checkpoint}'s")
+            data = measured(flag, path)
             if data.get("ensemble") != args.default_ensemble_size:
                 raise SystemExit(f"{flag} {path} was measured at ensemble {data.get('ensemble')}, not "
                                  f"{args.default_ensemble_size}")

@@ -59,6 +59,17 @@ def yeo_johnson(x: Tensor, power: Tensor) -> Tensor:
     return torch.where(positive, magnitude, -magnitude)
 
 
+def _unit_context(x_ctx: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """`(lo, span, unit)` of contexts' inputs `x_ctx` (`batch x n x d`, n >= 1) in float64: the context scaling
+    (:func:`context_input_scaling`) and the context mapped by it to [0, 1], where a transform's statistics are
+    computed so that no units overflow."""
+    if x_ctx.shape[-2] < 1:
+        raise ValueError("x_ctx must hold at least one point (batch x n x d with n >= 1)")
+    x = x_ctx.to(torch.float64)
+    lo, span = context_input_scaling(x)
+    return lo, span, scale_inputs(x, lo, span)
+
+
 @dataclass(frozen=True)
 class PowerTransform:
     """Per-feature input transform fitted to a context: ``yeo_johnson((x - center) / spread, power)``, each
@@ -79,11 +90,7 @@ class PowerTransform:
         greatest Yeo-Johnson log likelihood ``-n/2 log var(psi) + (lambda - 1) sum sign(z) log(1 + |z|)``, refined
         by the vertex of the parabola through it and its two neighbours (at most half a grid step away; none at
         the grid's ends); computed in float64."""
-        if x_ctx.shape[-2] < 1:
-            raise ValueError("x_ctx must hold at least one point (batch x n x d with n >= 1)")
-        x = x_ctx.to(torch.float64)
-        lo, span = context_input_scaling(x)
-        unit = scale_inputs(x, lo, span)
+        lo, span, unit = _unit_context(x_ctx)
         mean = unit.mean(dim=-2, keepdim=True)
         std = (unit - mean).square().mean(dim=-2, keepdim=True).sqrt()
         varies = std > 0  # a constant feature is all zeros here
@@ -133,13 +140,9 @@ class RobustInputTransform:
     def fit(cls, x_ctx: Tensor) -> "RobustInputTransform":
         """The transform of contexts' inputs `x_ctx` (`batch x n x d`), computed in float64 after mapping the context
         to [0, 1] so that no units overflow."""
-        if x_ctx.shape[-2] < 1:
-            raise ValueError("x_ctx must hold at least one point (batch x n x d with n >= 1)")
-        x = x_ctx.to(torch.float64)
-        lo, span = context_input_scaling(x)
-        unit = scale_inputs(x, lo, span)
-        q1, median, q3 = torch.quantile(unit, torch.tensor([0.25, 0.5, 0.75], dtype=torch.float64, device=x.device),
-                                        dim=-2, keepdim=True)
+        lo, span, unit = _unit_context(x_ctx)
+        levels = torch.tensor([0.25, 0.5, 0.75], dtype=torch.float64, device=unit.device)
+        q1, median, q3 = torch.quantile(unit, levels, dim=-2, keepdim=True)
         iqr = q3 - q1
         std = (unit - unit.mean(dim=-2, keepdim=True)).square().mean(dim=-2, keepdim=True).sqrt()
         spread = torch.where(iqr > 0, iqr, torch.where(std > 0, std, torch.ones_like(std)))

@@ -101,14 +101,11 @@ class ModelConfig:
         if self.invariant and self.standardize_targets:
             raise ValueError("invariant already standardises targets (without the statistics' embedding that "
                              "standardize_targets adds); set one of them")
-        if not isinstance(self.power_transform, bool):
-            raise ValueError(f"power_transform must be a bool, got {self.power_transform!r}")
-        if self.power_transform and not self.invariant:
-            raise ValueError("power_transform acts on the context's own units; it needs invariant=True")
-        if not isinstance(self.robust_inputs, bool):
-            raise ValueError(f"robust_inputs must be a bool, got {self.robust_inputs!r}")
-        if self.robust_inputs and not self.invariant:
-            raise ValueError("robust_inputs acts on the context's own units; it needs invariant=True")
+        for name in ("power_transform", "robust_inputs"):  # the input transforms
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be a bool, got {getattr(self, name)!r}")
+            if getattr(self, name) and not self.invariant:
+                raise ValueError(f"{name} acts on the context's own units; it needs invariant=True")
         if self.robust_inputs and self.power_transform:
             raise ValueError("robust_inputs and power_transform are two transforms of the same inputs; set one")
 
