@@ -7,7 +7,7 @@ import pytest
 import torch
 from sklearn.utils.estimator_checks import check_estimator
 
-from priorfit.estimators import PFNClassifier, PFNRegressor
+from priorfit.estimators import DEFAULT_CLASSIFIER, PFNClassifier, PFNRegressor
 from priorfit.exceptions import CheckpointError, InputDataError
 from priorfit.model.categorical import masked_log_probs, relabel_by_context
 from priorfit.models import shipped_models
@@ -151,7 +151,7 @@ def test_clear_errors(tiny_classifier_checkpoint, tiny_checkpoint):
         PFNClassifier(model=str(tiny_checkpoint)).fit(X, y)
     with pytest.raises(CheckpointError, match="use PFNClassifier"):
         PFNRegressor(model=model).fit(X, y.astype(float))
-    if "classifier" not in shipped_models():
+    if DEFAULT_CLASSIFIER not in shipped_models():
         with pytest.raises(CheckpointError, match="no classifier ships with this version"):
             PFNClassifier().fit(X, y)
     with pytest.raises(InputDataError, match="ensemble_size"):

@@ -92,7 +92,7 @@ def test_predict_errors(tmp_path, tiny_checkpoint, capsys):
         err = capsys.readouterr().err
         assert code == 2 and message in err and "Traceback" not in err, err
         if name == "text.csv":  # text where a regression model needs numbers: perhaps class labels
-            assert "pass --model classifier" in err
+            assert "pass --model tabular" in err
 
 
 def test_predict_csv_with_a_classifier(tmp_path, tiny_classifier_checkpoint):

@@ -1,9 +1,10 @@
-"""The shipped classifiers, called as users call them, against the exact posterior of its GP classification prior.
+"""The shipped classifiers, called as users call them, against the exact posterior of their GP classification prior.
 
-``PFNClassifier()`` with its defaults, on fixed 1-D contexts in odd units with text labels, against the GP
-prior's posterior predictive by importance sampling from the prior (no MCMC). A model trained on a mixture of
-that prior with others is held to its GP component: on such small contexts the component is far from
-identified, so the bounds leave room for that too. This is the report's smoke alarm, not the report
+``PFNClassifier(model="classifier")``, the GP classifier, on fixed 1-D contexts in odd units with text labels,
+against its GP prior's posterior predictive by importance sampling from the prior (no MCMC). The default model,
+``tabular``, is trained on a mixture of a GP prior with priors that have no exact posterior here; on contexts this
+small the mixture's posterior is far from its GP component's (largest error of a class probability up to 0.2), so
+it is held instead to its report and to real data, where it must beat the GP classifier. This is the report's smoke alarm, not the report
 (``metadata["fidelity"]``, from benchmarks/classification.py): a classifier that lost its calibration, or an
 estimator that stopped feeding it as it was trained, fails here.
 """
@@ -15,7 +16,7 @@ import warnings
 import numpy as np
 import torch
 
-from priorfit.estimators import PFNClassifier
+from priorfit.estimators import DEFAULT_CLASSIFIER, PFNClassifier
 from priorfit.exceptions import OutOfDomainWarning
 from priorfit.models import load_model
 from priorfit.priors import GPClassificationPrior, MixturePrior
@@ -36,8 +37,8 @@ LARGEST_ERROR = 0.15
 MEAN_ERROR = 0.08
 
 
-def _gp_prior() -> GPClassificationPrior:
-    prior = load_model("classifier").prior
+def _gp_prior(model: str) -> GPClassificationPrior:
+    prior = load_model(model).prior
     if isinstance(prior, MixturePrior):
         prior = next(p for p in prior.priors if isinstance(p, GPClassificationPrior))
     assert isinstance(prior, GPClassificationPrior)
@@ -52,8 +53,8 @@ def test_the_shipped_classifier_carries_its_report():
     assert fidelity["prior"]["model_weights_sha256"] == load_model("classifier").weights_sha256()
 
 
-def test_the_default_classifier_is_near_the_exact_gp_posterior_in_any_units():
-    prior = _gp_prior()
+def test_the_gp_classifier_is_near_the_exact_gp_posterior_in_any_units():
+    prior = _gp_prior("classifier")
     for k, (x, y, n_classes) in enumerate(CONTEXTS):
         xq = np.linspace(-0.05, 1.05, 9)
         exact, ess = gp_classification_importance_sampling(
@@ -63,7 +64,7 @@ def test_the_default_classifier_is_near_the_exact_gp_posterior_in_any_units():
         scale, shift = 10.0 ** (2 - k), -3e3 * (k - 1)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", OutOfDomainWarning)  # two queries lie just outside the context
-            clf = PFNClassifier().fit((scale * x + shift)[:, None], NAMES[y])
+            clf = PFNClassifier(model="classifier").fit((scale * x + shift)[:, None], NAMES[y])
             proba = clf.predict_proba((scale * xq + shift)[:, None])
         assert list(clf.classes_) == list(NAMES[:n_classes])
         error = np.abs(proba - exact.numpy())
@@ -73,8 +74,9 @@ def test_the_default_classifier_is_near_the_exact_gp_posterior_in_any_units():
         assert error.mean() < 0.5 * np.abs(frequencies - exact.numpy()).mean(), k
 
 
-def test_the_tabular_classifier_carries_its_report_and_beats_the_gp_classifier_on_real_data():
-    """The tabular model (GP, structural-causal-model, factor and tree priors, robust input scaling) on
+def test_the_default_classifier_is_tabular_carries_its_report_and_beats_the_gp_classifier_on_real_data():
+    """``PFNClassifier()``, the tabular model (GP, structural-causal-model, factor and tree priors, robust input
+    scaling), on
     breast_cancer (scikit-learn's, first eight features), n = 64, three stratified splits: mean log loss 0.162 as
     shipped now at its default ensemble of 2 (0.171 for its first stage), the GP classifier's 0.224. Its report
     covers that default: the real-data and latency parts measured at it, on these weights."""
@@ -92,7 +94,8 @@ def test_the_tabular_classifier_carries_its_report_and_beats_the_gp_classifier_o
                for part in (*ensemble["real"], ensemble["latency"]))
     X, y = load_breast_cancer(return_X_y=True)
     X = X[:, :8]
-    losses = {"tabular": [], "classifier": []}
+    assert DEFAULT_CLASSIFIER == "tabular"
+    losses = {None: [], "classifier": []}  # None: the default, as a user calls it
     for seed in range(3):
         train, test = train_test_split(np.arange(len(y)), train_size=64, stratify=y, random_state=seed)
         for name, scores in losses.items():
@@ -100,5 +103,5 @@ def test_the_tabular_classifier_carries_its_report_and_beats_the_gp_classifier_o
                 warnings.simplefilter("ignore", OutOfDomainWarning)
                 proba = PFNClassifier(model=name).fit(X[train], y[train]).predict_proba(X[test])
             scores.append(log_loss(y[test], proba, labels=[0, 1]))
-    assert np.mean(losses["tabular"]) < 0.20, losses
-    assert np.mean(losses["tabular"]) < np.mean(losses["classifier"]) - 0.02, losses
+    assert np.mean(losses[None]) < 0.20, losses
+    assert np.mean(losses[None]) < np.mean(losses["classifier"]) - 0.02, losses

@@ -118,8 +118,9 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     try:
         y = _numbers(header, train, [target], args.train, "--train")[:, 0]
     except PriorfitError as err:
-        raise PriorfitError(f"{err}. For a target of class labels, pass --model classifier (the shipped "
-                            "classifier) or another classifier checkpoint") from None
+        raise PriorfitError(f"{err}. For a target of class labels, pass --model tabular (the shipped "
+                            "classifier for tabular data), --model classifier (the GP classifier) or another "
+                            "classifier checkpoint") from None
     try:
         quantiles = [float(q) for q in args.quantiles.split(",")]
     except ValueError:

@@ -27,7 +27,7 @@ from priorfit.predictive.bar import PredictiveDistribution
 POINT_ESTIMATES = ("mean", "median")
 
 #: The shipped model ``PFNClassifier()`` uses.
-DEFAULT_CLASSIFIER = "classifier"
+DEFAULT_CLASSIFIER = "tabular"
 
 
 def _check_positive_int(name: str, value: object, owner: str = "PFNRegressor") -> None:
@@ -240,9 +240,10 @@ class PFNClassifier(ClassifierMixin, BaseEstimator):
     ----------
     model : str, path or None, default=None
         A classifier checkpoint written by ``priorfit train`` (a prior of class labels, e.g.
-        ``configs/classifier.json``) or the name of a shipped one; None uses the shipped ``classifier`` (up to 8
-        features, 10 classes and 256 training points; its measured report is in its metadata, ``fidelity``);
-        ``"tabular"`` names the shipped model for real tabular data (docs/classification.md).
+        ``configs/classifier.json``) or the name of a shipped one; None uses the shipped ``"tabular"``, the model
+        for real tabular data (up to 8 features, 10 classes and 256 training points; its measured report is in its
+        metadata, ``fidelity``); ``"classifier"`` names the shipped GP classifier, trained on one GP-classification
+        prior and measured against that prior's exact posterior (docs/classification.md).
     ensemble_size : int or None, default=None
         Average the class probabilities of up to this many transformed copies of the training data: the classes
         renumbered at random, and the input features reordered or reflected where the model's prior is invariant
@@ -274,7 +275,7 @@ class PFNClassifier(ClassifierMixin, BaseEstimator):
     >>> import numpy as np
     >>> from priorfit import PFNClassifier
     >>> X = np.linspace(0, 1, 30)[:, None]; y = np.where(X[:, 0] > 0.5, "high", "low")
-    >>> clf = PFNClassifier(model="tabular").fit(X, y)  # doctest: +SKIP
+    >>> clf = PFNClassifier().fit(X, y)  # doctest: +SKIP
     >>> clf.predict_proba([[0.1], [0.9]]).shape  # doctest: +SKIP
     (2, 2)
     """
