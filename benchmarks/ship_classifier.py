@@ -9,8 +9,8 @@ Each results file is one part of ``benchmarks/classification.py`` (``--part prio
 src/priorfit/models/<name>.safetensors with ``metadata["fidelity"]`` = {"kind": "classification", "prior": ...,
 "calibration": ..., "real": ..., "latency": ...} (each part's summary, cells and command), and
 ``metadata["default_ensemble_size"]``, the ensemble ``PFNClassifier`` uses for it by default: with K > 1 the report
-also holds the real-data and latency parts measured at K (``fidelity["ensemble"]``); the prior and calibration parts
-stay the network's own (ensemble 1).
+also holds every part measured at K (``fidelity["ensemble"]``: prior, calibration, the real-data groups and latency),
+so that it covers what ``PFNClassifier()`` then does; the top-level parts stay the network's own (ensemble 1).
 """
 
 from __future__ import annotations
@@ -26,6 +26,16 @@ ROOT = Path(__file__).resolve().parents[1]
 PARTS = ("prior", "calibration", "real", "latency")
 
 
+def _part_of(data: dict) -> str:
+    """Which part of benchmarks/classification.py wrote a results file, from what it holds."""
+    cells = data.get("cells") or [{}]
+    if "median_ms" in data:
+        return "latency"
+    if "splits" in data:
+        return "real"
+    return "prior" if "exact" in cells[0] else "calibration" if "oracle_ece" in cells[0] else "unknown"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("checkpoint", help="a classifier checkpoint, or a training run's folder")
@@ -35,18 +45,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", default="classifier", help="the shipped model's name (default: classifier)")
     parser.add_argument("--default-ensemble-size", type=int, default=1, metavar="K",
                         help="the ensemble_size PFNClassifier uses for this model when none is given (default 1); "
-                             "above 1 it needs --ensemble-real and --ensemble-latency measured at K")
+                             "above 1 it needs every --ensemble-* part measured at K")
+    parser.add_argument("--ensemble-prior", metavar="JSON", help="--part prior's file at --ensemble K")
+    parser.add_argument("--ensemble-calibration", metavar="JSON", help="--part calibration's file at --ensemble K")
     parser.add_argument("--ensemble-real", metavar="JSON", nargs="+", default=(),
-                        help="--part real results files (tuned and held-out) of these weights at --ensemble K")
+                        help="--part real results files (tuned and held-out groups) of these weights at --ensemble K")
     parser.add_argument("--ensemble-latency", metavar="JSON", help="--part latency's file at --ensemble K")
     args = parser.parse_args(argv)
     if args.default_ensemble_size < 1:
         parser.error("--default-ensemble-size must be at least 1")
-    if args.default_ensemble_size > 1 and not (args.ensemble_real and args.ensemble_latency):
-        parser.error("--default-ensemble-size above 1 needs --ensemble-real and --ensemble-latency measured at it, "
-                     "so that the report's real-data and latency parts cover what PFNClassifier() then does")
-    if args.default_ensemble_size == 1 and (args.ensemble_real or args.ensemble_latency):
-        parser.error("--ensemble-real and --ensemble-latency go with --default-ensemble-size above 1")
+    ensemble_parts = (args.ensemble_prior, args.ensemble_calibration, args.ensemble_real, args.ensemble_latency)
+    if args.default_ensemble_size > 1 and not all(ensemble_parts):
+        parser.error("--default-ensemble-size above 1 needs --ensemble-prior, --ensemble-calibration, --ensemble-real "
+                     "and --ensemble-latency measured at it, so that the report covers what PFNClassifier() then does")
+    if args.default_ensemble_size == 1 and any(ensemble_parts):
+        parser.error("the --ensemble-* parts go with --default-ensemble-size above 1")
 
     ckpt = load_model(args.checkpoint)
     if not ckpt.model_config.n_classes:
@@ -73,18 +86,20 @@ def main(argv: list[str] | None = None) -> int:
         if len(set(args.ensemble_real)) != len(args.ensemble_real):
             raise SystemExit("--ensemble-real names one file twice")
         for flag, path in [("--ensemble-real", Path(p)) for p in args.ensemble_real] + [
-                ("--ensemble-latency", Path(args.ensemble_latency))]:
+                (f"--ensemble-{part}", Path(getattr(args, f"ensemble_{part}")))
+                for part in ("prior", "calibration", "latency")]:
             data = measured(flag, path)
             if data.get("ensemble") != args.default_ensemble_size:
                 raise SystemExit(f"{flag} {path} was measured at ensemble {data.get('ensemble')}, not "
                                  f"{args.default_ensemble_size}")
-            if ("median_ms" in data) != (flag == "--ensemble-latency"):
-                raise SystemExit(f"{flag} {path} is not a --part {flag.split('-')[-1]} results file")
+            part = flag.removeprefix("--ensemble-")
+            if _part_of(data) != part:
+                raise SystemExit(f"{flag} {path} is not a --part {part} results file")
             entry = {k: v for k, v in data.items() if k != "model"} | {"results_file": str(path)}
-            if flag == "--ensemble-latency":
-                ensemble["latency"] = entry
-            else:
+            if part == "real":
                 ensemble["real"].append(entry)
+            else:
+                ensemble[part] = entry
         report["ensemble"] = ensemble
     meta = {k: v for k, v in ckpt.metadata.items() if k not in ("format", "model_config", "prior")}
     meta["fidelity"] = report

@@ -79,7 +79,7 @@ def test_the_default_classifier_is_tabular_carries_its_report_and_beats_the_gp_c
     scaling), on
     breast_cancer (scikit-learn's, first eight features), n = 64, three stratified splits: mean log loss 0.162 as
     shipped now at its default ensemble of 2 (0.171 for its first stage), the GP classifier's 0.224. Its report
-    covers that default: the real-data and latency parts measured at it, on these weights."""
+    covers that default: every part measured at it, on these weights."""
     from sklearn.datasets import load_breast_cancer
     from sklearn.metrics import log_loss
     from sklearn.model_selection import train_test_split
@@ -88,10 +88,10 @@ def test_the_default_classifier_is_tabular_carries_its_report_and_beats_the_gp_c
     assert tabular.metadata["fidelity"]["kind"] == "classification"
     assert tabular.metadata["fidelity"]["real"]["model_weights_sha256"] == tabular.weights_sha256()
     assert tabular.model_config.robust_inputs and tabular.metadata["default_ensemble_size"] == 2
-    ensemble = tabular.metadata["fidelity"]["ensemble"]
-    assert ensemble["size"] == 2 and len(ensemble["real"]) == 2
+    ensemble = tabular.metadata["fidelity"]["ensemble"]  # every part again at the default, the path users call
+    assert ensemble["size"] == 2 and len(ensemble["real"]) == 3  # tuned, held-out and held-out-2 groups
     assert all(part["model_weights_sha256"] == tabular.weights_sha256() and part["ensemble"] == 2
-               for part in (*ensemble["real"], ensemble["latency"]))
+               for part in (*ensemble["real"], ensemble["prior"], ensemble["calibration"], ensemble["latency"]))
     X, y = load_breast_cancer(return_X_y=True)
     X = X[:, :8]
     assert DEFAULT_CLASSIFIER == "tabular"
