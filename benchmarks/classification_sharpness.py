@@ -6,7 +6,7 @@ probabilities, what even an oracle that knows the dataset's function loses per q
 almost never have a floor near 0 teaches its network never to commit, however cleanly a real dataset separates.
 
 ``--part temper --model MODEL``: on the real-data benchmark's cells (``classification.py``'s sets, sizes and seeded
-splits, tuned and held-out groups), the PFN's mean log loss after its probabilities are raised to a power t and
+splits; by default the tuned and first held-out groups), the PFN's mean log loss after its probabilities are raised to a power t and
 renormalised, for each t in ``--powers`` (t > 1 sharpens). A calibrated model's best t is near 1; a best t above 1
 says it is under-confident there. It is a diagnosis of the model on each group, not a method: choosing t on these
 cells and scoring on them would be tuning on the test data.
@@ -39,9 +39,10 @@ from priorfit.training import TrainJob  # noqa: E402
 FLOORS = (0.02, 0.05, 0.1, 0.2)
 
 
-def bayes_floor(prior, generator: torch.Generator, max_features: int, n: int, queries: int) -> float:
-    """One dataset's mean entropy of its query labels' true class probabilities, at a uniform number of features."""
-    d = int(torch.randint(1, max_features + 1, (1,), generator=generator))
+def bayes_floor(prior, generator: torch.Generator, features: tuple[int, int], n: int, queries: int) -> float:
+    """One dataset's mean entropy of its query labels' true class probabilities, at a number of features uniform on
+    ``features`` (least, most), as training draws it."""
+    d = int(torch.randint(features[0], features[1] + 1, (1,), generator=generator))
     batch = prior.sample(1, n + queries, generator, n_features=d, n_context=n)
     p = oracle_probabilities(batch.params, n).double().clamp_min(1e-300)
     return float(-(p * p.log()).sum(-1).mean())
@@ -55,7 +56,8 @@ def run_prior(args) -> dict:
     components = []
     for index, (component, weight) in enumerate(parts):
         generator = torch.Generator().manual_seed(derive_seed(args.seed, index))
-        floors = np.array([bayes_floor(component, generator, job.model.max_features, args.context, args.queries)
+        features = (job.training.min_features, prior.max_features)
+        floors = np.array([bayes_floor(component, generator, features, args.context, args.queries)
                            for _ in range(args.datasets)])
         components.append(dict(component=type(component).__name__, weight=weight / total,
                                median=float(np.median(floors)),
@@ -71,8 +73,8 @@ def run_temper(args) -> dict:
 
     powers = [float(t) for t in args.powers.split(",")]
     cells = []
-    for group, sources in GROUPS.items():
-        for source in sources:
+    for group in args.groups.split(","):
+        for source in GROUPS[group]:
             X, y, _ = load(source)
             classes = np.unique(y)
             for n in SIZES:
@@ -95,13 +97,13 @@ def run_temper(args) -> dict:
                 print(f"{group:>8} {source.name:>13} n={n:>3} "
                       + " ".join(f"t={t}: {np.mean(v):.3f}" for t, v in losses.items()), flush=True)
     return dict(part="temper", model=args.model, ensemble=args.ensemble, splits=args.splits, powers=powers,
-                cells=cells)
+                groups=args.groups.split(","), cells=cells)
 
 
 def table(data: dict) -> str:
     if data["part"] == "prior":
         lines = [f"{data['config']}: Bayes floor (nats a query) of {data['datasets']} datasets a component, "
-                 f"n = {data['context']}, {data['queries']} queries, features uniform on 1 to the model's most",
+                 f"n = {data['context']}, {data['queries']} queries, features drawn as in training",
                  f"{'component':>28} {'weight':>6} {'median':>6} | " + " ".join(f"< {f:<5}" for f in FLOORS),
                  "-" * 76]
         for c in data["components"]:
@@ -118,7 +120,7 @@ def table(data: dict) -> str:
         lines.append(f"{c['group']:>8} {c['dataset']:>13} {c['n']:>4} | "
                      + " ".join(f"{c['log_loss'][t]:7.3f}" for t in powers))
     lines.append("")
-    for group in GROUPS:
+    for group in dict.fromkeys(c["group"] for c in data["cells"]):
         for n in SIZES:
             cells = [c for c in data["cells"] if c["group"] == group and c["n"] == n]
             if cells:
@@ -140,11 +142,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ensemble", type=int, default=1, help="--part temper: the PFN's ensemble_size")
     parser.add_argument("--splits", type=int, default=20, help="--part temper: the first this many splits")
     parser.add_argument("--powers", default="1,1.2,1.4,1.7", help="--part temper: powers, the first the reference")
+    parser.add_argument("--groups", default="tuned,held-out",
+                        help="--part temper: comma-separated groups of real sets (default tuned,held-out: the second "
+                             "held-out group is kept for judging stages)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--stem", required=True, help="results file stem under benchmarks/results")
     args = parser.parse_args(argv)
     if args.part == "prior" and not args.config:
         parser.error("--part prior needs --config")
+    unknown = set(args.groups.split(",")) - set(GROUPS)
+    if unknown:
+        parser.error(f"--groups: {sorted(unknown)} are not groups ({', '.join(GROUPS)})")
     for name in ("datasets", "context", "queries", "splits", "ensemble", "threads"):
         if getattr(args, name) < 1:
             parser.error(f"--{name} must be at least 1")

@@ -17,23 +17,49 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
-from priorfit.checkpoint import save_checkpoint
-from priorfit.models import load_model
+sys.path.insert(0, str(Path(__file__).parent))
+from classification import GROUPS  # noqa: E402
+
+from priorfit.checkpoint import save_checkpoint  # noqa: E402
+from priorfit.models import load_model  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 PARTS = ("prior", "calibration", "real", "latency")
 
 
 def _part_of(data: dict) -> str:
-    """Which part of benchmarks/classification.py wrote a results file, from what it holds."""
-    cells = data.get("cells") or [{}]
+    """Which part of benchmarks/classification.py wrote a results file: the part it names, or, in files written
+    before results named their part, what its cells hold."""
+    if "part" in data:
+        return data["part"]
+    cell = (data.get("cells") or [{}])[0]
     if "median_ms" in data:
         return "latency"
     if "splits" in data:
         return "real"
-    return "prior" if "exact" in cells[0] else "calibration" if "oracle_ece" in cells[0] else "unknown"
+    return "prior" if "gap" in cell else "calibration" if "oracle_ece" in cell else "unknown"
+
+
+def _group_of(data: dict) -> str:
+    """A real-data part's group of sets: the group it names, or the one its datasets come from."""
+    if "group" in data:
+        return data["group"]
+    names = {cell["dataset"] for cell in data["cells"]}
+    return next((group for group, sources in GROUPS.items() if names <= {s.name for s in sources}), "unknown")
+
+
+def _read(flag: str, path: Path) -> dict:
+    """A results file's data, or a clear refusal naming the flag."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise SystemExit(f"{flag} {path}: cannot read a results file ({err})") from None
+    if not isinstance(data, dict):
+        raise SystemExit(f"{flag} {path} is not a results file of benchmarks/classification.py")
+    return data
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,9 +92,11 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"{args.checkpoint} is a regression PFN, not a classifier")
     weights = ckpt.weights_sha256()
     report = {"kind": "classification"}
-    def measured(flag: str, path: Path) -> dict:
-        """A results file's data, refused if it was measured on other weights."""
-        data = json.loads(path.read_text())
+    def measured(flag: str, path: Path, part: str) -> dict:
+        """A results file's data, refused if it is not that part or was measured on other weights."""
+        data = _read(flag, path)
+        if _part_of(data) != part:
+            raise SystemExit(f"{flag} {path} is not a --part {part} results file")
         if data.get("model_weights_sha256") != weights:
             raise SystemExit(f"{flag} {path} was measured on other weights than {args.checkpoint}'s "
                              f"(step {data.get('model_step')} against {ckpt.metadata.get('step')})")
@@ -76,30 +104,33 @@ def main(argv: list[str] | None = None) -> int:
 
     for part in PARTS:
         path = Path(getattr(args, part))
-        data = measured(f"--{part}", path)
+        data = measured(f"--{part}", path, part)
         if data.get("ensemble", 1) != 1:
             raise SystemExit(f"--{part} {path} was measured at ensemble {data['ensemble']}; the report's parts are "
-                             "the network's own (ensemble 1), an ensemble's go in --ensemble-real/--ensemble-latency")
+                             "the network's own (ensemble 1), an ensemble's go in the --ensemble-* parts")
+        if part == "real" and _group_of(data) != "tuned":
+            raise SystemExit(f"--real {path} holds the {_group_of(data)} group; the report's real part is the tuned "
+                             "group's")
         report[part] = {k: v for k, v in data.items() if k != "model"} | {"results_file": str(path)}
     if args.default_ensemble_size > 1:
         ensemble = {"size": args.default_ensemble_size, "real": []}
-        if len(set(args.ensemble_real)) != len(args.ensemble_real):
-            raise SystemExit("--ensemble-real names one file twice")
         for flag, path in [("--ensemble-real", Path(p)) for p in args.ensemble_real] + [
                 (f"--ensemble-{part}", Path(getattr(args, f"ensemble_{part}")))
                 for part in ("prior", "calibration", "latency")]:
-            data = measured(flag, path)
+            part = flag.removeprefix("--ensemble-")
+            data = measured(flag, path, part)
             if data.get("ensemble") != args.default_ensemble_size:
                 raise SystemExit(f"{flag} {path} was measured at ensemble {data.get('ensemble')}, not "
                                  f"{args.default_ensemble_size}")
-            part = flag.removeprefix("--ensemble-")
-            if _part_of(data) != part:
-                raise SystemExit(f"{flag} {path} is not a --part {part} results file")
             entry = {k: v for k, v in data.items() if k != "model"} | {"results_file": str(path)}
             if part == "real":
                 ensemble["real"].append(entry)
             else:
                 ensemble[part] = entry
+        groups = [_group_of(entry) for entry in ensemble["real"]]
+        if "tuned" not in groups or len(set(groups)) != len(groups):
+            raise SystemExit(f"--ensemble-real holds the groups {groups}; it needs the tuned group and each group "
+                             "once")
         report["ensemble"] = ensemble
     meta = {k: v for k, v in ckpt.metadata.items() if k not in ("format", "model_config", "prior")}
     meta["fidelity"] = report

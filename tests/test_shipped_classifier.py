@@ -19,7 +19,7 @@ import torch
 from priorfit.estimators import DEFAULT_CLASSIFIER, PFNClassifier
 from priorfit.exceptions import OutOfDomainWarning
 from priorfit.models import load_model
-from priorfit.priors import GPClassificationPrior, MixturePrior
+from priorfit.priors import GPClassificationPrior
 
 from conftest import gp_classification_importance_sampling
 
@@ -37,15 +37,7 @@ LARGEST_ERROR = 0.15
 MEAN_ERROR = 0.08
 
 
-def _gp_prior(model: str) -> GPClassificationPrior:
-    prior = load_model(model).prior
-    if isinstance(prior, MixturePrior):
-        prior = next(p for p in prior.priors if isinstance(p, GPClassificationPrior))
-    assert isinstance(prior, GPClassificationPrior)
-    return prior
-
-
-def test_the_shipped_classifier_carries_its_report():
+def test_the_gp_classifier_carries_its_report():
     fidelity = load_model("classifier").metadata["fidelity"]
     assert fidelity["kind"] == "classification"
     assert set(fidelity) == {"kind", "prior", "calibration", "real", "latency"}
@@ -54,7 +46,8 @@ def test_the_shipped_classifier_carries_its_report():
 
 
 def test_the_gp_classifier_is_near_the_exact_gp_posterior_in_any_units():
-    prior = _gp_prior("classifier")
+    prior = load_model("classifier").prior
+    assert isinstance(prior, GPClassificationPrior)
     for k, (x, y, n_classes) in enumerate(CONTEXTS):
         xq = np.linspace(-0.05, 1.05, 9)
         exact, ess = gp_classification_importance_sampling(
@@ -89,7 +82,8 @@ def test_the_default_classifier_is_tabular_carries_its_report_and_beats_the_gp_c
     assert tabular.metadata["fidelity"]["real"]["model_weights_sha256"] == tabular.weights_sha256()
     assert tabular.model_config.robust_inputs and tabular.metadata["default_ensemble_size"] == 2
     ensemble = tabular.metadata["fidelity"]["ensemble"]  # every part again at the default, the path users call
-    assert ensemble["size"] == 2 and len(ensemble["real"]) == 3  # tuned, held-out and held-out-2 groups
+    assert ensemble["size"] == 2
+    assert sorted(part["summary"]["cells"] for part in ensemble["real"]) == [17, 19, 40]  # the three groups
     assert all(part["model_weights_sha256"] == tabular.weights_sha256() and part["ensemble"] == 2
                for part in (*ensemble["real"], ensemble["prior"], ensemble["calibration"], ensemble["latency"]))
     X, y = load_breast_cancer(return_X_y=True)
@@ -101,7 +95,10 @@ def test_the_default_classifier_is_tabular_carries_its_report_and_beats_the_gp_c
         for name, scores in losses.items():
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", OutOfDomainWarning)
-                proba = PFNClassifier(model=name).fit(X[train], y[train]).predict_proba(X[test])
+                clf = PFNClassifier(model=name).fit(X[train], y[train])
+                proba = clf.predict_proba(X[test])
+            if name is None:  # the default is the tabular weights at their stated ensemble size
+                assert clf.checkpoint_.weights_sha256() == tabular.weights_sha256() and clf.ensemble_size_ == 2
             scores.append(log_loss(y[test], proba, labels=[0, 1]))
     assert np.mean(losses[None]) < 0.20, losses
     assert np.mean(losses[None]) < np.mean(losses["classifier"]) - 0.02, losses
