@@ -189,6 +189,18 @@ def load(source: Source) -> tuple[np.ndarray, np.ndarray, list[str]]:
     return df[features].to_numpy(np.float64), df[source.target].astype(str).to_numpy(), features
 
 
+def real_cells(groups):
+    """Each real-data cell of these groups at the benchmark's sizes (those leaving at least MIN_TEST rows to test
+    on): ``(group, source, X, y, classes, n)``."""
+    for group in groups:
+        for source in GROUPS[group]:
+            X, y, _ = load(source)
+            classes = np.unique(y)
+            for n in SIZES:
+                if len(y) - n >= MIN_TEST:
+                    yield group, source, X, y, classes, n
+
+
 def baselines() -> dict:
     from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
     from sklearn.gaussian_process import GaussianProcessClassifier

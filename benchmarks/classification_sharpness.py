@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from classification import GROUPS, MIN_TEST, RESULTS, SIZES, load, oracle_probabilities, stratified_split  # noqa: E402
+from classification import GROUPS, RESULTS, SIZES, oracle_probabilities, real_cells, stratified_split  # noqa: E402
 
 from priorfit.atomic import atomic_write_json, atomic_write_text  # noqa: E402
 from priorfit.config import load_json  # noqa: E402
@@ -73,29 +73,22 @@ def run_temper(args) -> dict:
 
     powers = [float(t) for t in args.powers.split(",")]
     cells = []
-    for group in args.groups.split(","):
-        for source in GROUPS[group]:
-            X, y, _ = load(source)
-            classes = np.unique(y)
-            for n in SIZES:
-                if len(y) - n < MIN_TEST:
-                    continue
-                losses = {t: [] for t in powers}
-                for split in range(args.splits):
-                    train, test = stratified_split(y, n, derive_seed(split, len(y), n))
-                    clf = PFNClassifier(model=args.model, ensemble_size=args.ensemble).fit(X[train], y[train])
-                    p = np.zeros((len(test), len(classes)))
-                    p[:, np.searchsorted(classes, clf.classes_)] = clf.predict_proba(X[test])
-                    p = np.clip(p, 1e-300, None)
-                    truth = np.searchsorted(classes, y[test])
-                    for t in powers:
-                        q = p ** t
-                        losses[t].append(float(log_loss(truth, q / q.sum(1, keepdims=True),
-                                                        labels=np.arange(len(classes)))))
-                cells.append(dict(group=group, dataset=source.name, n=n,
-                                  log_loss={str(t): float(np.mean(v)) for t, v in losses.items()}))
-                print(f"{group:>8} {source.name:>13} n={n:>3} "
-                      + " ".join(f"t={t}: {np.mean(v):.3f}" for t, v in losses.items()), flush=True)
+    for group, source, X, y, classes, n in real_cells(args.groups.split(",")):
+        losses = {t: [] for t in powers}
+        for split in range(args.splits):
+            train, test = stratified_split(y, n, derive_seed(split, len(y), n))
+            clf = PFNClassifier(model=args.model, ensemble_size=args.ensemble).fit(X[train], y[train])
+            p = np.zeros((len(test), len(classes)))
+            p[:, np.searchsorted(classes, clf.classes_)] = clf.predict_proba(X[test])
+            p = np.clip(p, 1e-300, None)
+            truth = np.searchsorted(classes, y[test])
+            for t in powers:
+                q = p ** t
+                losses[t].append(float(log_loss(truth, q / q.sum(1, keepdims=True), labels=np.arange(len(classes)))))
+        cells.append(dict(group=group, dataset=source.name, n=n,
+                          log_loss={str(t): float(np.mean(v)) for t, v in losses.items()}))
+        print(f"{group:>8} {source.name:>13} n={n:>3} "
+              + " ".join(f"t={t}: {np.mean(v):.3f}" for t, v in losses.items()), flush=True)
     return dict(part="temper", model=args.model, ensemble=args.ensemble, splits=args.splits, powers=powers,
                 groups=args.groups.split(","), cells=cells)
 

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from classification import GROUPS, MIN_TEST, RESULTS, SIZES, load, stratified_split  # noqa: E402
+from classification import RESULTS, real_cells, stratified_split  # noqa: E402
 
 from priorfit.atomic import atomic_write_json, atomic_write_text  # noqa: E402
 from priorfit.estimators import PFNClassifier  # noqa: E402
@@ -88,29 +88,23 @@ def run(args) -> dict:
     ways = ("raw", args.transform, "both")
     best = best_baselines(args.splits)
     cells = []
-    for group in ("tuned", "held-out"):
-        for source in GROUPS[group]:
-            X, y, _ = load(source)
-            classes = np.unique(y)
-            for n in SIZES:
-                if len(y) - n < MIN_TEST:
-                    continue
-                losses = {way: [] for way in ways}
-                for split in range(args.splits):
-                    train, test = stratified_split(y, n, derive_seed(split, len(y), n))
-                    changed = transformed(args.transform, X[train], X)
-                    raw = probabilities(args.model, X[train], y[train], X[test], classes)
-                    other = probabilities(args.model, changed[train], y[train], changed[test], classes)
-                    truth = np.searchsorted(classes, y[test])
-                    for way, p in zip(ways, (raw, other, 0.5 * (raw + other))):  # as the benchmark scores it
-                        losses[way].append(float(log_loss(truth, p, labels=np.arange(len(classes)))))
-                cell = dict(group=group, dataset=source.name, n=n,
-                            log_loss={way: float(np.mean(v)) for way, v in losses.items()},
-                            log_loss_se={way: float(np.std(v, ddof=1) / np.sqrt(len(v))) for way, v in losses.items()},
-                            best_baseline=best.get((group, source.name, n)))
-                cells.append(cell)
-                print(f"{group:>8} {source.name:>13} n={n:>3} "
-                      + " ".join(f"{w}={cell['log_loss'][w]:.3f}" for w in ways), flush=True)
+    for group, source, X, y, classes, n in real_cells(("tuned", "held-out")):
+        losses = {way: [] for way in ways}
+        for split in range(args.splits):
+            train, test = stratified_split(y, n, derive_seed(split, len(y), n))
+            changed = transformed(args.transform, X[train], X)
+            raw = probabilities(args.model, X[train], y[train], X[test], classes)
+            other = probabilities(args.model, changed[train], y[train], changed[test], classes)
+            truth = np.searchsorted(classes, y[test])
+            for way, p in zip(ways, (raw, other, 0.5 * (raw + other))):  # as the benchmark scores it
+                losses[way].append(float(log_loss(truth, p, labels=np.arange(len(classes)))))
+        cell = dict(group=group, dataset=source.name, n=n,
+                    log_loss={way: float(np.mean(v)) for way, v in losses.items()},
+                    log_loss_se={way: float(np.std(v, ddof=1) / np.sqrt(len(v))) for way, v in losses.items()},
+                    best_baseline=best.get((group, source.name, n)))
+        cells.append(cell)
+        print(f"{group:>8} {source.name:>13} n={n:>3} "
+              + " ".join(f"{w}={cell['log_loss'][w]:.3f}" for w in ways), flush=True)
     return dict(model=args.model, model_step=checkpoint.metadata.get("step"),
                 model_weights_sha256=checkpoint.weights_sha256(), splits=args.splits, threads=args.threads,
                 transform=args.transform, ways=list(ways), cells=cells,
