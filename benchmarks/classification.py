@@ -496,7 +496,7 @@ def run_prior(args) -> dict:
                      if "predictive_max_r_hat" in cell else ""),
                   flush=True)
     atomic_write_json(store_path, dict(prior=to_dict(prior), posteriors=stored))  # with any digest added above
-    return dict(ensemble=args.ensemble, cells=cells,
+    return dict(ensemble=args.ensemble, component=args.component, cells=cells,
                 summary=dict(within_0_03=sum(c["gap"] <= 0.03 for c in cells),
                              ece_le_0_02=sum(c["ece"] <= 0.02 for c in cells), cells=len(cells)))
 
@@ -544,7 +544,7 @@ def run_calibration(args) -> dict:
             cells.append(cell)
             print(f"d={d} n={n:>3}: ECE {cell['ece']:.4f} (oracle {cell['oracle_ece']:.4f}) log loss {cell['pfn']:.3f} "
                   f"(oracle {cell['oracle']:.3f})", flush=True)
-    return dict(ensemble=args.ensemble, cells=cells,
+    return dict(ensemble=args.ensemble, component=args.component, cells=cells,
                 summary=dict(ece_le_0_02=sum(c["ece"] <= 0.02 for c in cells), cells=len(cells)))
 
 

@@ -21,13 +21,16 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from classification import GROUPS  # noqa: E402
+from classification import GROUPS, PRIOR_CONTEXTS, PRIOR_FEATURES, SPLITS  # noqa: E402
 
 from priorfit.checkpoint import save_checkpoint  # noqa: E402
 from priorfit.models import load_model  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 PARTS = ("prior", "calibration", "real", "latency")
+#: The cells a prior part must hold (its n = 128 cells are a run of their own) and a calibration part must hold.
+PRIOR_CELLS = {(d, n) for d in PRIOR_FEATURES for n in PRIOR_CONTEXTS if n <= 32}
+CALIBRATION_CELLS = {(d, n) for d in PRIOR_FEATURES for n in PRIOR_CONTEXTS}
 
 
 def _part_of(data: dict) -> str:
@@ -48,7 +51,8 @@ def _group_of(data: dict) -> str:
     if "group" in data:
         return data["group"]
     names = {cell["dataset"] for cell in data["cells"]}
-    return next((group for group, sources in GROUPS.items() if names <= {s.name for s in sources}), "unknown")
+    return next((group for group, sources in GROUPS.items() if names and names <= {s.name for s in sources}),
+                "unknown")
 
 
 def _read(flag: str, path: Path) -> dict:
@@ -57,9 +61,34 @@ def _read(flag: str, path: Path) -> dict:
         data = json.loads(path.read_text())
     except (OSError, ValueError) as err:
         raise SystemExit(f"{flag} {path}: cannot read a results file ({err})") from None
-    if not isinstance(data, dict):
+    cells = data.get("cells", []) if isinstance(data, dict) else None
+    if (not isinstance(data, dict) or "model_weights_sha256" not in data or not isinstance(cells, list)
+            or not all(isinstance(cell, dict) for cell in cells)):
         raise SystemExit(f"{flag} {path} is not a results file of benchmarks/classification.py")
     return data
+
+
+def _whole(flag: str, path: Path, data: dict, part: str) -> None:
+    """Refuse a part that is not the benchmark's whole part: every prior or calibration cell of the GP component,
+    every set of a real-data group over all its splits."""
+    try:
+        if part in ("prior", "calibration"):
+            if data.get("component", "gp") != "gp":
+                raise SystemExit(f"{flag} {path} scores the {data['component']} component; the report's is the GP's")
+            wanted = PRIOR_CELLS if part == "prior" else CALIBRATION_CELLS
+            missing = wanted - {(cell["d"], cell["n"]) for cell in data["cells"]}
+            if missing:
+                raise SystemExit(f"{flag} {path} lacks the cells (d, n) {sorted(missing)}")
+        elif part == "real":
+            group = _group_of(data)
+            if group not in GROUPS:
+                raise SystemExit(f"{flag} {path} holds sets of no one group of the benchmark")
+            missing = {s.name for s in GROUPS[group]} - {cell["dataset"] for cell in data["cells"]}
+            if missing or data.get("splits") != SPLITS:
+                raise SystemExit(f"{flag} {path} is not the whole {group} group over {SPLITS} splits (missing "
+                                 f"{sorted(missing)}, splits {data.get('splits')})")
+    except (KeyError, TypeError) as err:
+        raise SystemExit(f"{flag} {path} is not a --part {part} results file ({err!r})") from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -97,9 +126,10 @@ def main(argv: list[str] | None = None) -> int:
         data = _read(flag, path)
         if _part_of(data) != part:
             raise SystemExit(f"{flag} {path} is not a --part {part} results file")
-        if data.get("model_weights_sha256") != weights:
+        if data["model_weights_sha256"] != weights:
             raise SystemExit(f"{flag} {path} was measured on other weights than {args.checkpoint}'s "
                              f"(step {data.get('model_step')} against {ckpt.metadata.get('step')})")
+        _whole(flag, path, data, part)
         return data
 
     for part in PARTS:
@@ -124,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
                                  f"{args.default_ensemble_size}")
             entry = {k: v for k, v in data.items() if k != "model"} | {"results_file": str(path)}
             if part == "real":
+                entry["group"] = _group_of(data)
                 ensemble["real"].append(entry)
             else:
                 ensemble[part] = entry
