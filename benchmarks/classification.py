@@ -201,6 +201,21 @@ def real_cells(groups):
                     yield group, source, X, y, classes, n
 
 
+def on_classes(proba: np.ndarray, fitted: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """Probabilities over a classifier's ``fitted`` classes (its ``classes_``) spread onto all of a dataset's sorted
+    ``classes``, zero for any its training split lacked."""
+    full = np.zeros((len(proba), len(classes)))
+    full[:, np.searchsorted(classes, fitted)] = proba
+    return full
+
+
+def write_results(stem: str, data: dict, text: str) -> None:
+    """``benchmarks/results/STEM.json`` (the data) and ``STEM.txt`` (its table), each written whole, and the table."""
+    atomic_write_json(RESULTS / f"{stem}.json", data)
+    atomic_write_text(RESULTS / f"{stem}.txt", text)
+    print(text)
+
+
 def baselines() -> dict:
     from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
     from sklearn.gaussian_process import GaussianProcessClassifier
@@ -266,9 +281,7 @@ def run_real(args) -> dict:
                         model = make(X.shape[1]).fit(X[train], y[train])
                         proba = model.predict_proba(X[test])
                         ms = 1000 * (time.perf_counter() - t)
-                    labels = list(model.classes_)
-                    full = np.zeros((len(test), len(classes)))
-                    full[:, np.searchsorted(classes, labels)] = proba
+                    full = on_classes(proba, model.classes_, classes)
                     truth = np.searchsorted(classes, y[test])
                     s = scores[name]
                     s["log_loss"].append(float(log_loss(truth, full, labels=np.arange(len(classes)))))
@@ -689,10 +702,7 @@ def main(argv: list[str] | None = None) -> int:
                 part=args.part, model=str(args.model), model_step=checkpoint.metadata.get("step"),
                 model_weights_sha256=checkpoint.weights_sha256(), threads=args.threads,
                 torch_version=torch.__version__)
-    out = RESULTS / (args.stem or f"classification_{args.part.replace('-', '_')}")
-    atomic_write_json(out.with_suffix(".json"), data)
-    atomic_write_text(out.with_suffix(".txt"), text(data))
-    print(text(data))
+    write_results(args.stem or f"classification_{args.part.replace('-', '_')}", data, text(data))
     return 0
 
 

@@ -26,9 +26,9 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from classification import GROUPS, RESULTS, SIZES, oracle_probabilities, real_cells, stratified_split  # noqa: E402
+from classification import (GROUPS, SIZES, on_classes, oracle_probabilities, real_cells,  # noqa: E402
+                            stratified_split, write_results)
 
-from priorfit.atomic import atomic_write_json, atomic_write_text  # noqa: E402
 from priorfit.config import load_json  # noqa: E402
 from priorfit.estimators import PFNClassifier  # noqa: E402
 from priorfit.priors import MixturePrior  # noqa: E402
@@ -78,9 +78,7 @@ def run_temper(args) -> dict:
         for split in range(args.splits):
             train, test = stratified_split(y, n, derive_seed(split, len(y), n))
             clf = PFNClassifier(model=args.model, ensemble_size=args.ensemble).fit(X[train], y[train])
-            p = np.zeros((len(test), len(classes)))
-            p[:, np.searchsorted(classes, clf.classes_)] = clf.predict_proba(X[test])
-            p = np.clip(p, 1e-300, None)
+            p = np.clip(on_classes(clf.predict_proba(X[test]), clf.classes_, classes), 1e-300, None)
             truth = np.searchsorted(classes, y[test])
             for t in powers:
                 q = p ** t
@@ -153,10 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     warnings.simplefilter("ignore")  # out-of-range queries: the benchmark's own runs say so once, here it is noise
     data = run_prior(args) if args.part == "prior" else run_temper(args)
     data["command"] = " ".join(["python", "benchmarks/classification_sharpness.py", *sys.argv[1:]])
-    atomic_write_json(RESULTS / f"{args.stem}.json", data)
-    text = table(data)
-    atomic_write_text(RESULTS / f"{args.stem}.txt", text)
-    print(text)
+    write_results(args.stem, data, table(data))
     return 0
 
 

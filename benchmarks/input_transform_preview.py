@@ -25,9 +25,8 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from classification import RESULTS, real_cells, stratified_split  # noqa: E402
+from classification import RESULTS, on_classes, real_cells, stratified_split, write_results  # noqa: E402
 
-from priorfit.atomic import atomic_write_json, atomic_write_text  # noqa: E402
 from priorfit.estimators import PFNClassifier  # noqa: E402
 from priorfit.models import load_model  # noqa: E402
 from priorfit.preprocessing import PowerTransform, RobustInputTransform  # noqa: E402
@@ -72,9 +71,7 @@ def best_baselines(splits: int) -> dict:
 def probabilities(model: str, X_train, y_train, X_test, classes) -> np.ndarray:
     """The classifier's probabilities over all of the dataset's ``classes`` (zero for any the split lacks)."""
     clf = PFNClassifier(model=model, ensemble_size=1).fit(X_train, y_train)  # the network alone
-    full = np.zeros((len(X_test), len(classes)))
-    full[:, np.searchsorted(classes, clf.classes_)] = clf.predict_proba(X_test)
-    return full
+    return on_classes(clf.predict_proba(X_test), clf.classes_, classes)
 
 
 def run(args) -> dict:
@@ -152,10 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     warnings.simplefilter("ignore")  # out-of-range queries: the benchmark's own runs say so once, here it is noise
     data = run(args)
-    atomic_write_json(RESULTS / f"{args.stem}.json", data)
-    text = table(data)
-    atomic_write_text(RESULTS / f"{args.stem}.txt", text)
-    print(text)
+    write_results(args.stem, data, table(data))
     return 0
 
 

@@ -158,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
                 ensemble["real"].append(entry)
             else:
                 ensemble[part] = entry
-        groups = [_group_of(entry) for entry in ensemble["real"]]
+        groups = [entry["group"] for entry in ensemble["real"]]
         if "tuned" not in groups or len(set(groups)) != len(groups):
             raise SystemExit(f"--ensemble-real holds the groups {groups}; it needs the tuned group and each group "
                              "once")
