@@ -7,7 +7,7 @@
 #   (the device call)
 #   bash benchmarks/device_tree.sh restore           # track them again: the index is HEAD's once more
 #
-# `slim` takes the heavy paths out of git's index only (`git rm --cached`): every file stays on disk and in HEAD,
+# `slim` takes the heavy paths (training states, shipped weights, results files) out of git's index only (`git rm --cached`): every file stays on disk and in HEAD,
 # and a block of .git/info/exclude between marker lines ignores them, so that the call leaves them behind. It
 # refuses an index with staged changes (restore resets the index to HEAD) and a tree already slimmed. Commit
 # nothing between the two: a commit would record the files as deleted. It prints what the call would carry.
@@ -16,7 +16,7 @@ cd "$(git rev-parse --show-toplevel)"
 exclude=$(git rev-parse --git-path info/exclude)
 begin="# device_tree.sh slim: begin"
 end="# device_tree.sh slim: end"
-heavy=(checkpoints src/priorfit/models benchmarks/results)
+heavy=(checkpoints "src/priorfit/models/*.safetensors" benchmarks/results)
 
 carried_bytes() {
   git ls-files -z --cached --others --exclude-standard | xargs -0 -r du -cb 2>/dev/null | tail -n 1 | cut -f1
