@@ -7,10 +7,11 @@
 #   (the device call)
 #   bash benchmarks/device_tree.sh restore           # track them again: the index is HEAD's once more
 #
-# `slim` takes the heavy paths (training states, shipped weights, results files) out of git's index only (`git rm --cached`): every file stays on disk and in HEAD,
-# and a block of .git/info/exclude between marker lines ignores them, so that the call leaves them behind. It
-# refuses an index with staged changes (restore resets the index to HEAD) and a tree already slimmed. Commit
-# nothing between the two: a commit would record the files as deleted. It prints what the call would carry.
+# `slim` takes the heavy paths (training states, shipped weights, results files) out of git's index only
+# (`git rm --cached`): every file stays on disk and in HEAD, and a block of .git/info/exclude between marker lines
+# ignores them, so that the call leaves them behind. It refuses an index with staged changes (restore resets the
+# index to HEAD) and a tree already slimmed. Commit nothing between the two: a commit would record the files as
+# deleted. It prints what the call would carry.
 set -euo pipefail
 cd "$(git rev-parse --show-toplevel)"
 exclude=$(git rev-parse --git-path info/exclude)
