@@ -59,7 +59,6 @@ def soup(paths: list[str], out: str) -> Path:
             continue
         total = sum(s[name].to(torch.float64) for s in states)
         averaged[name] = (total / len(states)).to(value.dtype)
-    first.model.load_state_dict(averaged)
 
     kept_prior = to_dict(first.prior)
     listed = []
@@ -70,6 +69,7 @@ def soup(paths: list[str], out: str) -> Path:
         if to_dict(m.prior) != kept_prior:
             entry["prior"] = to_dict(m.prior)
         listed.append(entry)
+    first.model.load_state_dict(averaged)  # after the members' digests: the first member's model becomes the soup
     metadata = {k: v for k, v in first.metadata.items()
                 if k not in ("format", "model_config", "prior", "fidelity", "default_ensemble_size")}
     metadata["soup"] = dict(kind="uniform", members=listed)
