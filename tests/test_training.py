@@ -186,19 +186,24 @@ def test_context_curriculum_ramps_the_largest_context(tmp_path, monkeypatch):
     assert run.largest_context(0) < 20 == run.largest_context(7)
 
 
-def test_min_features_trains_only_the_larger_feature_counts(tmp_path, monkeypatch):
+def test_min_and_max_features_train_only_those_feature_counts(tmp_path, monkeypatch):
     prior = tiny_prior()
     calls = _record_sample_calls(monkeypatch, prior)
     steps = 12
-    for lowest, allowed in ((1, {1, 2}), (2, {2})):
+    for lowest, highest, allowed in ((1, 0, {1, 2}), (2, 0, {2}), (1, 1, {1})):
         calls.clear()
-        run = dataclasses.replace(SMALL, steps=steps, min_features=lowest, eval_every=100, checkpoint_every=steps)
-        train(prior, TINY_MODEL, run, tmp_path / str(lowest), resume=False, progress=False)
+        run = dataclasses.replace(SMALL, steps=steps, min_features=lowest, max_features=highest, eval_every=100,
+                                  checkpoint_every=steps)
+        train(prior, TINY_MODEL, run, tmp_path / f"{lowest}-{highest}", resume=False, progress=False)
         assert {n_features for _, n_features in calls[-steps:]} == allowed  # the training batches (the borders' and evaluator's come first)
     with pytest.raises(ConfigError, match="min_features"):
         train(prior, TINY_MODEL, dataclasses.replace(SMALL, min_features=3), tmp_path / "3", progress=False)
     with pytest.raises(ValueError, match="min_features"):
         TrainConfig(min_features=0)
+    with pytest.raises(ConfigError, match="max_features"):
+        train(prior, TINY_MODEL, dataclasses.replace(SMALL, max_features=3), tmp_path / "max3", progress=False)
+    with pytest.raises(ValueError, match="at least min_features"):
+        TrainConfig(min_features=2, max_features=1)
 
 
 def test_a_state_written_before_a_new_config_field_still_resumes(tmp_path):

@@ -70,10 +70,11 @@ class TrainConfig:
         n_points: points per dataset, context and queries together (with `n_queries`, the most points).
         min_context, max_context: the context size of each step is uniform on [min_context, max_context]
             (max_context 0 means n_points - 1).
-        min_features: the number of input features of each step is uniform on [min_features, the prior's
-            max_features]; 1 (the default) trains every count the model accepts, more trains only the larger ones
-            (e.g. to probe or fine-tune a model where its inputs have many features). The held-out evaluation and
-            a fresh run's bar borders still draw every feature count.
+        min_features, max_features: the number of input features of each step is uniform on [min_features,
+            max_features] (max_features 0, the default, means the prior's); the defaults train every count the
+            model accepts, a narrower range trains only those counts (e.g. to probe or fine-tune a model where its
+            inputs have many features, or a given number). The held-out evaluation and a fresh run's bar borders
+            still draw every feature count.
         context_sampling: how the context size of a step is drawn on [min_context, max_context]: "uniform", or
             "log_uniform" (its log uniform, so that each doubling of n gets the same share of steps: small
             contexts, where the posterior is widest, are learned as well as large ones, and cost less).
@@ -111,6 +112,7 @@ class TrainConfig:
     min_context: int = 1
     max_context: int = 0
     min_features: int = 1
+    max_features: int = 0
     n_queries: int = 0
     context_curriculum: float = 0.0
     context_sampling: str = "uniform"
@@ -140,6 +142,10 @@ class TrainConfig:
         if self.precision not in ("auto", *PRECISIONS):
             raise ValueError(f"precision must be 'auto' or one of {PRECISIONS}, got {self.precision!r}")
         check_int("n_queries", self.n_queries, minimum=0)
+        check_int("max_features", self.max_features, minimum=0)
+        if self.max_features and self.max_features < self.min_features:
+            raise ValueError(f"max_features ({self.max_features}) must be 0 (the prior's) or at least min_features "
+                             f"({self.min_features})")
         if not isinstance(self.rao_blackwell, bool):
             raise ValueError(f"rao_blackwell must be true or false, got {self.rao_blackwell!r}")
         check_int("tail_bars", self.tail_bars, minimum=0)
@@ -553,6 +559,10 @@ def train(
     if train_config.min_features > model_config.max_features:
         raise ConfigError(f"train_config.min_features ({train_config.min_features}) must be at most the model's "
                           f"max_features ({model_config.max_features})")
+    if train_config.max_features > model_config.max_features:
+        raise ConfigError(f"train_config.max_features ({train_config.max_features}) must be at most the model's "
+                          f"max_features ({model_config.max_features})")
+    most_features = train_config.max_features or model_config.max_features
     out_dir = Path(out_dir)
     rank, world = _distributed()
     if train_config.batch_size % world:
@@ -655,7 +665,7 @@ def train(
         for group in optimizer.param_groups:
             group["lr"] = train_config.learning_rate(step)
         n_ctx = draw_context_size(lo, train_config.largest_context(step), train_config.context_sampling, generator)
-        n_features = int(torch.randint(train_config.min_features, prior.max_features + 1, (), generator=generator))
+        n_features = int(torch.randint(train_config.min_features, most_features + 1, (), generator=generator))
         n_points = n_ctx + train_config.n_queries if train_config.n_queries else train_config.n_points
         batch = prior.sample(local_batch, n_points, generator, n_features=n_features, n_context=n_ctx, **on_device)
         if classifier:
