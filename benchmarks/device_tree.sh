@@ -20,7 +20,7 @@ end="# device_tree.sh slim: end"
 heavy=(checkpoints "src/priorfit/models/*.safetensors" benchmarks/results)
 
 carried_bytes() {
-  git ls-files -z --cached --others --exclude-standard | xargs -0 -r du -cb 2>/dev/null | tail -n 1 | cut -f1
+  git ls-files -z --cached --others --exclude-standard | du -cb --files0-from=- 2>/dev/null | tail -n 1 | cut -f1
 }
 
 case "${1:-}" in
@@ -32,13 +32,21 @@ case "${1:-}" in
     if ! git diff --cached --quiet; then
       echo "device_tree.sh: the index has staged changes; commit or unstage them first" >&2; exit 2
     fi
-    for keep in "$@"; do
-      git ls-files --error-unmatch -- "$keep" > /dev/null 2>&1 || {
-        echo "device_tree.sh: KEEP path '$keep' is not a tracked file" >&2; exit 2; }
+    for keep in "$@"; do  # a tracked file, named from the repository's root (no folder, no pattern)
+      [ "$(git ls-files --full-name -- ":(top,literal)$keep")" = "$keep" ] || {
+        echo "device_tree.sh: KEEP path '$keep' is not a tracked file named from the repository's root" >&2; exit 2; }
     done
-    mapfile -t drop < <(git ls-files -- "${heavy[@]}" | grep -vxF -f <(printf '%s\n' "$@" "") || true)
-    git rm -q --cached -- "${drop[@]}"
-    { echo "$begin"; printf '/%s\n' "${drop[@]}"; echo "$end"; } >> "$exclude"
+    mapfile -t drop < <(git -c core.quotePath=false ls-files -- "${heavy[@]}" \
+                          | grep -vxF -f <(printf '%s\n' "$@" "") || true)
+    if [ "${#drop[@]}" -eq 0 ]; then echo "device_tree.sh: nothing to slim" >&2; exit 2; fi
+    # The exclude block first: if untracking fails, the index is reset and the block removed again.
+    mkdir -p "$(dirname "$exclude")"
+    { echo "$begin"; printf '/%s\n' "${drop[@]}" | sed 's/[][*?\\]/\\&/g'; echo "$end"; } >> "$exclude"
+    if ! GIT_LITERAL_PATHSPECS=1 git rm -q --cached -- "${drop[@]}"; then
+      git reset -q
+      sed -i "/^$begin\$/,/^$end\$/d" "$exclude"
+      echo "device_tree.sh: untracking failed; the tree is as it was" >&2; exit 1
+    fi
     echo "untracked ${#drop[@]} files; a device call now carries $(( $(carried_bytes) / 1048576 )) MiB (limit 64)"
     ;;
   restore)

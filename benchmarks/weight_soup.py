@@ -8,8 +8,9 @@ about as well as the mean of their predictions (Wortsman et al., 2022, "Model so
 Two seeds of one stage differ by about as much as the stages the recent rules decided between
 (docs/classification.md), so averaging them cancels some of that noise without a second forward pass.
 
-The members must have the same network configuration and the same prior symmetries (the symmetry ensemble of
-``PFNClassifier`` reads them). The soup keeps the first member's prior and training configuration. Its
+The members must have the same network configuration, bar borders (a regressor's) and prior symmetries (the symmetry
+ensemble reads them), and differ in their weights. The soup keeps the first member's prior and training
+configuration, not its run's step, history or time. Its
 ``metadata["soup"]`` lists every member: its file, its weights' sha256, its training seed and steps, and its prior
 where that differs from the one kept. The output is an ordinary checkpoint: ``PFNClassifier(model=OUT)`` and every
 benchmark read it.
@@ -41,11 +42,20 @@ def soup(paths: list[str], out: str) -> Path:
     files = [member_file(p) for p in paths]
     if len(set(files)) != len(files):
         raise ValueError("members: the same checkpoint is named twice")
+    if Path(out).resolve() in {f.parent.resolve() for f in files}:
+        raise ValueError(f"--out: {out} holds a member; the soup would overwrite it")
     members = [load_checkpoint(f) for f in files]
+    digests = [m.weights_sha256() for m in members]
+    if len(set(digests)) != len(digests):
+        raise ValueError("members: two of them hold the same weights")
     first = members[0]
     for f, m in zip(files[1:], members[1:]):
         if to_dict(m.model_config) != to_dict(first.model_config):
             raise ValueError(f"members: {f} has another network configuration than {files[0]}")
+        if (m.bar_distribution is None) != (first.bar_distribution is None) or (
+                m.bar_distribution is not None
+                and not torch.equal(m.bar_distribution.borders, first.bar_distribution.borders)):
+            raise ValueError(f"members: {f} has other bar borders than {files[0]}")
         if m.prior.symmetries != first.prior.symmetries:
             raise ValueError(f"members: {f}'s prior has other symmetries than {files[0]}'s "
                              f"({m.prior.symmetries} against {first.prior.symmetries})")
@@ -62,16 +72,16 @@ def soup(paths: list[str], out: str) -> Path:
 
     kept_prior = to_dict(first.prior)
     listed = []
-    for f, m in zip(files, members):
+    for f, m, digest in zip(files, members, digests):
         training = m.metadata.get("train_config") or {}
-        entry = dict(file=str(f), weights_sha256=m.weights_sha256(), seed=training.get("seed"),
+        entry = dict(file=str(f), weights_sha256=digest, seed=training.get("seed"),
                      steps=m.metadata.get("step"))
         if to_dict(m.prior) != kept_prior:
             entry["prior"] = to_dict(m.prior)
         listed.append(entry)
     first.model.load_state_dict(averaged)  # after the members' digests: the first member's model becomes the soup
-    metadata = {k: v for k, v in first.metadata.items()
-                if k not in ("format", "model_config", "prior", "fidelity", "default_ensemble_size")}
+    # The first member's run (its step, history, time, start) is not the soup's: only its training setting is kept.
+    metadata = {k: v for k, v in first.metadata.items() if k in ("train_config", "world_size")}
     metadata["soup"] = dict(kind="uniform", members=listed)
     target = Path(out) / "model.safetensors"
     target.parent.mkdir(parents=True, exist_ok=True)

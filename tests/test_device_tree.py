@@ -12,7 +12,8 @@ import pytest
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "device_tree.sh"
 FILES = ("checkpoints/model.pt", "src/priorfit/models/__init__.py", "src/priorfit/models/kept.safetensors",
-         "src/priorfit/models/other.safetensors", "benchmarks/results/figure.json", "configs/stage.json", "README.md")
+         "src/priorfit/models/other.safetensors", "benchmarks/results/figure.json", "benchmarks/results/a b[1].json",
+         "configs/stage.json", "README.md")
 
 
 def git(repo: Path, *args: str) -> str:
@@ -50,7 +51,8 @@ def test_slim_keeps_code_and_named_paths_and_restore_undoes_it(repo):
     assert carried(repo) == {"src/priorfit/models/__init__.py", "src/priorfit/models/kept.safetensors",
                              "configs/stage.json", "README.md", "benchmarks/device_tree.sh"}
     assert all((repo / name).is_file() for name in FILES)
-    assert run(repo, "slim").returncode == 2
+    again = run(repo, "slim")
+    assert again.returncode == 2 and "already slimmed" in again.stderr
     restore = run(repo, "restore")
     assert restore.returncode == 0, restore.stderr
     assert git(repo, "status", "--porcelain") == ""
@@ -59,7 +61,9 @@ def test_slim_keeps_code_and_named_paths_and_restore_undoes_it(repo):
 
 
 def test_slim_refuses_staged_changes_and_unknown_paths(repo):
-    assert "not a tracked file" in run(repo, "slim", "configs/missing.json").stderr
+    for keep in ("configs/missing.json", "checkpoints", "src/priorfit/models/*.safetensors"):
+        refused = run(repo, "slim", keep)
+        assert refused.returncode == 2 and "not a tracked file" in refused.stderr, keep
     (repo / "configs" / "stage.json").write_text("changed")
     git(repo, "add", "configs/stage.json")
     refused = run(repo, "slim")

@@ -43,6 +43,7 @@ def test_the_soup_is_the_members_mean_and_names_them(tmp_path):
     listed = soup.metadata["soup"]["members"]
     assert [entry["weights_sha256"] for entry in listed] == [m.weights_sha256() for m in members]
     assert [entry["seed"] for entry in listed] == [1, 2, 3] and [entry["steps"] for entry in listed] == [10, 20, 30]
+    assert "step" not in soup.metadata  # the first member's step is not the soup's
     rng = np.random.default_rng(0)
     X, y = rng.normal(size=(12, 2)), np.array(["a", "b", "c"] * 4)
     proba = PFNClassifier(model=str(tmp_path / "soup"), ensemble_size=1).fit(X, y).predict_proba(X[:3])
@@ -57,6 +58,14 @@ def test_members_that_cannot_be_averaged_are_refused(tmp_path):
         weight_soup.soup([str(a)], str(tmp_path / "soup"))
     with pytest.raises(ValueError, match="named twice"):
         weight_soup.soup([str(a), str(a.parent)], str(tmp_path / "soup"))
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    (copy / "model.safetensors").write_bytes(a.read_bytes())
+    with pytest.raises(ValueError, match="same weights"):
+        weight_soup.soup([str(a), str(copy)], str(tmp_path / "soup"))
+    c = member(tmp_path / "c", 3)
+    with pytest.raises(ValueError, match="overwrite"):
+        weight_soup.soup([str(a), str(c)], str(tmp_path / "c"))
     assert not (tmp_path / "soup").exists()
 
 
@@ -64,3 +73,19 @@ def test_the_command_line_reports_a_refusal_without_a_traceback(tmp_path, capsys
     a = member(tmp_path / "a", 1)
     assert weight_soup.main([str(a), str(tmp_path / "missing"), "--out", str(tmp_path / "soup")]) == 2
     assert "weight_soup.py: error:" in capsys.readouterr().err
+
+
+def test_regressors_with_other_bar_borders_are_refused(tmp_path):
+    from priorfit.model.bar_distribution import BarDistribution
+
+    from conftest import tiny_prior
+
+    paths = []
+    for seed, top in ((1, 3.0), (2, 4.0)):
+        torch.manual_seed(seed)
+        model = PFNTransformer(ModelConfig(d_model=16, n_layers=1, n_heads=2, d_ff=16, max_features=2, n_bars=10))
+        (tmp_path / str(seed)).mkdir()
+        paths.append(save_checkpoint(tmp_path / str(seed) / "model.safetensors", model,
+                                     BarDistribution(torch.linspace(-top, top, 11)), tiny_prior()))
+    with pytest.raises(ValueError, match="bar borders"):
+        weight_soup.soup([str(p) for p in paths], str(tmp_path / "soup"))
