@@ -11,6 +11,8 @@ src/priorfit/models/<name>.safetensors with ``metadata["fidelity"]`` = {"kind": 
 ``metadata["default_ensemble_size"]``, the ensemble ``PFNClassifier`` uses for it by default: with K > 1 the report
 also holds every part measured at K (``fidelity["ensemble"]``: prior, calibration, the real-data groups and latency),
 so that it covers what ``PFNClassifier()`` then does; the top-level parts stay the network's own (ensemble 1).
+``--prior-n128`` adds the n = 128 prior cells (``fidelity["prior_n128"]``, and at K in ``fidelity["ensemble"]``),
+from files that together hold each such cell once.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PARTS = ("prior", "calibration", "real", "latency")
 #: The cells a prior part must hold (its n = 128 cells are a run of their own) and a calibration part must hold.
 PRIOR_CELLS = {(d, n) for d in PRIOR_FEATURES for n in PRIOR_CONTEXTS if n <= 32}
+#: The long-context prior cells, measured in runs of their own (their references are dearer): --prior-n128.
+LONG_PRIOR_CELLS = {(d, n) for d in PRIOR_FEATURES for n in PRIOR_CONTEXTS if n > 32}
 CALIBRATION_CELLS = {(d, n) for d in PRIOR_FEATURES for n in PRIOR_CONTEXTS}
 
 
@@ -106,6 +110,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ensemble-real", metavar="JSON", nargs="+", default=(),
                         help="--part real results files (tuned and held-out groups) of these weights at --ensemble K")
     parser.add_argument("--ensemble-latency", metavar="JSON", help="--part latency's file at --ensemble K")
+    parser.add_argument("--prior-n128", metavar="JSON", nargs="+", default=(),
+                        help="--part prior results files that together hold each n = 128 cell once (optional; the "
+                             "report then covers every cell of the own-prior target)")
+    parser.add_argument("--ensemble-prior-n128", metavar="JSON", nargs="+", default=(),
+                        help="the same at --ensemble K; needed with --prior-n128 when K is above 1")
     args = parser.parse_args(argv)
     if args.default_ensemble_size < 1:
         parser.error("--default-ensemble-size must be at least 1")
@@ -113,8 +122,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.default_ensemble_size > 1 and not all(ensemble_parts):
         parser.error("--default-ensemble-size above 1 needs --ensemble-prior, --ensemble-calibration, --ensemble-real "
                      "and --ensemble-latency measured at it, so that the report covers what PFNClassifier() then does")
-    if args.default_ensemble_size == 1 and any(ensemble_parts):
+    if args.default_ensemble_size == 1 and (any(ensemble_parts) or args.ensemble_prior_n128):
         parser.error("the --ensemble-* parts go with --default-ensemble-size above 1")
+    if args.default_ensemble_size > 1 and bool(args.prior_n128) != bool(args.ensemble_prior_n128):
+        parser.error("--prior-n128 and --ensemble-prior-n128 go together when --default-ensemble-size is above 1")
 
     ckpt = load_model(args.checkpoint)
     if not ckpt.model_config.n_classes:
@@ -142,8 +153,38 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"--real {path} holds the {_group_of(data)} group; the report's real part is the tuned "
                              "group's")
         report[part] = {k: v for k, v in data.items() if k != "model"} | {"results_file": str(path)}
+    def long_cells(flag: str, paths: list[str], size: int) -> list[dict]:
+        """The n = 128 prior parts at this ensemble size, refused unless together they hold each such cell once."""
+        entries, seen = [], []
+        for path in map(Path, paths):
+            data = _read(flag, path)
+            if _part_of(data) != "prior":
+                raise SystemExit(f"{flag} {path} is not a --part prior results file")
+            if data["model_weights_sha256"] != weights:
+                raise SystemExit(f"{flag} {path} was measured on other weights than {args.checkpoint}'s")
+            if data.get("component", "gp") != "gp":
+                raise SystemExit(f"{flag} {path} scores the {data['component']} component; the report's is the GP's")
+            if data.get("ensemble", 1) != size:
+                raise SystemExit(f"{flag} {path} was measured at ensemble {data.get('ensemble', 1)}, not {size}")
+            cells = [(cell["d"], cell["n"]) for cell in data["cells"]]
+            if not set(cells) <= LONG_PRIOR_CELLS:
+                raise SystemExit(f"{flag} {path} holds cells {sorted(set(cells) - LONG_PRIOR_CELLS)} that are not "
+                                 f"n = 128 cells")
+            seen += cells
+            entries.append({k: v for k, v in data.items() if k != "model"} | {"results_file": str(path)})
+        twice = sorted({cell for cell in seen if seen.count(cell) > 1})
+        missing = sorted(LONG_PRIOR_CELLS - set(seen))
+        if twice or missing:
+            raise SystemExit(f"{flag}: the files must hold each n = 128 cell once (twice: {twice}, missing: {missing})")
+        return entries
+
+    if args.prior_n128:
+        report["prior_n128"] = long_cells("--prior-n128", args.prior_n128, 1)
     if args.default_ensemble_size > 1:
         ensemble = {"size": args.default_ensemble_size, "real": []}
+        if args.ensemble_prior_n128:
+            ensemble["prior_n128"] = long_cells("--ensemble-prior-n128", args.ensemble_prior_n128,
+                                                args.default_ensemble_size)
         for flag, path in [("--ensemble-real", Path(p)) for p in args.ensemble_real] + [
                 (f"--ensemble-{part}", Path(getattr(args, f"ensemble_{part}")))
                 for part in ("prior", "calibration", "latency")]:

@@ -34,8 +34,8 @@ def ship(tmp_path, monkeypatch):
 
     monkeypatch.setattr(ship_classifier, "save_checkpoint", save)
 
-    def run(**parts):
-        argv = [str(ROOT / "src" / "priorfit" / "models" / "classifier.safetensors")]
+    def run(extra=(), **parts):
+        argv = [str(ROOT / "src" / "priorfit" / "models" / "classifier.safetensors"), *map(str, extra)]
         for part, name in PARTS.items():
             value = parts.get(part, RESULTS / name)
             if isinstance(value, dict):
@@ -90,3 +90,19 @@ def test_other_weights_other_parts_and_malformed_files_are_refused(ship, tmp_pat
             ship(prior=bad | {"model_weights_sha256": weights} if "model" not in bad else bad)
     with pytest.raises(SystemExit, match="cannot read"):
         ship(prior=tmp_path / "missing.json")
+
+
+def test_the_n128_cells_go_in_once_each(ship):
+    d12, d4 = RESULTS / "classification_prior_gp_n128_d12.json", RESULTS / "classification_prior_gp_n128_d4_32sets.json"
+    meta = ship(extra=["--prior-n128", d12, d4])
+    long = meta["fidelity"]["prior_n128"]
+    assert sorted((c["d"], c["n"], c["datasets"]) for entry in long for c in entry["cells"]) == [
+        (1, 128, 8), (2, 128, 8), (4, 128, 32)]
+    with pytest.raises(SystemExit, match=r"missing: \[\(4, 128\)\]"):
+        ship(extra=["--prior-n128", d12])
+    with pytest.raises(SystemExit, match=r"twice: \[\(4, 128\)\]"):
+        ship(extra=["--prior-n128", RESULTS / "classification_prior_gp_n128.json", d4])
+    with pytest.raises(SystemExit, match="not n = 128 cells"):
+        ship(extra=["--prior-n128", RESULTS / PARTS["prior"], d12, d4])
+    with pytest.raises(SystemExit):  # an ensemble's n = 128 cells without an ensemble default
+        ship(extra=["--ensemble-prior-n128", d4])

@@ -40,9 +40,16 @@ MEAN_ERROR = 0.08
 def test_the_gp_classifier_carries_its_report():
     fidelity = load_model("classifier").metadata["fidelity"]
     assert fidelity["kind"] == "classification"
-    assert set(fidelity) == {"kind", "prior", "calibration", "real", "latency"}
+    assert set(fidelity) == {"kind", "prior", "prior_n128", "calibration", "real", "latency"}
     assert fidelity["real"]["summary"]["cells"] >= 19 and fidelity["prior"]["cells"] and fidelity["calibration"]["cells"]
     assert fidelity["prior"]["model_weights_sha256"] == load_model("classifier").weights_sha256()
+    assert own_prior_cells(fidelity) == {(d, n) for d in (1, 2, 4) for n in (8, 32, 128)}  # the target's nine
+
+
+def own_prior_cells(report: dict) -> set[tuple[int, int]]:
+    """The (d, n) cells of the own-prior target a report holds: its prior part's and its n = 128 parts'."""
+    parts = [report["prior"], *report.get("prior_n128", [])]
+    return {(cell["d"], cell["n"]) for part in parts for cell in part["cells"]}
 
 
 def test_the_gp_classifier_is_near_the_exact_gp_posterior_in_any_units():
@@ -85,7 +92,10 @@ def test_the_default_classifier_is_tabular_carries_its_report_and_beats_the_gp_c
     assert ensemble["size"] == 2
     assert sorted(part["summary"]["cells"] for part in ensemble["real"]) == [17, 19, 40]  # the three groups
     assert all(part["model_weights_sha256"] == tabular.weights_sha256() and part["ensemble"] == 2
-               for part in (*ensemble["real"], ensemble["prior"], ensemble["calibration"], ensemble["latency"]))
+               for part in (*ensemble["real"], ensemble["prior"], *ensemble["prior_n128"], ensemble["calibration"],
+                            ensemble["latency"]))
+    nine = {(d, n) for d in (1, 2, 4) for n in (8, 32, 128)}
+    assert own_prior_cells(tabular.metadata["fidelity"]) == own_prior_cells(ensemble) == nine
     X, y = load_breast_cancer(return_X_y=True)
     X = X[:, :8]
     assert DEFAULT_CLASSIFIER == "tabular"
