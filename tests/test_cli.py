@@ -117,6 +117,30 @@ def test_predict_csv_with_a_classifier(tmp_path, tiny_classifier_checkpoint):
     assert [r["predicted"] for r in rows] == list(clf.predict(X[:5]))
 
 
+def test_predict_csv_with_text_labels_and_no_model_classifies(tmp_path, capsys):
+    """A target of text, with no --model, is a classification task: the default classifier answers, and says so on
+    standard error; a numeric target still goes to the default regressor."""
+    from priorfit.estimators import DEFAULT_CLASSIFIER, PFNClassifier
+
+    rng = np.random.default_rng(2)
+    X = rng.uniform(0, 10, (30, 2))
+    y = np.where(X[:, 0] > 5, "high", "low")
+    _write_csv(tmp_path / "train.csv", ["a", "b", "level"], [[*map(str, x), c] for x, c in zip(X, y)])
+    _write_csv(tmp_path / "query.csv", ["a", "b"], X[:4])
+    out = tmp_path / "pred.csv"
+    assert main(["predict", "--train", str(tmp_path / "train.csv"), "--query", str(tmp_path / "query.csv"),
+                 "--out", str(out)]) == 0
+    assert f"default classifier ({DEFAULT_CLASSIFIER})" in capsys.readouterr().err
+    rows = list(csv.DictReader(open(out)))
+    assert list(rows[0]) == ["a", "b", "predicted", "p_high", "p_low"]
+    expected = PFNClassifier().fit(X, y).predict_proba(X[:4])
+    np.testing.assert_allclose([[float(r["p_high"]), float(r["p_low"])] for r in rows], expected, rtol=1e-5)
+    _write_csv(tmp_path / "numeric.csv", ["a", "b", "y"], [[*map(str, x), str(x[0])] for x in X])
+    assert main(["predict", "--train", str(tmp_path / "numeric.csv"), "--query", str(tmp_path / "query.csv"),
+                 "--out", str(out)]) == 0
+    assert "median" in open(out).readline() and "classifier" not in capsys.readouterr().err
+
+
 def test_demo_writes_a_plot(tmp_path, tiny_checkpoint, capsys):
     out = tmp_path / "demo.png"
     assert main(["demo", "--model", str(tiny_checkpoint), "--out", str(out)]) == 0
