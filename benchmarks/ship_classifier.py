@@ -166,7 +166,10 @@ def main(argv: list[str] | None = None) -> int:
                 raise SystemExit(f"{flag} {path} scores the {data['component']} component; the report's is the GP's")
             if data.get("ensemble", 1) != size:
                 raise SystemExit(f"{flag} {path} was measured at ensemble {data.get('ensemble', 1)}, not {size}")
-            cells = [(cell["d"], cell["n"]) for cell in data["cells"]]
+            try:
+                cells = [(cell["d"], cell["n"]) for cell in data["cells"]]
+            except (KeyError, TypeError) as err:
+                raise SystemExit(f"{flag} {path} is not a --part prior results file ({err!r})") from None
             if not set(cells) <= LONG_PRIOR_CELLS:
                 raise SystemExit(f"{flag} {path} holds cells {sorted(set(cells) - LONG_PRIOR_CELLS)} that are not "
                                  f"n = 128 cells")
@@ -179,6 +182,8 @@ def main(argv: list[str] | None = None) -> int:
         return entries
 
     if args.prior_n128:
+        if any(cell["n"] > 32 for cell in report["prior"]["cells"]):
+            raise SystemExit(f"--prior {args.prior} holds n = 128 cells too; with --prior-n128 they go there alone")
         report["prior_n128"] = long_cells("--prior-n128", args.prior_n128, 1)
     if args.default_ensemble_size > 1:
         ensemble = {"size": args.default_ensemble_size, "real": []}

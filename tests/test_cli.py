@@ -118,8 +118,8 @@ def test_predict_csv_with_a_classifier(tmp_path, tiny_classifier_checkpoint):
 
 
 def test_predict_csv_with_text_labels_and_no_model_classifies(tmp_path, capsys):
-    """A target of text, with no --model, is a classification task: the default classifier answers, and says so on
-    standard error; a numeric target still goes to the default regressor."""
+    """A target of text alone, with no --model, is a classification task: the default classifier answers, and says
+    so on standard error; a numeric target, or one of numbers and some text, still goes to the default regressor."""
     from priorfit.estimators import DEFAULT_CLASSIFIER, PFNClassifier
 
     rng = np.random.default_rng(2)
@@ -139,6 +139,11 @@ def test_predict_csv_with_text_labels_and_no_model_classifies(tmp_path, capsys):
     assert main(["predict", "--train", str(tmp_path / "numeric.csv"), "--query", str(tmp_path / "query.csv"),
                  "--out", str(out)]) == 0
     assert "median" in open(out).readline() and "classifier" not in capsys.readouterr().err
+    # numbers and one text value: still a regression target, and the text's line is named
+    _write_csv(tmp_path / "mixed.csv", ["a", "b", "y"], [[*map(str, x), "NA" if i == 3 else str(x[0])]
+                                                        for i, x in enumerate(X)])
+    assert main(["predict", "--train", str(tmp_path / "mixed.csv"), "--query", str(tmp_path / "query.csv")]) == 2
+    assert "line 5, column 'y': 'NA' is not a number" in capsys.readouterr().err
 
 
 def test_demo_writes_a_plot(tmp_path, tiny_checkpoint, capsys):

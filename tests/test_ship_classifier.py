@@ -92,7 +92,7 @@ def test_other_weights_other_parts_and_malformed_files_are_refused(ship, tmp_pat
         ship(prior=tmp_path / "missing.json")
 
 
-def test_the_n128_cells_go_in_once_each(ship):
+def test_the_n128_cells_go_in_once_each(ship, tmp_path):
     d12, d4 = RESULTS / "classification_prior_gp_n128_d12.json", RESULTS / "classification_prior_gp_n128_d4_32sets.json"
     meta = ship(extra=["--prior-n128", d12, d4])
     long = meta["fidelity"]["prior_n128"]
@@ -104,5 +104,10 @@ def test_the_n128_cells_go_in_once_each(ship):
         ship(extra=["--prior-n128", RESULTS / "classification_prior_gp_n128.json", d4])
     with pytest.raises(SystemExit, match="not n = 128 cells"):
         ship(extra=["--prior-n128", RESULTS / PARTS["prior"], d12, d4])
-    with pytest.raises(SystemExit):  # an ensemble's n = 128 cells without an ensemble default
+    with pytest.raises(SystemExit, match="2"):  # an ensemble's n = 128 cells without an ensemble default: usage
         ship(extra=["--ensemble-prior-n128", d4])
+    cell_without_n = tmp_path / "cell_without_n.json"
+    cell_without_n.write_text(json.dumps({"model_weights_sha256": load_model("classifier").weights_sha256(),
+                                          "part": "prior", "cells": [{"d": 1}]}))
+    with pytest.raises(SystemExit, match="not a --part prior"):
+        ship(extra=["--prior-n128", cell_without_n, d4])

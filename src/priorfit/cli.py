@@ -76,12 +76,14 @@ def _numbers(header: list[str], body: list[list[str]], columns: list[str], path:
     return out
 
 
-def _all_numbers(values) -> bool:
-    """Whether every value parses as a number (finite or not: a regression target's own checks name the rest)."""
-    try:
-        for value in values:
+def _all_text(values) -> bool:
+    """Whether no value parses as a number: a target of class labels. A target with some numbers and some text
+    (a missing-value marker, a typo) stays a regression target, whose checks name the line of the text."""
+    for value in values:
+        try:
             float(value)
-    except ValueError:
+        except ValueError:
+            continue
         return False
     return True
 
@@ -116,11 +118,11 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     X = _numbers(header, train, features, args.train, "--train")
     Xq = _numbers(q_header, query, features, args.query, "--query")
     inputs = [[repr(float(v)) for v in row] for row in Xq]
-    if args.model is None and not _all_numbers(row[header.index(target)] for row in train):
+    if args.model is None and _all_text(row[header.index(target)] for row in train):
         from priorfit.estimators import DEFAULT_CLASSIFIER
 
         args.model = DEFAULT_CLASSIFIER  # text labels: a classification task, whatever the default regressor
-        print(f"priorfit predict: the target {target!r} holds text, so its values are taken as class labels and "
+        print(f"priorfit predict: no value of the target {target!r} is a number, so they are taken as class labels and "
               f"the default classifier ({DEFAULT_CLASSIFIER}) is used; --model chooses another", file=sys.stderr)
     if load_model(args.model).model_config.n_classes:  # a classifier: the labels stay strings
         y = np.array([row[header.index(target)] for row in train])
@@ -359,13 +361,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="predict from CSV files", description=(
         "Condition a PFN on a training CSV and write the predictive median, mean, standard deviation and quantiles "
         "at the rows of a query CSV; for a classifier (--model of a prior of labels, or no --model and a target "
-        "of text), the most probable class and a column p_CLASS per class."))
+        "with no numbers), the most probable class and a column p_CLASS per class."))
     p.add_argument("--train", required=True, help="CSV with a header; features and the target column")
     p.add_argument("--query", required=True, help="CSV with the same feature columns")
     p.add_argument("--target", default=None, help="name of the target column (default: the last one); a "
                    "classifier's labels may be any text")
     p.add_argument("--model", default=None, help="checkpoint path or shipped model name (default: invariant_default; "
-                   "tabular, the default classifier, when the target holds text)")
+                   "tabular, the default classifier, when no target value is a number)")
     p.add_argument("--quantiles", default="0.05,0.5,0.95", help="comma-separated (default: 0.05,0.5,0.95)")
     p.add_argument("--ensemble", type=int, default=None, metavar="K",
                    help="average over up to K transforms of the data under which the model's prior is invariant "
