@@ -19,6 +19,11 @@ begin="# device_tree.sh slim: begin"
 end="# device_tree.sh slim: end"
 heavy=(checkpoints "src/priorfit/models/*.safetensors" benchmarks/results)
 
+unslim() {  # the index back to HEAD's, and the exclude block gone
+  git reset -q
+  sed -i "/^$begin\$/,/^$end\$/d" "$exclude"
+}
+
 carried_bytes() {
   git ls-files -z --cached --others --exclude-standard | du -cb --files0-from=- 2>/dev/null | tail -n 1 | cut -f1
 }
@@ -43,8 +48,7 @@ case "${1:-}" in
     mkdir -p "$(dirname "$exclude")"
     { echo "$begin"; printf '/%s\n' "${drop[@]}" | sed 's/[][*?\\]/\\&/g'; echo "$end"; } >> "$exclude"
     if ! GIT_LITERAL_PATHSPECS=1 git rm -q --cached -- "${drop[@]}"; then
-      git reset -q
-      sed -i "/^$begin\$/,/^$end\$/d" "$exclude"
+      unslim
       echo "device_tree.sh: untracking failed; the tree is as it was" >&2; exit 1
     fi
     echo "untracked ${#drop[@]} files; a device call now carries $(( $(carried_bytes) / 1048576 )) MiB (limit 64)"
@@ -53,8 +57,7 @@ case "${1:-}" in
     if ! grep -qxF "$begin" "$exclude" 2>/dev/null; then
       echo "device_tree.sh: the tree is not slimmed" >&2; exit 2
     fi
-    git reset -q
-    sed -i "/^$begin\$/,/^$end\$/d" "$exclude"
+    unslim
     echo "restored: the index is HEAD's; a device call would carry $(( $(carried_bytes) / 1048576 )) MiB"
     ;;
   *)

@@ -72,13 +72,23 @@ def _read(flag: str, path: Path) -> dict:
     return data
 
 
+def _gp_component(flag: str, path: Path, data: dict) -> None:
+    """Refuse a prior or calibration part scored on another component of a mixture than its GP prior."""
+    if data.get("component", "gp") != "gp":
+        raise SystemExit(f"{flag} {path} scores the {data['component']} component; the report's is the GP's")
+
+
+def _entry(data: dict, path: Path) -> dict:
+    """A part as the report keeps it: the results file's data, less the model's path, with the file's name."""
+    return {k: v for k, v in data.items() if k != "model"} | {"results_file": str(path)}
+
+
 def _whole(flag: str, path: Path, data: dict, part: str) -> None:
     """Refuse a part that is not the benchmark's whole part: every prior or calibration cell of the GP component,
     every set of a real-data group over all its splits."""
     try:
         if part in ("prior", "calibration"):
-            if data.get("component", "gp") != "gp":
-                raise SystemExit(f"{flag} {path} scores the {data['component']} component; the report's is the GP's")
+            _gp_component(flag, path, data)
             wanted = PRIOR_CELLS if part == "prior" else CALIBRATION_CELLS
             missing = wanted - {(cell["d"], cell["n"]) for cell in data["cells"]}
             if missing:
@@ -132,15 +142,17 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"{args.checkpoint} is a regression PFN, not a classifier")
     weights = ckpt.weights_sha256()
     report = {"kind": "classification"}
-    def measured(flag: str, path: Path, part: str) -> dict:
-        """A results file's data, refused if it is not that part or was measured on other weights."""
+    def measured(flag: str, path: Path, part: str, whole: bool = True) -> dict:
+        """A results file's data, refused if it is not that part, was measured on other weights or (``whole``) is
+        not the benchmark's whole part."""
         data = _read(flag, path)
         if _part_of(data) != part:
             raise SystemExit(f"{flag} {path} is not a --part {part} results file")
         if data["model_weights_sha256"] != weights:
             raise SystemExit(f"{flag} {path} was measured on other weights than {args.checkpoint}'s "
                              f"(step {data.get('model_step')} against {ckpt.metadata.get('step')})")
-        _whole(flag, path, data, part)
+        if whole:
+            _whole(flag, path, data, part)
         return data
 
     for part in PARTS:
@@ -152,18 +164,13 @@ def main(argv: list[str] | None = None) -> int:
         if part == "real" and _group_of(data) != "tuned":
             raise SystemExit(f"--real {path} holds the {_group_of(data)} group; the report's real part is the tuned "
                              "group's")
-        report[part] = {k: v for k, v in data.items() if k != "model"} | {"results_file": str(path)}
+        report[part] = _entry(data, path)
     def long_cells(flag: str, paths: list[str], size: int) -> list[dict]:
         """The n = 128 prior parts at this ensemble size, refused unless together they hold each such cell once."""
         entries, seen = [], []
         for path in map(Path, paths):
-            data = _read(flag, path)
-            if _part_of(data) != "prior":
-                raise SystemExit(f"{flag} {path} is not a --part prior results file")
-            if data["model_weights_sha256"] != weights:
-                raise SystemExit(f"{flag} {path} was measured on other weights than {args.checkpoint}'s")
-            if data.get("component", "gp") != "gp":
-                raise SystemExit(f"{flag} {path} scores the {data['component']} component; the report's is the GP's")
+            data = measured(flag, path, "prior", whole=False)  # a part of the n = 128 cells: the whole is checked below
+            _gp_component(flag, path, data)
             if data.get("ensemble", 1) != size:
                 raise SystemExit(f"{flag} {path} was measured at ensemble {data.get('ensemble', 1)}, not {size}")
             try:
@@ -174,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise SystemExit(f"{flag} {path} holds cells {sorted(set(cells) - LONG_PRIOR_CELLS)} that are not "
                                  f"n = 128 cells")
             seen += cells
-            entries.append({k: v for k, v in data.items() if k != "model"} | {"results_file": str(path)})
+            entries.append(_entry(data, path))
         twice = sorted({cell for cell in seen if seen.count(cell) > 1})
         missing = sorted(LONG_PRIOR_CELLS - set(seen))
         if twice or missing:
@@ -198,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
             if data.get("ensemble") != args.default_ensemble_size:
                 raise SystemExit(f"{flag} {path} was measured at ensemble {data.get('ensemble')}, not "
                                  f"{args.default_ensemble_size}")
-            entry = {k: v for k, v in data.items() if k != "model"} | {"results_file": str(path)}
+            entry = _entry(data, path)
             if part == "real":
                 entry["group"] = _group_of(data)
                 ensemble["real"].append(entry)
