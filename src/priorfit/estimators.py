@@ -23,6 +23,7 @@ from priorfit.model.ensemble import DatasetTransform, encode, predict, symmetry_
 from priorfit.model.precision import PRECISIONS, inference_precision, native_bfloat16
 from priorfit.models import load_model, resolve_model_path, shipped_models  # noqa: F401  (re-exported)
 from priorfit.predictive.bar import PredictiveDistribution
+from priorfit.principal_axes import PrincipalAxes, trained_on_principal_axes
 
 POINT_ESTIMATES = ("mean", "median")
 
@@ -326,8 +327,8 @@ class PFNClassifier(ClassifierMixin, BaseEstimator):
         self.x_min_ = X.min(axis=0)
         ptp = np.ptp(X, axis=0)
         self.x_scale_ = np.where(ptp > 0, ptp, 1.0)
-        self.members_ = self._members(d, len(self.classes_))
         x_ctx = self._to_model_inputs(X)
+        self.members_ = self._members(x_ctx, len(self.classes_))
         y_ctx = torch.as_tensor(labels, dtype=torch.int64)[None]
         self.precision_ = self.precision
         with torch.inference_mode(), inference_precision(self.precision_):
@@ -335,13 +336,18 @@ class PFNClassifier(ClassifierMixin, BaseEstimator):
                               for inputs, order in self.members_]
         return self
 
-    def _members(self, n_features: int, n_classes: int) -> list[tuple[DatasetTransform, torch.Tensor]]:
-        """The ensemble: (input transform, class renumbering) pairs, the identity first."""
+    def _members(self, x_ctx: torch.Tensor, n_classes: int) -> list[tuple[DatasetTransform | PrincipalAxes,
+                                                                          torch.Tensor]]:
+        """The ensemble: (input transform, class renumbering) pairs, the identity first; for a model trained on its
+        context's principal axes too (``principal_axes_rate``), that view second; then symmetries of the prior."""
+        n_features = x_ctx.shape[-1]
         identity = DatasetTransform(tuple(range(n_features)), (False,) * n_features)
         members = [(identity, torch.arange(n_classes))]
         symmetries = self.checkpoint_.prior.symmetries
         rng = check_random_state(self.random_state)
-        for _ in range(self.ensemble_size_ - 1):
+        if self.ensemble_size_ > 1 and trained_on_principal_axes(self.checkpoint_):
+            members.append((PrincipalAxes.fit(x_ctx), torch.as_tensor(rng.permutation(n_classes))))
+        while len(members) < self.ensemble_size_:
             permutation = tuple(rng.permutation(n_features)) if symmetries.permute_inputs else identity.permutation
             reflect = tuple(bool(b) for b in rng.random(n_features) < 0.5) if symmetries.reflect_inputs \
                 else identity.reflect

@@ -41,6 +41,7 @@ from priorfit.model.categorical import (categorical_expected_nll, categorical_nl
                                         relabel_by_context)
 from priorfit.model.loss import pfn_expected_nll, pfn_nll, pfn_predict
 from priorfit.model.precision import PRECISIONS
+from priorfit.principal_axes import rotate_some
 from priorfit.priors.conditional import query_conditional
 from priorfit.seeding import derive_seed
 from priorfit.validation import check_int
@@ -98,6 +99,9 @@ class TrainConfig:
             by the NLL of the sampled target. Its expectation is the same, so the optimum is too; only the
             gradient's noise falls (``benchmarks/train_efficiency.py`` measures what that buys). False: always the
             sampled target.
+        principal_axes_rate: a classifier's only: the probability that a training dataset's inputs are shown on
+            its context's principal axes (:mod:`priorfit.principal_axes`) instead of as they are. A model trained
+            with it states so in its metadata, and ``PFNClassifier``'s ensemble then averages over that view.
         num_threads: torch CPU threads (0: leave torch's default).
         device: "auto" (CUDA when available), "cpu" or "cuda".
         precision: the forward pass's arithmetic: "auto" (bfloat16 autocast on a GPU, float32 on a CPU),
@@ -130,6 +134,7 @@ class TrainConfig:
     eval_queries: int = 32
     checkpoint_every: int = 500
     rao_blackwell: bool = True
+    principal_axes_rate: float = 0.0
     num_threads: int = 0
     device: str = "auto"
     precision: str = "auto"
@@ -163,6 +168,8 @@ class TrainConfig:
                 f"need 1 <= min_context <= max_context < n_points, got min_context={self.min_context}, "
                 f"max_context={self.max_context}, n_points={self.n_points}"
             )
+        if not (isinstance(self.principal_axes_rate, (int, float)) and 0 <= self.principal_axes_rate <= 1):
+            raise ValueError(f"principal_axes_rate must lie in [0, 1], got {self.principal_axes_rate!r}")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise ValueError(f"lr must be positive, got {self.lr!r}")
         if not 0 <= self.context_curriculum <= 1:
@@ -451,15 +458,18 @@ def _is_classifier(prior: Any, model_config: ModelConfig) -> bool:
 
 
 def _classifier_loss(model: Any, batch: Any, n_ctx: int, rao_blackwell: bool, prior: Any,
-                     generator: torch.Generator, device: torch.device, autocast: Any) -> torch.Tensor:
+                     generator: torch.Generator, device: torch.device, autocast: Any,
+                     principal_axes_rate: float = 0.0) -> torch.Tensor:
     """A classifier's mean loss on a batch: labels renumbered by each context's classes in a random order, then
     the cross-entropy against the query labels' exact probabilities (or, without ``rao_blackwell``, the NLL of
     the labels), over the datasets whose context holds every class they were drawn with (0, with no gradient,
-    when none does)."""
+    when none does). With `principal_axes_rate`, that share of the datasets is shown on its context's principal
+    axes (:func:`priorfit.principal_axes.rotate_some`)."""
     labels, n_seen, mapping = relabel_by_context(batch.y, n_ctx, generator)
     target = query_conditional(prior, batch, n_ctx)
     keep = complete_contexts(n_seen, _classes_drawn(prior, target)).to(device)
-    x, labels, n_seen = batch.x.float().to(device), labels.to(device), n_seen.to(device)
+    x = rotate_some(batch.x, n_ctx, principal_axes_rate, generator)
+    x, labels, n_seen = x.float().to(device), labels.to(device), n_seen.to(device)
     with autocast:
         logits = model(x[:, :n_ctx], labels[:, :n_ctx], x[:, n_ctx:])
     if rao_blackwell:
@@ -551,6 +561,9 @@ def train(
     already holds the weights).
     """
     classifier = _is_classifier(prior, model_config)
+    if train_config.principal_axes_rate and not classifier:
+        raise ConfigError("principal_axes_rate is a classifier's view of its inputs; a regression PFN serves no "
+                          "such view, so it must train with 0")
     if getattr(prior, "max_features", None) != model_config.max_features:
         raise ConfigError(
             f"model_config.max_features ({model_config.max_features}) must equal the prior's max_features "
@@ -670,7 +683,7 @@ def train(
         batch = prior.sample(local_batch, n_points, generator, n_features=n_features, n_context=n_ctx, **on_device)
         if classifier:
             loss = _classifier_loss(ddp, batch, n_ctx, train_config.rao_blackwell, prior, generator, device,
-                                    autocast)
+                                    autocast, train_config.principal_axes_rate)
         else:
             loss = _regression_loss(ddp, model, bar, batch, n_ctx, train_config.rao_blackwell, prior, device,
                                     autocast)

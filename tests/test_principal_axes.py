@@ -1,0 +1,142 @@
+"""The principal-axes view: a rotation of the standardised context, invariant to units, shared by training and the
+classifier's ensemble, and served only by a model trained on it."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from priorfit import PFNClassifier
+from priorfit.checkpoint import load_checkpoint, save_checkpoint
+from priorfit.exceptions import ConfigError
+from priorfit.principal_axes import PrincipalAxes, rotate_some, trained_on_principal_axes
+from priorfit.training import TrainConfig, train
+from priorfit.model.transformer import ModelConfig
+
+from conftest import tiny_label_prior, tiny_prior
+
+
+def _data(batch=3, n=40, d=4, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    size = torch.randn(batch, n, 1, generator=g, dtype=torch.float64)
+    return size + 0.3 * torch.randn(batch, n, d, generator=g, dtype=torch.float64)  # strongly correlated features
+
+
+def test_view_is_a_rotation_of_the_standardised_context():
+    x = _data()
+    axes = PrincipalAxes.fit(x)
+    eye = torch.eye(4, dtype=torch.float64).expand(3, 4, 4)
+    torch.testing.assert_close(axes.axes.transpose(-1, -2) @ axes.axes, eye)  # orthonormal: full rank here
+    z = (x - x.mean(-2, keepdim=True)) / x.std(-2, unbiased=False, keepdim=True)
+    view = axes(x)
+    torch.testing.assert_close(torch.cdist(view, view), torch.cdist(z, z))  # distances kept
+    variances = view.var(-2, unbiased=False)
+    assert (variances[..., :-1] >= variances[..., 1:] - 1e-12).all()  # largest variance first
+    torch.testing.assert_close(variances.sum(-1), torch.full((3,), 4.0, dtype=torch.float64))  # trace of a correlation
+
+
+def test_view_is_invariant_to_each_features_units():
+    x, queries = _data(), _data(seed=1)
+    a = torch.tensor([3.0, 1e-4, 250.0, 0.5], dtype=torch.float64)
+    b = torch.tensor([-7.0, 1e3, 0.0, 2.0], dtype=torch.float64)
+    torch.testing.assert_close(PrincipalAxes.fit(x * a + b)(queries * a + b), PrincipalAxes.fit(x)(queries))
+
+
+def test_contrast_of_correlated_features_becomes_a_feature():
+    """Two measurements of one size with a small difference between them: the second axis is their contrast."""
+    g = torch.Generator().manual_seed(3)
+    size = torch.randn(1, 200, 1, generator=g, dtype=torch.float64)
+    contrast = 0.1 * torch.randn(1, 200, 1, generator=g, dtype=torch.float64)
+    x = torch.cat([size + contrast, size - contrast], dim=-1)
+    view = PrincipalAxes.fit(x)(x)
+    r = np.corrcoef(view[0, :, 1].numpy(), contrast[0, :, 0].numpy())[0, 1]
+    assert abs(r) > 0.99
+
+
+def test_null_directions_map_to_zero_and_the_view_is_deterministic():
+    x = _data(batch=2, n=3, d=6)  # 3 points span at most 2 directions about their mean
+    x[1, :, 5] = 4.0  # and a constant feature
+    view = PrincipalAxes.fit(x)(x)
+    assert torch.isfinite(view).all()
+    assert (view[..., 2:] == 0).all()
+    torch.testing.assert_close(PrincipalAxes.fit(x.clone())(x), view, rtol=0, atol=0)
+    loadings = PrincipalAxes.fit(_data()).axes
+    top = loadings.gather(-2, loadings.abs().argmax(-2, keepdim=True))
+    assert (top > 0).all()  # each axis signed so its largest loading is positive
+
+
+def test_view_rejects_queries_of_another_shape():
+    axes = PrincipalAxes.fit(_data())
+    with pytest.raises(ValueError, match="fitted to 3 contexts of 4 features"):
+        axes(_data(d=3))
+
+
+def test_rotate_some_draws_the_view_per_dataset_from_the_context_alone():
+    x = _data(batch=400, n=12, d=3)
+    g = torch.Generator().manual_seed(0)
+    state = g.get_state()
+    assert rotate_some(x, 8, 0.0, g) is x and torch.equal(g.get_state(), state)  # rate 0 draws nothing
+    shown = rotate_some(x, 8, 0.5, torch.Generator().manual_seed(5))
+    rotated = ~torch.isclose(shown, x).all(-1).all(-1)
+    assert 150 < int(rotated.sum()) < 250  # Binomial(400, 1/2): 5 sd either side
+    for i in torch.nonzero(rotated)[:5, 0]:
+        torch.testing.assert_close(shown[i], PrincipalAxes.fit(x[i:i + 1, :8])(x[i:i + 1])[0])
+    moved = x.clone()
+    moved[:, 8:] += 5.0  # queries do not move the axes
+    again = rotate_some(moved, 8, 0.5, torch.Generator().manual_seed(5))
+    torch.testing.assert_close(again[:, :8], shown[:, :8])
+    torch.testing.assert_close(rotate_some(x, 8, 1.0, torch.Generator()), PrincipalAxes.fit(x[:, :8])(x))
+
+
+def test_train_config_checks_the_rate():
+    with pytest.raises(ValueError, match="principal_axes_rate must lie in"):
+        TrainConfig(principal_axes_rate=1.5)
+
+
+def test_a_regression_pfn_cannot_train_on_the_view(tmp_path):
+    config = TrainConfig(steps=1, batch_size=2, n_points=8, eval_every=1, eval_datasets=2, eval_context=(2,),
+                         principal_axes_rate=0.5)
+    with pytest.raises(ConfigError, match="principal_axes_rate"):
+        train(tiny_prior(), ModelConfig(d_model=16, n_layers=1, n_heads=2, d_ff=16, max_features=2, n_bars=20),
+              config, tmp_path, resume=False, progress=False)
+
+
+@pytest.fixture(scope="module")
+def view_checkpoint(tmp_path_factory):
+    """A classifier trained a few steps with the view, for the estimator's ensemble."""
+    model = ModelConfig(d_model=16, n_layers=1, n_heads=2, d_ff=16, max_features=2, n_classes=4, invariant=True)
+    config = TrainConfig(steps=4, batch_size=4, n_points=40, min_context=4, max_context=32, eval_every=4,
+                         eval_datasets=2, eval_context=(8,), checkpoint_every=4, principal_axes_rate=0.5)
+    return train(tiny_label_prior(), model, config, tmp_path_factory.mktemp("view"), resume=False,
+                 progress=False).checkpoint
+
+
+def test_classifier_serves_the_view_only_for_a_model_trained_on_it(view_checkpoint, tiny_classifier_checkpoint,
+                                                                  tmp_path):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(30, 2)) @ np.array([[1.0, 0.9], [0.0, 0.4]]) * [5.0, 0.01]
+    y = (X[:, 0] / 5 - X[:, 1] / 0.01 > 0).astype(int)
+    assert trained_on_principal_axes(load_checkpoint(view_checkpoint))
+    assert not trained_on_principal_axes(load_checkpoint(tiny_classifier_checkpoint))
+
+    clf = PFNClassifier(model=view_checkpoint, ensemble_size=3).fit(X, y)
+    kinds = [type(t) for t, _ in clf.members_]
+    assert kinds[1] is PrincipalAxes and kinds[0] is not PrincipalAxes and kinds[2] is not PrincipalAxes
+    # member 2 sees the context on its axes: by hand, the plain network on that view agrees with the member
+    view = clf.members_[1][0]
+    x_ctx = clf._to_model_inputs(X)
+    np.testing.assert_allclose(view(x_ctx).numpy(), PrincipalAxes.fit(x_ctx)(x_ctx).numpy())
+    proba = clf.predict_proba(X[:5])
+    np.testing.assert_allclose(proba.sum(1), 1.0, rtol=1e-9)
+    assert len(PFNClassifier(model=view_checkpoint, ensemble_size=1).fit(X, y).members_) == 1
+    plain = PFNClassifier(model=tiny_classifier_checkpoint, ensemble_size=3).fit(X, y)
+    assert not any(isinstance(t, PrincipalAxes) for t, _ in plain.members_)
+
+    # the same weights stated as trained without the view are served without it
+    ckpt = load_checkpoint(view_checkpoint)
+    meta = dict(ckpt.metadata, train_config=dict(ckpt.metadata["train_config"], principal_axes_rate=0.0))
+    path = tmp_path / "no_view.safetensors"
+    save_checkpoint(path, ckpt.model, ckpt.bar_distribution, ckpt.prior, {k: v for k, v in meta.items()
+                                                                           if k not in ("format", "model_config", "prior")})
+    assert not any(isinstance(t, PrincipalAxes) for t, _ in PFNClassifier(model=path, ensemble_size=2).fit(X, y).members_)
