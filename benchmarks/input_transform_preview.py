@@ -6,11 +6,13 @@ features (``raw``); on the features after a transform fitted on the training row
 ``--transform``: ``power``, :class:`priorfit.preprocessing.PowerTransform`, what ``ModelConfig.power_transform``
 does inside the network; ``robust``, :class:`priorfit.preprocessing.RobustInputTransform`, what
 ``ModelConfig.robust_inputs`` does; ``rank``, each feature's mid-rank within the training rows, which no model
-option does); and the average of those two's probabilities (``both``). Mean log loss per cell, and its excess over
+option does; ``axes``, the context's principal axes, :class:`priorfit.principal_axes.PrincipalAxes`, the view
+``TrainConfig.principal_axes_rate`` trains on); and the average of those two's probabilities (``both``). Mean log loss per cell, and its excess over
 the best of the five baselines stored by the real-data benchmark. It says which cells a stage trained with the
 transform might move, not what that stage will give: the network here never saw transformed inputs in training.
 
     python benchmarks/input_transform_preview.py --model tabular --transform robust --splits 20 --threads 1
+    python benchmarks/input_transform_preview.py --model tabular --transform axes --splits 20 --threads 1
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from classification import RESULTS, on_classes, real_cells, stratified_split, wr
 from priorfit.estimators import PFNClassifier  # noqa: E402
 from priorfit.models import load_model  # noqa: E402
 from priorfit.preprocessing import PowerTransform, RobustInputTransform  # noqa: E402
+from priorfit.principal_axes import PrincipalAxes, trained_on_principal_axes  # noqa: E402
 from priorfit.seeding import derive_seed  # noqa: E402
 
 #: The baselines' figures on the same splits, per group, as the real-data benchmark stored them.
@@ -50,7 +53,8 @@ def transformed(name: str, X_train: np.ndarray, X: np.ndarray) -> np.ndarray:
     """X under the transform ``name`` fitted to the training rows."""
     if name == "rank":
         return ranks(X_train, X)
-    fitted = {"power": PowerTransform, "robust": RobustInputTransform}[name].fit(torch.as_tensor(X_train)[None])
+    fitted = {"power": PowerTransform, "robust": RobustInputTransform,
+              "axes": PrincipalAxes}[name].fit(torch.as_tensor(X_train)[None])
     return fitted(torch.as_tensor(X)[None])[0].numpy()
 
 
@@ -79,7 +83,11 @@ def run(args) -> dict:
 
     checkpoint = load_model(args.model)
     config = checkpoint.model_config
-    if config.power_transform or config.robust_inputs:
+    if args.transform == "axes":
+        if trained_on_principal_axes(checkpoint):
+            raise SystemExit(f"--model {args.model} was trained on the principal-axes view; the preview is for a "
+                             "model trained without it")
+    elif config.power_transform or config.robust_inputs:
         raise SystemExit(f"--model {args.model} already transforms its inputs (power_transform or robust_inputs); "
                          "the preview is for a model trained without one")
     ways = ("raw", args.transform, "both")
@@ -140,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="the first this many of the benchmark's splits (the excess over the stored baselines "
                              "is given only for all 20)")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--transform", choices=("power", "robust", "rank"), default="power")
+    parser.add_argument("--transform", choices=("power", "robust", "rank", "axes"), default="power")
     parser.add_argument("--stem", default=None, help="results file stem (default: TRANSFORM_transform_preview)")
     args = parser.parse_args(argv)
     if args.splits < 2:
