@@ -1,16 +1,21 @@
 #!/usr/bin/env bash
 # The three PFN-only parts every tabular stage is judged on (docs/classification.md), on the stored splits,
 # baselines and NUTS references: tuned real sets, held-out sets, and the GP-classification prior.
-# usage: benchmarks/tabular_stage_parts.sh NAME   (the model in runs/classifier_tabular_NAME)
+# usage: benchmarks/tabular_stage_parts.sh NAME [K]   (the model in runs/classifier_tabular_NAME; K: its
+#        ensemble_size, 1 by default; the results files of K > 1 end in _ensembleK)
 set -euo pipefail
-name=${1:?usage: benchmarks/tabular_stage_parts.sh NAME (the model in runs/classifier_tabular_NAME)}
+name=${1:?usage: benchmarks/tabular_stage_parts.sh NAME [K] (the model in runs/classifier_tabular_NAME)}
+k=${2:-1}
+[[ $k =~ ^[1-9][0-9]*$ ]] || { echo "K must be a positive integer (the ensemble size), got '$k'" >&2; exit 2; }
 model=runs/classifier_tabular_$name
 [ -f "$model/model.safetensors" ] || { echo "no model at $model/model.safetensors" >&2; exit 2; }
+suffix=""
+[ "$k" -gt 1 ] && suffix="_ensemble$k"
 bench="python benchmarks/classification.py"
-$bench --part real --model "$model" --threads 1 \
-    --baselines-from benchmarks/results/classification_real.json --stem "classification_real_tabular_$name"
-$bench --part real --group held-out --model "$model" --threads 1 \
+$bench --part real --model "$model" --ensemble "$k" --threads 1 \
+    --baselines-from benchmarks/results/classification_real.json --stem "classification_real_tabular_$name$suffix"
+$bench --part real --group held-out --model "$model" --ensemble "$k" --threads 1 \
     --baselines-from benchmarks/results/classification_real_heldout_tabular.json \
-    --stem "classification_real_heldout_tabular_$name"
-$bench --part prior --model "$model" --datasets 8 --contexts 8,32 --threads 1 \
-    --stem "classification_prior_tabular_$name"
+    --stem "classification_real_heldout_tabular_$name$suffix"
+$bench --part prior --model "$model" --ensemble "$k" --datasets 8 --contexts 8,32 --threads 1 \
+    --stem "classification_prior_tabular_$name$suffix"
