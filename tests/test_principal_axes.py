@@ -140,3 +140,49 @@ def test_classifier_serves_the_view_only_for_a_model_trained_on_it(view_checkpoi
     save_checkpoint(path, ckpt.model, ckpt.bar_distribution, ckpt.prior, {k: v for k, v in meta.items()
                                                                            if k not in ("format", "model_config", "prior")})
     assert not any(isinstance(t, PrincipalAxes) for t, _ in PFNClassifier(model=path, ensemble_size=2).fit(X, y).members_)
+
+
+def _two_view_config(**changes):
+    base = dict(d_model=16, n_layers=1, n_heads=2, d_ff=16, max_features=3, n_classes=4, invariant=True,
+                n_frequencies=2, robust_inputs=True)
+    return ModelConfig(**{**base, **changes})
+
+
+def test_a_model_reading_both_views_is_invariant_to_units_and_needs_invariance():
+    from priorfit.model.transformer import PFNTransformer
+
+    torch.manual_seed(0)
+    model = PFNTransformer(_two_view_config(principal_axes=True)).eval()
+    x, queries = _data(batch=2, n=20, d=3), _data(batch=2, n=5, d=3, seed=1)  # float64: the units keep their digits
+    y = torch.randint(0, 3, (2, 20)).float()
+    a = torch.tensor([40.0, 0.01, 3.0], dtype=torch.float64)
+    b = torch.tensor([-2.0, 5.0, 100.0], dtype=torch.float64)
+    with torch.no_grad():
+        moved, plain = model(x * a + b, y, queries * a + b), model(x, y, queries)
+        torch.testing.assert_close(moved, plain, atol=1e-5, rtol=1e-5)
+        model.axes_encoder.linear.weight.normal_()  # the second view counts
+        assert not torch.allclose(model(x, y, queries), plain, atol=1e-3)
+    with pytest.raises(ValueError, match="principal_axes acts on the context's own units"):
+        ModelConfig(principal_axes=True)
+
+
+def test_warm_start_into_two_views_computes_what_the_source_did(tiny_classifier_checkpoint, tmp_path):
+    """Training from a one-view model starts where it was: the second view's encoder starts at zero."""
+    source = load_checkpoint(tiny_classifier_checkpoint)
+    config = dataclasses.replace(source.model_config, principal_axes=True)
+    from priorfit.training import _warm_start_weights
+    from priorfit.model.transformer import PFNTransformer
+
+    target = PFNTransformer(config)
+    target.load_state_dict(_warm_start_weights(source, config, target.state_dict()))
+    x, queries = _data(batch=2, n=16, d=2).float(), _data(batch=2, n=4, d=2, seed=2).float()
+    y = torch.randint(0, 3, (2, 16)).float()
+    with torch.no_grad():
+        torch.testing.assert_close(target.eval()(x, y, queries), source.model.eval()(x, y, queries))
+    train_config = TrainConfig(steps=2, batch_size=4, n_points=40, min_context=4, max_context=32, eval_every=2,
+                               eval_datasets=2, eval_context=(8,), checkpoint_every=2)
+    trained = train(tiny_label_prior(), config, train_config, tmp_path, resume=False, progress=False,
+                    init_from=tiny_classifier_checkpoint).checkpoint
+    clf = PFNClassifier(model=trained, ensemble_size=1).fit(np.c_[np.arange(10.0), np.arange(10.0) ** 2],
+                                                           np.arange(10) % 2)
+    np.testing.assert_allclose(clf.predict_proba([[1.0, 2.0]]).sum(), 1.0, rtol=1e-9)

@@ -413,13 +413,23 @@ def _deepened(state: dict, source: ModelConfig, n_layers: int, fresh: dict) -> d
     return out
 
 
+def _with_axes_encoder(state: dict, fresh: dict) -> dict:
+    """The weights of a model that reads only its inputs for one that reads their principal axes too
+    (``ModelConfig.principal_axes``), computing exactly what it computed: the second view's encoder starts at
+    zero (it adds nothing until it learns; its gradients are not zero, as its inputs are not)."""
+    out = dict(state)
+    out.update({k: torch.zeros_like(v) for k, v in fresh.items() if k.startswith("axes_encoder.")})
+    return out
+
+
 def _warm_start_weights(source: Any, target: ModelConfig, fresh: dict) -> dict:
     """``source``'s (a loaded checkpoint's) weights for a model of config ``target``: the same configuration; a
     non-invariant model's for an invariant one (:func:`_to_invariant`); a model for fewer input features,
     narrowed exactly (:func:`_narrowed`), or for more, widened exactly (:func:`_widened`); or a deeper model,
     deepened exactly (:func:`_deepened`, its new layers from ``fresh``, the target model's own initial weights);
     or an invariant model's with or without an input transform (power or robust: neither has weights, and the
-    network goes on learning from the inputs it now sees)."""
+    network goes on learning from the inputs it now sees); or a model that reads its inputs' principal axes too,
+    exactly (:func:`_with_axes_encoder`)."""
     config, state = source.model_config, source.model.state_dict()
     if config.max_features > target.max_features:
         state = _narrowed(state, config, target.max_features)
@@ -430,6 +440,9 @@ def _warm_start_weights(source: Any, target: ModelConfig, fresh: dict) -> dict:
     if config.n_layers < target.n_layers:
         state = _deepened(state, config, target.n_layers, fresh)
         config = dataclasses.replace(config, n_layers=target.n_layers)
+    if target.principal_axes and not config.principal_axes:
+        state = _with_axes_encoder(state, fresh)
+        config = dataclasses.replace(config, principal_axes=True)
     target = dataclasses.replace(target, power_transform=config.power_transform and target.invariant,
                                  robust_inputs=config.robust_inputs and target.invariant)  # transforms: no weights
     if to_dict(config) == to_dict(target):
@@ -438,7 +451,7 @@ def _warm_start_weights(source: Any, target: ModelConfig, fresh: dict) -> dict:
         return {k: v for k, v in state.items() if not k.startswith("stats_encoder.")}
     raise ConfigError("init_from has another model configuration than model_config (it may differ only in "
                       "being non-invariant for an invariant model, in how many features it accepts, in having "
-                      "fewer layers, or in its input transform)")
+                      "fewer layers, in its input transform, or in not reading principal axes)")
 
 
 def _is_classifier(prior: Any, model_config: ModelConfig) -> bool:

@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from priorfit.config import register
 from priorfit.preprocessing import PowerTransform, RobustInputTransform, context_input_scaling, scale_inputs
 from priorfit.preprocessing import context_standardization as _standardization
+from priorfit.principal_axes import PrincipalAxes
 from priorfit.validation import check_int
 
 
@@ -65,6 +66,11 @@ class ModelConfig:
             before scaling it by the context's range, in training and prediction alike: a few far points then
             no longer squeeze the others into a sliver of the range. Invariant to units and to reflections, as
             ``power_transform`` is; at most one of the two.
+        principal_axes: for an invariant model, show it each dataset twice in one pass: as it is, and on its
+            context's principal axes (:class:`priorfit.principal_axes.PrincipalAxes`, through the same input
+            transform and scaling), each embedded by an encoder of its own and the two embeddings added. A contrast
+            of correlated features is then a feature of the second view, and the network reads either view as the
+            dataset calls for. Invariant to each feature's units, as the view is.
     """
 
     d_model: int = 256
@@ -80,6 +86,7 @@ class ModelConfig:
     n_classes: int = 0
     power_transform: bool = False
     robust_inputs: bool = False
+    principal_axes: bool = False
 
     def __post_init__(self) -> None:
         for name in ("d_model", "n_layers", "n_heads", "d_ff", "max_features"):
@@ -101,7 +108,7 @@ class ModelConfig:
         if self.invariant and self.standardize_targets:
             raise ValueError("invariant already standardises targets (without the statistics' embedding that "
                              "standardize_targets adds); set one of them")
-        for name in ("power_transform", "robust_inputs"):  # the input transforms
+        for name in ("power_transform", "robust_inputs", "principal_axes"):  # the input transforms
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be a bool, got {getattr(self, name)!r}")
             if getattr(self, name) and not self.invariant:
@@ -121,6 +128,46 @@ def context_standardization(y_ctx: Tensor) -> tuple[Tensor, Tensor]:
 
 
 @dataclass(frozen=True)
+class InputMap:
+    """What an invariant model does to inputs, fitted to a context: the input transform (if any), then the
+    context's scaling to [0, 1]; queries go through the same map."""
+
+    transform: PowerTransform | RobustInputTransform | None
+    lo: Tensor
+    width: Tensor
+
+    @classmethod
+    def fit(cls, x_ctx: Tensor, config: ModelConfig) -> "InputMap":
+        transform = None
+        if config.power_transform:
+            transform = PowerTransform.fit(x_ctx)
+        elif config.robust_inputs:
+            transform = RobustInputTransform.fit(x_ctx)
+        lo, width = context_input_scaling(x_ctx if transform is None else transform(x_ctx))
+        return cls(transform, lo, width)
+
+    def __call__(self, x: Tensor) -> Tensor:
+        return scale_inputs(x if self.transform is None else self.transform(x), self.lo, self.width)
+
+
+@dataclass(frozen=True)
+class AxesView:
+    """A ``principal_axes`` model's second view of inputs: the context's principal axes, then their own
+    :class:`InputMap`."""
+
+    axes: PrincipalAxes
+    inputs: InputMap
+
+    @classmethod
+    def fit(cls, x_ctx: Tensor, config: ModelConfig) -> "AxesView":
+        axes = PrincipalAxes.fit(x_ctx)
+        return cls(axes, InputMap.fit(axes(x_ctx), config))
+
+    def __call__(self, x: Tensor) -> Tensor:
+        return self.inputs(self.axes(x))
+
+
+@dataclass(frozen=True)
 class ContextCache:
     """An encoded context: per-layer attention keys and values, each `batch x heads x n x d_head`.
 
@@ -137,6 +184,7 @@ class ContextCache:
     input_loc: Tensor | None = None  # batch x 1 x d: an invariant model's context scaling of the inputs
     input_scale: Tensor | None = None
     input_transform: PowerTransform | RobustInputTransform | None = None  # applied before the scaling, if any
+    axes_view: AxesView | None = None  # a principal_axes model's map of queries onto its second view
 
     def __setstate__(self, state: dict) -> None:
         """Unpickle a cache pickled before ``input_power`` was renamed ``input_transform`` (a fitted estimator
@@ -144,6 +192,7 @@ class ContextCache:
         state = dict(state)
         if "input_power" in state:
             state["input_transform"] = state.pop("input_power")
+        state.setdefault("axes_view", None)
         self.__dict__.update(state)
 
     @property
@@ -220,6 +269,7 @@ class PFNTransformer(nn.Module):
         self.config = config
         d = config.d_model
         self.x_encoder = InputEncoder(config)
+        self.axes_encoder = InputEncoder(config) if config.principal_axes else None
         self.y_encoder = nn.Embedding(config.n_classes, d) if config.n_classes else nn.Linear(1, d)
         self.stats_encoder = nn.Linear(2, d) if config.standardize_targets else None
         self.layers = nn.ModuleList(PFNLayer(d, config.n_heads, config.d_ff) for _ in range(config.n_layers))
@@ -268,18 +318,16 @@ class PFNTransformer(nn.Module):
             y_embedded = self.y_encoder(((y_ctx - loc) / scale).to(self.head.weight.dtype).unsqueeze(-1))
         else:
             y_embedded = self.y_encoder(((y_ctx.to(self.head.weight.dtype) - loc) / scale).unsqueeze(-1))
-        x_lo = x_width = None
-        transform = None
-        if self.config.power_transform:
-            transform = PowerTransform.fit(x_ctx)
-        elif self.config.robust_inputs:
-            transform = RobustInputTransform.fit(x_ctx)
-        if transform is not None:
-            x_ctx = transform(x_ctx)
+        x_lo = x_width = transform = view = None
+        raw = x_ctx
         if self.config.invariant:
-            x_lo, x_width = context_input_scaling(x_ctx)
-            x_ctx = scale_inputs(x_ctx, x_lo, x_width)
+            inputs = InputMap.fit(x_ctx, self.config)
+            transform, x_lo, x_width = inputs.transform, inputs.lo, inputs.width
+            x_ctx = inputs(x_ctx)
         h = self.x_encoder(self._pad(x_ctx)) + y_embedded
+        if self.axes_encoder is not None:
+            view = AxesView.fit(raw, self.config)
+            h = h + self.axes_encoder(self._pad(view(raw)))
         conditioning = None
         if self.stats_encoder is not None:
             conditioning = self.stats_encoder(torch.cat([loc, scale.log()], dim=-1)).unsqueeze(1)
@@ -293,17 +341,22 @@ class PFNTransformer(nn.Module):
             values.append(v)
             if i < last:  # the last layer's context outputs are never read
                 h = layer.attend(h, normed, k, v)
-        return ContextCache(tuple(keys), tuple(values), loc, scale, conditioning, x_lo, x_width, transform)
+        return ContextCache(tuple(keys), tuple(values), loc, scale, conditioning, x_lo, x_width, transform, view)
 
     def predict_logits(self, cache: ContextCache, x_qry: Tensor) -> Tensor:
         """Logits `batch x m x n_bars` for queries `batch x m x d`, from an encoded context."""
         if x_qry.shape[0] != cache.batch_size:
             raise ValueError(f"x_qry has batch size {x_qry.shape[0]}, the context {cache.batch_size}")
+        raw = x_qry
         if cache.input_transform is not None:
             x_qry = cache.input_transform(x_qry)
         if cache.input_loc is not None:
             x_qry = scale_inputs(x_qry, cache.input_loc, cache.input_scale)
         h = self.x_encoder(self._pad(x_qry))
+        if self.axes_encoder is not None:
+            if cache.axes_view is None:
+                raise ValueError("this model reads a second view of the inputs; the context was encoded without it")
+            h = h + self.axes_encoder(self._pad(cache.axes_view(raw)))
         if cache.conditioning is not None:
             h = h + cache.conditioning
         for layer, k, v in zip(self.layers, cache.keys, cache.values):
