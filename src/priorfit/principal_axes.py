@@ -23,7 +23,13 @@ from typing import Any
 import torch
 from torch import Tensor
 
-__all__ = ["NULL_DIRECTION", "PrincipalAxes", "rotate_some", "trained_on_principal_axes"]
+from priorfit.preprocessing import context_input_scaling, scale_inputs
+
+__all__ = ["NULL_DIRECTION", "SIGN_TIE", "PrincipalAxes", "rotate_some", "trained_on_principal_axes"]
+
+#: Loadings of an axis within this of its largest are tied for its sign (unit-length eigenvectors in float64 are
+#: accurate to about 1e-15; a true difference this small would leave the sign to rounding anyway).
+SIGN_TIE = 1e-6
 
 #: A direction whose variance is at most this fraction of the largest one's is a null direction of the context (its
 #: variance is rounding error): it maps to 0 rather than to noise that an input scaling would blow up.
@@ -41,33 +47,43 @@ class PrincipalAxes:
 
     @classmethod
     def fit(cls, x_ctx: Tensor) -> "PrincipalAxes":
-        """The axes of contexts' inputs `x_ctx` (`batch x n x d`, n >= 1)."""
+        """The axes of contexts' inputs `x_ctx` (`batch x n x d`, n >= 1), computed in float64 on the context mapped
+        to [0, 1] per feature (:func:`~priorfit.preprocessing.context_input_scaling`), so that no units overflow
+        and a shift of a feature changes nothing."""
         if x_ctx.dim() != 3 or x_ctx.shape[-2] < 1:
             raise ValueError(f"x_ctx must be batch x n x d with n >= 1, got shape {tuple(x_ctx.shape)}")
         x = x_ctx.to(torch.float64)
-        loc = x.mean(dim=-2, keepdim=True)
-        spread = (x - loc).square().mean(dim=-2, keepdim=True).sqrt()
-        # a feature that varies only by rounding error (or not at all) is constant: it is not divided up to O(1)
-        varies = spread > NULL_DIRECTION * (loc.abs() + spread).clamp_min(torch.finfo(torch.float64).tiny)
-        scale = torch.where(varies, spread, torch.ones_like(spread))
-        z = torch.where(varies, (x - loc) / scale, torch.zeros_like(x))
+        lo, width = context_input_scaling(x)
+        unit = scale_inputs(x, lo, width)
+        mean = unit.mean(dim=-2, keepdim=True)
+        spread = (unit - mean).square().mean(dim=-2, keepdim=True).sqrt()
+        varies = (x.amax(dim=-2, keepdim=True) > x.amin(dim=-2, keepdim=True)) & (spread > 0)
+        spread = torch.where(varies, spread, torch.ones_like(spread))
+        z = torch.where(varies, (unit - mean) / spread, torch.zeros_like(unit))
         correlation = z.transpose(-1, -2) @ z / x.shape[-2]
         eigenvalues, vectors = torch.linalg.eigh(correlation)  # ascending
         eigenvalues, vectors = eigenvalues.flip(-1), vectors.flip(-1)
-        largest = vectors.abs().argmax(dim=-2, keepdim=True)
-        sign = torch.gather(vectors, -2, largest).sign()
+        # each axis signed by its largest loading; loadings tied up to rounding (always, for two features: both axes
+        # are (+-1, +-1) / sqrt(2)) are read in the features' order, so that rounding never flips an axis
+        magnitude = vectors.abs()
+        tied = magnitude >= magnitude.amax(dim=-2, keepdim=True) - SIGN_TIE
+        first = tied.to(torch.int8).argmax(dim=-2, keepdim=True)  # the first of the tied loadings
+        sign = torch.gather(vectors, -2, first).sign()
         vectors = vectors * torch.where(sign == 0, torch.ones_like(sign), sign)
         top = eigenvalues[..., :1].clamp_min(torch.finfo(torch.float64).tiny)
         kept = eigenvalues > NULL_DIRECTION * top
-        return cls(loc=loc, scale=scale, axes=vectors * kept.unsqueeze(-2))
+        # a constant feature loads on no kept axis (exactly, not to rounding): its queries' values are ignored
+        axes = vectors * kept.unsqueeze(-2) * varies.transpose(-1, -2)
+        return cls(loc=lo + width * mean, scale=width * spread, axes=axes)
 
     def __call__(self, x: Tensor) -> Tensor:
-        """Inputs `batch x m x d` on the axes, in x's dtype."""
+        """Inputs `batch x m x d` on the axes, in x's floating dtype (float64 for other inputs)."""
         if x.shape[-1] != self.axes.shape[-1] or x.shape[0] != self.axes.shape[0]:
             raise ValueError(f"x has shape {tuple(x.shape)}; the axes were fitted to {self.axes.shape[0]} contexts "
                              f"of {self.axes.shape[-1]} features")
         z = (x.to(torch.float64) - self.loc) / self.scale
-        return (z @ self.axes).to(x.dtype)
+        view = z @ self.axes
+        return view.to(x.dtype) if x.is_floating_point() else view
 
     def inputs(self, x: Tensor) -> Tensor:
         """The same map, by the name an ensemble member's input transform has."""
@@ -93,4 +109,4 @@ def trained_on_principal_axes(checkpoint: Any) -> bool:
     in the training configuration its metadata holds): only such a model is served that view."""
     train_config = checkpoint.metadata.get("train_config") or {}
     rate = train_config.get("principal_axes_rate", 0.0) if isinstance(train_config, dict) else 0.0
-    return isinstance(rate, (int, float)) and rate > 0
+    return isinstance(rate, (int, float)) and not isinstance(rate, bool) and rate > 0

@@ -168,7 +168,8 @@ class TrainConfig:
                 f"need 1 <= min_context <= max_context < n_points, got min_context={self.min_context}, "
                 f"max_context={self.max_context}, n_points={self.n_points}"
             )
-        if not (isinstance(self.principal_axes_rate, (int, float)) and 0 <= self.principal_axes_rate <= 1):
+        if not (isinstance(self.principal_axes_rate, (int, float)) and not isinstance(self.principal_axes_rate, bool)
+                and 0 <= self.principal_axes_rate <= 1):
             raise ValueError(f"principal_axes_rate must lie in [0, 1], got {self.principal_axes_rate!r}")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise ValueError(f"lr must be positive, got {self.lr!r}")
@@ -360,33 +361,41 @@ def _to_invariant(source: ModelConfig, target: ModelConfig) -> bool:
 
 def _narrowed(state: dict, source: ModelConfig, max_features: int) -> dict:
     """The weights of a model of config ``source`` for ``max_features`` < its own, computing on inputs with at
-    most that many features exactly what ``source`` computes on them zero-padded: the input embedding keeps the
-    first ``max_features`` columns, and the dropped features' constant contribution at x = 0 (their Fourier
-    features' cosines are 1) moves into its bias."""
+    most that many features exactly what ``source`` computes on them zero-padded: each input embedding (the
+    features', and the principal axes' where the model reads them) keeps the first ``max_features`` columns, and
+    the dropped features' constant contribution at x = 0 (their Fourier features' cosines are 1) moves into its
+    bias."""
     state = dict(state)
     keep, freqs = max_features, source.n_frequencies
-    state["x_encoder.linear.weight"] = state["x_encoder.linear.weight"][:, :keep].clone()
-    if freqs:
-        weight = state["x_encoder.fourier.weight"]  # d_model x (2 * max_features * freqs): sin block, cos block
-        sin, cos = weight.chunk(2, dim=1)
-        state["x_encoder.linear.bias"] = state["x_encoder.linear.bias"] + cos[:, keep * freqs:].sum(1)
-        state["x_encoder.fourier.weight"] = torch.cat([sin[:, :keep * freqs], cos[:, :keep * freqs]], 1).clone()
+    for encoder in _input_encoders(state):
+        state[f"{encoder}.linear.weight"] = state[f"{encoder}.linear.weight"][:, :keep].clone()
+        if freqs:
+            weight = state[f"{encoder}.fourier.weight"]  # d_model x (2 * max_features * freqs): sin, cos blocks
+            sin, cos = weight.chunk(2, dim=1)
+            state[f"{encoder}.linear.bias"] = state[f"{encoder}.linear.bias"] + cos[:, keep * freqs:].sum(1)
+            state[f"{encoder}.fourier.weight"] = torch.cat([sin[:, :keep * freqs], cos[:, :keep * freqs]], 1).clone()
     return state
+
+
+def _input_encoders(state: dict) -> list[str]:
+    """The input embeddings a model's weights hold: ``x_encoder``, and ``axes_encoder`` for ``principal_axes``."""
+    return [name for name in ("x_encoder", "axes_encoder") if f"{name}.linear.weight" in state]
 
 
 def _widened(state: dict, source: ModelConfig, max_features: int) -> dict:
     """The weights of a model of config ``source`` for ``max_features`` > its own, computing on inputs with at
-    most ``source.max_features`` features exactly what ``source`` computes: the added features' columns of the
+    most ``source.max_features`` features exactly what ``source`` computes: the added features' columns of each
     input embedding start at zero (their zero padding then adds nothing, the Fourier cosines included), so the
     wider model starts as the narrow one that ignores the new features, and learns them from there."""
     state = dict(state)
     add, freqs = max_features - source.max_features, source.n_frequencies
-    linear = state["x_encoder.linear.weight"]
-    state["x_encoder.linear.weight"] = torch.cat([linear, linear.new_zeros(linear.shape[0], add)], 1)
-    if freqs:
-        sin, cos = state["x_encoder.fourier.weight"].chunk(2, dim=1)
-        zeros = sin.new_zeros(sin.shape[0], add * freqs)
-        state["x_encoder.fourier.weight"] = torch.cat([sin, zeros, cos, zeros], 1)
+    for encoder in _input_encoders(state):
+        linear = state[f"{encoder}.linear.weight"]
+        state[f"{encoder}.linear.weight"] = torch.cat([linear, linear.new_zeros(linear.shape[0], add)], 1)
+        if freqs:
+            sin, cos = state[f"{encoder}.fourier.weight"].chunk(2, dim=1)
+            zeros = sin.new_zeros(sin.shape[0], add * freqs)
+            state[f"{encoder}.fourier.weight"] = torch.cat([sin, zeros, cos, zeros], 1)
     return state
 
 
@@ -441,6 +450,9 @@ def _warm_start_weights(source: Any, target: ModelConfig, fresh: dict) -> dict:
         state = _deepened(state, config, target.n_layers, fresh)
         config = dataclasses.replace(config, n_layers=target.n_layers)
     if target.principal_axes and not config.principal_axes:
+        if not config.invariant:
+            raise ConfigError("init_from is not an invariant model; a model that reads principal axes can start only "
+                              "from an invariant one (train an invariant stage first)")
         state = _with_axes_encoder(state, fresh)
         config = dataclasses.replace(config, principal_axes=True)
     target = dataclasses.replace(target, power_transform=config.power_transform and target.invariant,
@@ -577,6 +589,9 @@ def train(
     if train_config.principal_axes_rate and not classifier:
         raise ConfigError("principal_axes_rate is a classifier's view of its inputs; a regression PFN serves no "
                           "such view, so it must train with 0")
+    if train_config.principal_axes_rate and model_config.principal_axes:
+        raise ConfigError("principal_axes_rate and model_config.principal_axes both show the principal axes: the "
+                          "model already reads them, and the axes of a rotated dataset are noise; set one")
     if getattr(prior, "max_features", None) != model_config.max_features:
         raise ConfigError(
             f"model_config.max_features ({model_config.max_features}) must equal the prior's max_features "
