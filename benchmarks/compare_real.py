@@ -24,6 +24,11 @@ def summary(data: dict) -> dict:
 
 
 def compare(candidate: dict, shipped: dict) -> str:
+    for field in ("splits", "group"):  # files from before a field existed lack it; their cells still must match
+        if field in candidate and field in shipped and candidate[field] != shipped[field]:
+            raise SystemExit(f"the files differ in {field}: {candidate.get(field)!r} against {shipped.get(field)!r}")
+    if not candidate["cells"]:
+        raise SystemExit("the files hold no cells")
     ours = {(c["dataset"], c["n"]): c for c in candidate["cells"]}
     theirs = {(c["dataset"], c["n"]): c for c in shipped["cells"]}
     if ours.keys() != theirs.keys():
@@ -32,7 +37,8 @@ def compare(candidate: dict, shipped: dict) -> str:
     lines = []
     for name, data in (("candidate", candidate), ("shipped", shipped)):
         s = summary(data)
-        lines.append(f"{name:>9} (k = {s['ensemble']}): mean excess {s['mean_excess']:+.5f}, within 0.02 in "
+        k = "1, by the file's date" if s["ensemble"] is None else s["ensemble"]  # files before --ensemble: k = 1
+        lines.append(f"{name:>9} (k = {k}): mean excess {s['mean_excess']:+.5f}, within 0.02 in "
                      f"{s['within_0_02']} of {s['cells']}, best in {s['best']}, pooled ECE {s['pooled_ece']:.3f}")
     lines.append(f"\n{'dataset':>20} {'n':>4} | {'candidate':>9} {'shipped':>9} {'change':>8} | excess now")
     rises = []

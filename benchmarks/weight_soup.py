@@ -27,6 +27,7 @@ import torch
 from priorfit.checkpoint import load_checkpoint, save_checkpoint
 from priorfit.config import to_dict
 from priorfit.exceptions import CheckpointError
+from priorfit.principal_axes import trained_on_principal_axes
 
 
 def member_file(path: str) -> Path:
@@ -59,6 +60,9 @@ def soup(paths: list[str], out: str) -> Path:
         if m.prior.symmetries != first.prior.symmetries:
             raise ValueError(f"members: {f}'s prior has other symmetries than {files[0]}'s "
                              f"({m.prior.symmetries} against {first.prior.symmetries})")
+        if trained_on_principal_axes(m) != trained_on_principal_axes(first):
+            raise ValueError(f"members: one of {f} and {files[0]} was trained on the principal-axes view and the "
+                             "other not (the soup would serve the first member's choice for both)")
     states = [m.model.state_dict() for m in members]
     averaged = {}
     for name, value in states[0].items():

@@ -2,6 +2,7 @@
 classifier's ensemble, and served only by a model trained on it."""
 
 import dataclasses
+import pickle
 
 import numpy as np
 import pytest
@@ -36,11 +37,26 @@ def test_view_is_a_rotation_of_the_standardised_context():
     torch.testing.assert_close(variances.sum(-1), torch.full((3,), 4.0, dtype=torch.float64))  # trace of a correlation
 
 
-def test_view_is_invariant_to_each_features_units():
+@pytest.mark.parametrize("n, d", [(40, 4), (20, 2), (2, 4), (3, 2)])
+def test_view_is_invariant_to_each_features_units(n, d):
+    """At d = 2 both axes' loadings always tie in size, and with two points the first axis's do: the sign rule
+    must not leave them to rounding."""
+    g = torch.Generator().manual_seed(d)
+    for seed in range(50):
+        x, queries = _data(batch=1, n=n, d=d, seed=seed), _data(batch=1, n=5, d=d, seed=seed + 100)
+        a = 10 ** (4 * torch.rand(d, generator=g, dtype=torch.float64) - 2)
+        b = 1e3 * torch.randn(d, generator=g, dtype=torch.float64)
+        torch.testing.assert_close(PrincipalAxes.fit(x * a + b)(queries * a + b), PrincipalAxes.fit(x)(queries))
+        # float32 inputs (what the network is given) find the same axes as float64 ones
+        torch.testing.assert_close(PrincipalAxes.fit(x.float())(queries.float()).double(),
+                                   PrincipalAxes.fit(x)(queries), atol=1e-4, rtol=1e-4)
+
+
+def test_view_survives_huge_units_and_offsets():
     x, queries = _data(), _data(seed=1)
-    a = torch.tensor([3.0, 1e-4, 250.0, 0.5], dtype=torch.float64)
-    b = torch.tensor([-7.0, 1e3, 0.0, 2.0], dtype=torch.float64)
-    torch.testing.assert_close(PrincipalAxes.fit(x * a + b)(queries * a + b), PrincipalAxes.fit(x)(queries))
+    plain = PrincipalAxes.fit(x)(queries)
+    torch.testing.assert_close(PrincipalAxes.fit(x * 1e160)(queries * 1e160), plain)
+    torch.testing.assert_close(PrincipalAxes.fit(x * 1e-3 + 1e7)(queries * 1e-3 + 1e7), plain, atol=1e-5, rtol=1e-5)  # 1e7 keeps 9 digits of 1e-3
 
 
 def test_contrast_of_correlated_features_becomes_a_feature():
@@ -123,11 +139,21 @@ def test_classifier_serves_the_view_only_for_a_model_trained_on_it(view_checkpoi
     clf = PFNClassifier(model=view_checkpoint, ensemble_size=3).fit(X, y)
     kinds = [type(t) for t, _ in clf.members_]
     assert kinds[1] is PrincipalAxes and kinds[0] is not PrincipalAxes and kinds[2] is not PrincipalAxes
-    # member 2 sees the context on its axes: by hand, the plain network on that view agrees with the member
-    view = clf.members_[1][0]
-    x_ctx = clf._to_model_inputs(X)
-    np.testing.assert_allclose(view(x_ctx).numpy(), PrincipalAxes.fit(x_ctx)(x_ctx).numpy())
+    # by hand: the average of the network on the data, on the context's axes, and on the third member's transform
+    from priorfit.model.categorical import masked_log_probs
+
+    model, x_ctx, xq = clf.checkpoint_.model, clf._to_model_inputs(X), clf._to_model_inputs(X[:5])
+    labels = torch.as_tensor(np.searchsorted(clf.classes_, y))[None]
+    by_hand = 0
+    with torch.inference_mode():
+        for transform, order in ([(lambda t: t), clf.members_[0][1]], [PrincipalAxes.fit(x_ctx), clf.members_[1][1]],
+                                 clf.members_[2]):
+            fit = transform.inputs if hasattr(transform, "inputs") else transform
+            cache = model.encode_context(fit(x_ctx), order[labels])
+            probs = masked_log_probs(model.predict_logits(cache, fit(xq)).double(), 2)[0, :, :2].exp()
+            by_hand = by_hand + probs[:, order].numpy() / 3
     proba = clf.predict_proba(X[:5])
+    np.testing.assert_allclose(proba, by_hand, rtol=1e-6, atol=1e-9)
     np.testing.assert_allclose(proba.sum(1), 1.0, rtol=1e-9)
     assert len(PFNClassifier(model=view_checkpoint, ensemble_size=1).fit(X, y).members_) == 1
     plain = PFNClassifier(model=tiny_classifier_checkpoint, ensemble_size=3).fit(X, y)
@@ -178,11 +204,43 @@ def test_warm_start_into_two_views_computes_what_the_source_did(tiny_classifier_
     x, queries = _data(batch=2, n=16, d=2).float(), _data(batch=2, n=4, d=2, seed=2).float()
     y = torch.randint(0, 3, (2, 16)).float()
     with torch.no_grad():
-        torch.testing.assert_close(target.eval()(x, y, queries), source.model.eval()(x, y, queries))
+        torch.testing.assert_close(target.eval()(x, y, queries), source.model.eval()(x, y, queries), rtol=0, atol=0)
+    with pytest.raises(ConfigError, match="both show the principal axes"):
+        train(tiny_label_prior(), config, dataclasses.replace(TrainConfig(steps=1), principal_axes_rate=0.5),
+              tmp_path / "both", resume=False, progress=False)
     train_config = TrainConfig(steps=2, batch_size=4, n_points=40, min_context=4, max_context=32, eval_every=2,
                                eval_datasets=2, eval_context=(8,), checkpoint_every=2)
     trained = train(tiny_label_prior(), config, train_config, tmp_path, resume=False, progress=False,
                     init_from=tiny_classifier_checkpoint).checkpoint
-    clf = PFNClassifier(model=trained, ensemble_size=1).fit(np.c_[np.arange(10.0), np.arange(10.0) ** 2],
+    clf = PFNClassifier(model=trained, ensemble_size=2).fit(np.c_[np.arange(10.0), np.arange(10.0) ** 2],
                                                            np.arange(10) % 2)
-    np.testing.assert_allclose(clf.predict_proba([[1.0, 2.0]]).sum(), 1.0, rtol=1e-9)
+    proba = clf.predict_proba([[1.0, 2.0], [7.0, 3.0]])
+    np.testing.assert_allclose(proba.sum(1), 1.0, rtol=1e-9)
+    assert all(c.axes_view is not None for c in clf.contexts_)
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(clf)).predict_proba([[1.0, 2.0], [7.0, 3.0]]), proba)
+
+
+def test_warm_start_resizes_the_axes_encoder_exactly():
+    """A two-view model narrowed or widened computes on inputs both accept what it computed (zero-padded)."""
+    from priorfit.model.transformer import PFNTransformer
+    from priorfit.training import _narrowed, _widened
+
+    torch.manual_seed(1)
+    source = PFNTransformer(_two_view_config(principal_axes=True, max_features=3)).eval()
+    x, queries = _data(batch=2, n=12, d=2), _data(batch=2, n=3, d=2, seed=4)
+    y = torch.randint(0, 3, (2, 12)).float()
+    for size, resize in ((2, _narrowed), (5, _widened)):
+        target = PFNTransformer(_two_view_config(principal_axes=True, max_features=size)).eval()
+        target.load_state_dict(resize(source.state_dict(), source.config, size))
+        with torch.no_grad():
+            torch.testing.assert_close(target(x, y, queries), source(x, y, queries), atol=2e-6, rtol=1e-6)
+
+
+def test_warm_start_into_two_views_needs_an_invariant_source(tiny_checkpoint):
+    from priorfit.training import _warm_start_weights
+    from priorfit.model.transformer import PFNTransformer
+
+    source = load_checkpoint(tiny_checkpoint)
+    config = dataclasses.replace(source.model_config, invariant=True, principal_axes=True)
+    with pytest.raises(ConfigError, match="not an invariant model"):
+        _warm_start_weights(source, config, PFNTransformer(config).state_dict())

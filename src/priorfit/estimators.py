@@ -248,11 +248,13 @@ class PFNClassifier(ClassifierMixin, BaseEstimator):
     ensemble_size : int or None, default=None
         Average the class probabilities of up to this many transformed copies of the training data: the classes
         renumbered at random, and the input features reordered or reflected where the model's prior is invariant
-        to that (``priorfit.priors.base.Symmetries``). The exact posterior is unchanged by them, so averaging
+        to that (``priorfit.priors.base.Symmetries``). The exact posterior is unchanged by these, so averaging
         removes part of the network's own error; each member costs one more forward pass. For a model trained on
         its inputs' principal axes too (``TrainConfig.principal_axes_rate``), the second copy is that view
-        (``priorfit.principal_axes``). 1: the plain network. None: the model's own default, the size its shipped
-        report was measured at (``default_ensemble_size`` in its metadata: 2 for ``"tabular"``), else 1.
+        (``priorfit.principal_axes``) instead: not a symmetry (it drops directions the context does not vary
+        along, and for one feature it is the data again), but a view the network was trained on, averaged the
+        same way. 1: the plain network. None: the model's own default, the size its shipped report was measured
+        at (``default_ensemble_size`` in its metadata: 2 for ``"tabular"``), else 1.
     random_state : int, RandomState instance or None, default=0
         Draws the ensemble's transforms.
     query_batch_size : int, default=4096
