@@ -22,14 +22,15 @@ from priorfit.model.transformer import ModelConfig, PFNTransformer  # noqa: E402
 from conftest import tiny_label_prior  # noqa: E402
 
 
-def member(folder: Path, seed: int, d_model: int = 16) -> Path:
+def member(folder: Path, seed: int, d_model: int = 16, principal_axes_rate: float = 0.0) -> Path:
     """A randomly initialised classifier checkpoint in FOLDER/model.safetensors."""
     torch.manual_seed(seed)
     model = PFNTransformer(ModelConfig(d_model=d_model, n_layers=1, n_heads=2, d_ff=16, max_features=2, n_classes=4,
                                        invariant=True))
     folder.mkdir()
+    train_config = {"seed": seed, "n_points": 40, "max_context": 32, "principal_axes_rate": principal_axes_rate}
     return save_checkpoint(folder / "model.safetensors", model, None, tiny_label_prior(),
-                           {"train_config": {"seed": seed, "n_points": 40, "max_context": 32}, "step": 10 * seed})
+                           {"train_config": train_config, "step": 10 * seed})
 
 
 def test_the_soup_is_the_members_mean_and_names_them(tmp_path):
@@ -63,6 +64,9 @@ def test_members_that_cannot_be_averaged_are_refused(tmp_path):
     (copy / "model.safetensors").write_bytes(a.read_bytes())
     with pytest.raises(ValueError, match="same weights"):
         weight_soup.soup([str(a), str(copy)], str(tmp_path / "soup"))
+    viewed = member(tmp_path / "viewed", 4, principal_axes_rate=0.5)
+    with pytest.raises(ValueError, match="principal-axes view"):
+        weight_soup.soup([str(a), str(viewed)], str(tmp_path / "soup"))
     c = member(tmp_path / "c", 3)
     with pytest.raises(ValueError, match="overwrite"):
         weight_soup.soup([str(a), str(c)], str(tmp_path / "c"))
