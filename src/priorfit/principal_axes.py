@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from priorfit.preprocessing import context_input_scaling, scale_inputs
+from priorfit.preprocessing import _unit_context
 
 __all__ = ["NULL_DIRECTION", "SIGN_TIE", "PrincipalAxes", "rotate_some", "trained_on_principal_axes"]
 
@@ -53,8 +53,7 @@ class PrincipalAxes:
         if x_ctx.dim() != 3 or x_ctx.shape[-2] < 1:
             raise ValueError(f"x_ctx must be batch x n x d with n >= 1, got shape {tuple(x_ctx.shape)}")
         x = x_ctx.to(torch.float64)
-        lo, width = context_input_scaling(x)
-        unit = scale_inputs(x, lo, width)
+        lo, width, unit = _unit_context(x)
         mean = unit.mean(dim=-2, keepdim=True)
         spread = (unit - mean).square().mean(dim=-2, keepdim=True).sqrt()
         varies = (x.amax(dim=-2, keepdim=True) > x.amin(dim=-2, keepdim=True)) & (spread > 0)

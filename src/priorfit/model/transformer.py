@@ -137,14 +137,16 @@ class InputMap:
     width: Tensor
 
     @classmethod
-    def fit(cls, x_ctx: Tensor, config: ModelConfig) -> "InputMap":
+    def fit(cls, x_ctx: Tensor, config: ModelConfig) -> tuple["InputMap", Tensor]:
+        """The map fitted to contexts' inputs `x_ctx`, and those inputs mapped (each transformed once)."""
         transform = None
         if config.power_transform:
             transform = PowerTransform.fit(x_ctx)
         elif config.robust_inputs:
             transform = RobustInputTransform.fit(x_ctx)
-        lo, width = context_input_scaling(x_ctx if transform is None else transform(x_ctx))
-        return cls(transform, lo, width)
+        transformed = x_ctx if transform is None else transform(x_ctx)
+        lo, width = context_input_scaling(transformed)
+        return cls(transform, lo, width), scale_inputs(transformed, lo, width)
 
     def __call__(self, x: Tensor) -> Tensor:
         return scale_inputs(x if self.transform is None else self.transform(x), self.lo, self.width)
@@ -159,9 +161,11 @@ class AxesView:
     inputs: InputMap
 
     @classmethod
-    def fit(cls, x_ctx: Tensor, config: ModelConfig) -> "AxesView":
+    def fit(cls, x_ctx: Tensor, config: ModelConfig) -> tuple["AxesView", Tensor]:
+        """The view fitted to contexts' inputs `x_ctx`, and the context on it."""
         axes = PrincipalAxes.fit(x_ctx)
-        return cls(axes, InputMap.fit(axes(x_ctx), config))
+        inputs, viewed = InputMap.fit(axes(x_ctx), config)
+        return cls(axes, inputs), viewed
 
     def __call__(self, x: Tensor) -> Tensor:
         return self.inputs(self.axes(x))
@@ -321,13 +325,12 @@ class PFNTransformer(nn.Module):
         x_lo = x_width = transform = view = None
         raw = x_ctx
         if self.config.invariant:
-            inputs = InputMap.fit(x_ctx, self.config)
+            inputs, x_ctx = InputMap.fit(x_ctx, self.config)
             transform, x_lo, x_width = inputs.transform, inputs.lo, inputs.width
-            x_ctx = inputs(x_ctx)
         h = self.x_encoder(self._pad(x_ctx)) + y_embedded
         if self.axes_encoder is not None:
-            view = AxesView.fit(raw, self.config)
-            h = h + self.axes_encoder(self._pad(view(raw)))
+            view, viewed = AxesView.fit(raw, self.config)
+            h = h + self.axes_encoder(self._pad(viewed))
         conditioning = None
         if self.stats_encoder is not None:
             conditioning = self.stats_encoder(torch.cat([loc, scale.log()], dim=-1)).unsqueeze(1)
