@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The three PFN-only parts every tabular stage is judged on (docs/classification.md), on the stored splits,
-# baselines and NUTS references: tuned real sets, held-out sets, and the GP-classification prior.
+# baselines and NUTS references: tuned real sets, both held-out groups, and the GP-classification prior.
 # usage: benchmarks/tabular_stage_parts.sh NAME [K]   (the model in runs/classifier_tabular_NAME; K: its
 #        ensemble_size, 1 by default; the results files of K > 1 end in _ensembleK)
 set -euo pipefail
@@ -17,5 +17,8 @@ $bench --part real --model "$model" --ensemble "$k" --threads 1 \
 $bench --part real --group held-out --model "$model" --ensemble "$k" --threads 1 \
     --baselines-from benchmarks/results/classification_real_heldout_tabular.json \
     --stem "classification_real_heldout_tabular_$name$suffix"
+$bench --part real --group held-out-2 --model "$model" --ensemble "$k" --threads 1 \
+    --baselines-from benchmarks/results/classification_real_heldout2_tabular_ensemble2.json \
+    --stem "classification_real_heldout2_tabular_$name$suffix"
 $bench --part prior --model "$model" --ensemble "$k" --datasets 8 --contexts 8,32 --threads 1 \
     --stem "classification_prior_tabular_$name$suffix"
