@@ -60,7 +60,7 @@ import torch
 
 from priorfit.atomic import atomic_write_json, atomic_write_text
 from priorfit.config import to_dict
-from priorfit.estimators import PFNClassifier
+from priorfit.estimators import VIEW_WEIGHTINGS, PFNClassifier
 from priorfit.exceptions import OutOfDomainWarning
 from priorfit.models import load_model
 from priorfit.seeding import derive_seed
@@ -248,7 +248,7 @@ def stratified_split(y: np.ndarray, n: int, seed: int) -> tuple[np.ndarray, np.n
 def run_real(args) -> dict:
     from sklearn.metrics import log_loss
 
-    makers = {"pfn": lambda d: PFNClassifier(model=args.model, ensemble_size=args.ensemble), **baselines()}
+    makers = {"pfn": lambda d: _pfn(args), **baselines()}
     stored = {}
     if args.baselines_from:  # the baselines' figures on the same seeded splits, from an earlier run
         earlier = json.loads(Path(args.baselines_from).read_text())
@@ -371,8 +371,13 @@ def oracle_probabilities(params, n: int) -> torch.Tensor:
     return params.probs[0, n:]
 
 
+def _pfn(args) -> PFNClassifier:
+    """The classifier under test, as the command line states it."""
+    return PFNClassifier(model=args.model, ensemble_size=args.ensemble, view_weighting=args.view_weighting)
+
+
 def prior_datasets(prior, model, d: int, n: int, count: int, generator_seed: int, units_seed: int,
-                   ensemble: int = 1):
+                   ensemble: int = 1, view_weighting: str = "evidence"):
     """Up to ``count`` datasets (at most ``50 * count`` draws) of the classification ``prior`` whose context holds
     every class they were drawn with (the data a classifier is fitted to), each as ``(draw, batch, labels,
     mapping, proba)``: its draw number, the batch of one, the labels renumbered by the context (sorted, as the
@@ -394,7 +399,8 @@ def prior_datasets(prior, model, d: int, n: int, count: int, generator_seed: int
         raw = x * rng.uniform(0.01, 100.0, d) + rng.normal(0.0, 10.0, d)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", OutOfDomainWarning)
-            proba = PFNClassifier(model=model, ensemble_size=ensemble).fit(raw[:n], y[:n]).predict_proba(raw[n:])
+            proba = PFNClassifier(model=model, ensemble_size=ensemble, view_weighting=view_weighting).fit(
+                raw[:n], y[:n]).predict_proba(raw[n:])
         kept += 1
         yield draw, batch, labels[0], mapping[0], proba
 
@@ -451,7 +457,7 @@ def run_prior(args) -> dict:
             exact_conf, exact_hit, ml2_losses = [], [], []
             for drawn, batch, labels, _, proba in prior_datasets(
                     prior, args.model, d, n, args.datasets, derive_seed(args.seed, d, n),
-                    derive_seed(args.seed, d, n, 1), args.ensemble):
+                    derive_seed(args.seed, d, n, 1), args.ensemble, args.view_weighting):
                 q = labels[n:].numpy()
                 settings = (f"warmup={args.warmup} samples={args.samples}" if args.component == "gp" else
                             f"particles={args.particles} runs=4")
@@ -542,7 +548,7 @@ def run_calibration(args) -> dict:
             conf, hit, oracle_conf, oracle_hit, losses, oracle_losses = [], [], [], [], [], []
             for _, batch, labels, mapping, proba in prior_datasets(
                     prior, args.model, d, n, args.datasets, derive_seed(args.seed, d, n, 2),
-                    derive_seed(args.seed, d, n, 3), args.ensemble):
+                    derive_seed(args.seed, d, n, 3), args.ensemble, args.view_weighting):
                 truth = oracle_probabilities(batch.params, n)[:, mapping.argsort()].numpy()
                 q = labels[n:].numpy()
                 for p, cs, hs, ls in ((proba, conf, hit, losses), (truth, oracle_conf, oracle_hit, oracle_losses)):
@@ -586,7 +592,7 @@ def run_exact_real(args) -> dict:
         train, test = stratified_split(y, n, derive_seed(0, len(y), n))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", OutOfDomainWarning)
-            clf = PFNClassifier(model=args.model, ensemble_size=args.ensemble).fit(X[train], labels[train])
+            clf = _pfn(args).fit(X[train], labels[train])
             pfn = clf.predict_proba(X[test])
         exact = classification_predictive(prior, torch.as_tensor(X[train]),
                                           torch.as_tensor(labels[train], dtype=torch.float64),
@@ -621,11 +627,11 @@ def run_latency(args) -> dict:
     rng = np.random.default_rng(0)
     X, Xq = rng.uniform(size=(256, 8)), rng.uniform(size=(1000, 8))
     y = rng.integers(0, 3, 256)
-    PFNClassifier(model=args.model, ensemble_size=args.ensemble).fit(X, y).predict_proba(Xq)  # load and warm up
+    _pfn(args).fit(X, y).predict_proba(Xq)  # load and warm up
     times = []
     for _ in range(20):
         t = time.perf_counter()
-        PFNClassifier(model=args.model, ensemble_size=args.ensemble).fit(X, y).predict_proba(Xq)
+        _pfn(args).fit(X, y).predict_proba(Xq)
         times.append(1000 * (time.perf_counter() - t))
     return dict(median_ms=float(np.median(times)), min_ms=float(np.min(times)), repeats=len(times),
                 ensemble=args.ensemble)
@@ -654,6 +660,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ensemble", type=int, default=1,
                         help="the PFN's ensemble_size in every part (class renumberings and input symmetries); "
                              "default 1, the plain network, whatever the model's own default")
+    parser.add_argument("--view-weighting", choices=VIEW_WEIGHTINGS, default="evidence",
+                        help="PFNClassifier's view_weighting (only a model trained on its inputs' principal axes "
+                             "too has two views to weight; default: the estimator's)")
     parser.add_argument("--group", choices=tuple(GROUPS), default="tuned",
                         help="real: the eight sets the SCM prior's setting was matched to (tuned, the default), the "
                              "seven held out from every choice about the priors (held-out), or the fifteen chosen "

@@ -1,17 +1,21 @@
 #!/usr/bin/env bash
 # The three PFN-only parts every tabular stage is judged on (docs/classification.md), on the stored splits,
 # baselines and NUTS references: tuned real sets, both held-out groups, and the GP-classification prior.
-# usage: benchmarks/tabular_stage_parts.sh NAME [K]   (the model in runs/classifier_tabular_NAME; K: its
-#        ensemble_size, 1 by default; the results files of K > 1 end in _ensembleK)
+# usage: benchmarks/tabular_stage_parts.sh NAME [K [W]]   (the model in runs/classifier_tabular_NAME; K: its
+#        ensemble_size, 1 by default; the results files of K > 1 end in _ensembleK; W: PFNClassifier's view_weighting,
+#        evidence by default, its files ending in _W otherwise)
 set -euo pipefail
 name=${1:?usage: benchmarks/tabular_stage_parts.sh NAME [K] (the model in runs/classifier_tabular_NAME)}
 k=${2:-1}
+w=${3:-evidence}
+[[ $w == evidence || $w == equal ]] || { echo "W must be evidence or equal (view_weighting), got '$w'" >&2; exit 2; }
 [[ $k =~ ^[1-9][0-9]*$ ]] || { echo "K must be a positive integer (the ensemble size), got '$k'" >&2; exit 2; }
 model=runs/classifier_tabular_$name
 [ -f "$model/model.safetensors" ] || { echo "no model at $model/model.safetensors" >&2; exit 2; }
 suffix=""
 [ "$k" -gt 1 ] && suffix="_ensemble$k"
-bench="python benchmarks/classification.py"
+[ "$w" != evidence ] && suffix="${suffix}_$w"
+bench="python benchmarks/classification.py --view-weighting $w"
 $bench --part real --model "$model" --ensemble "$k" --threads 1 \
     --baselines-from benchmarks/results/classification_real.json --stem "classification_real_tabular_$name$suffix"
 $bench --part real --group held-out --model "$model" --ensemble "$k" --threads 1 \

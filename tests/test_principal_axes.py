@@ -10,7 +10,7 @@ import torch
 
 from priorfit import PFNClassifier
 from priorfit.checkpoint import load_checkpoint, save_checkpoint
-from priorfit.exceptions import ConfigError
+from priorfit.exceptions import ConfigError, InputDataError
 from priorfit.principal_axes import PrincipalAxes, rotate_some, trained_on_principal_axes
 from priorfit.training import TrainConfig, train
 from priorfit.model.transformer import ModelConfig
@@ -136,7 +136,7 @@ def test_classifier_serves_the_view_only_for_a_model_trained_on_it(view_checkpoi
     assert trained_on_principal_axes(load_checkpoint(view_checkpoint))
     assert not trained_on_principal_axes(load_checkpoint(tiny_classifier_checkpoint))
 
-    clf = PFNClassifier(model=view_checkpoint, ensemble_size=3).fit(X, y)
+    clf = PFNClassifier(model=view_checkpoint, ensemble_size=3, view_weighting="equal").fit(X, y)
     kinds = [type(t) for t, _ in clf.members_]
     assert kinds[1] is PrincipalAxes and kinds[0] is not PrincipalAxes and kinds[2] is not PrincipalAxes
     # by hand: the average of the network on the data, on the context's axes, and on the third member's transform
@@ -244,3 +244,55 @@ def test_warm_start_into_two_views_needs_an_invariant_source(tiny_checkpoint):
     config = dataclasses.replace(source.model_config, invariant=True, principal_axes=True)
     with pytest.raises(ConfigError, match="not an invariant model"):
         _warm_start_weights(source, config, PFNTransformer(config).state_dict())
+
+
+def test_evidence_weighs_the_view_against_the_data_by_bayes_rule(view_checkpoint, tiny_classifier_checkpoint):
+    from priorfit.model.categorical import masked_log_probs
+    from priorfit.model.evidence import log_evidence, prequential_blocks
+
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(30, 2)) @ np.array([[1.0, 0.9], [0.0, 0.4]])
+    y = np.where(X[:, 0] - 2 * X[:, 1] > 0, "a", "b")
+    clf = PFNClassifier(model=view_checkpoint, ensemble_size=3, random_state=4).fit(X, y)
+    equal = PFNClassifier(model=view_checkpoint, ensemble_size=3, random_state=4, view_weighting="equal").fit(X, y)
+    assert [type(t) for t, _ in clf.members_] == [type(t) for t, _ in equal.members_]  # same members either way
+
+    # by hand: the labels' evidence on the data (identity member) and on the view, scored in the order the
+    # estimator's generator draws after the members; the view gets its posterior probability, the data's two
+    # members share the rest
+    draws = np.random.RandomState(4)
+    x_ctx = clf._to_model_inputs(X)
+    clf._members(x_ctx, 2, draws)  # the members' draws come first
+    labels = np.searchsorted(clf.classes_, y)
+    blocks = prequential_blocks(labels, draws)
+    y_ctx = torch.as_tensor(labels)[None]
+    with torch.inference_mode():
+        evidence = [log_evidence(clf.checkpoint_.model, [member], x_ctx, y_ctx, blocks)[0]
+                    for member in clf.members_[:2]]  # one member at a time: the batch changes nothing
+    np.testing.assert_allclose(clf.log_evidence_, evidence, rtol=1e-6)  # float32 passes, batched or not
+    view = 1 / (1 + np.exp(clf.log_evidence_[0] - clf.log_evidence_[1]))
+    np.testing.assert_allclose(clf.member_weights_, [(1 - view) / 2, view, (1 - view) / 2], rtol=1e-12)
+    assert clf.member_weights_.sum() == pytest.approx(1.0, abs=1e-12)
+
+    # predict_proba is the members' probabilities under those weights
+    xq = clf._to_model_inputs(X[:6])
+    members = []
+    with torch.inference_mode():
+        for (transform, order), cache in zip(clf.members_, clf.contexts_):
+            logits = clf.checkpoint_.model.predict_logits(cache, transform.inputs(xq)).double()
+            members.append(masked_log_probs(logits, 2)[0, :, :2].exp()[:, order].numpy())
+    weighted = sum(w * p for w, p in zip(clf.member_weights_, members))
+    np.testing.assert_allclose(clf.predict_proba(X[:6]), weighted, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(equal.predict_proba(X[:6]), sum(members) / 3, rtol=1e-9, atol=1e-12)
+    assert equal.log_evidence_ is None
+
+    # a model without the view, or one member: equal weights, no evidence computed
+    plain = PFNClassifier(model=tiny_classifier_checkpoint, ensemble_size=3).fit(X, y)
+    assert plain.log_evidence_ is None and np.allclose(plain.member_weights_, 1 / 3)
+    assert PFNClassifier(model=view_checkpoint, ensemble_size=1).fit(X, y).log_evidence_ is None
+
+
+def test_view_weighting_is_checked(view_checkpoint):
+    X, y = np.arange(8.0).reshape(4, 2), np.array([0, 1, 0, 1])
+    with pytest.raises(InputDataError, match="view_weighting"):
+        PFNClassifier(model=view_checkpoint, view_weighting="bayes").fit(X, y)

@@ -20,12 +20,16 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from priorfit.exceptions import CheckpointError, InputDataError, OutOfDomainWarning
 from priorfit.model.categorical import masked_log_probs
 from priorfit.model.ensemble import DatasetTransform, encode, predict, symmetry_ensemble
+from priorfit.model.evidence import evidence_weights, log_evidence, prequential_blocks
 from priorfit.model.precision import PRECISIONS, inference_precision, native_bfloat16
 from priorfit.models import load_model, resolve_model_path, shipped_models  # noqa: F401  (re-exported)
 from priorfit.predictive.bar import PredictiveDistribution
 from priorfit.principal_axes import PrincipalAxes, trained_on_principal_axes
 
 POINT_ESTIMATES = ("mean", "median")
+
+#: How ``PFNClassifier`` combines the principal-axes view's member with the data's own.
+VIEW_WEIGHTINGS = ("evidence", "equal")
 
 #: The shipped model ``PFNClassifier()`` uses.
 DEFAULT_CLASSIFIER = "tabular"
@@ -252,15 +256,22 @@ class PFNClassifier(ClassifierMixin, BaseEstimator):
         removes part of the network's own error; each member costs one more forward pass. For a model trained on
         its inputs' principal axes too (``TrainConfig.principal_axes_rate``), the second copy is that view
         (``priorfit.principal_axes``) instead: not a symmetry (it drops directions the context does not vary
-        along, and for one feature it is the data again), but a view the network was trained on, averaged the
-        same way. 1: the plain network. None: the model's own default, the size its shipped report was measured
+        along, and for one feature it is the data again), but a view the network was trained on, weighted as
+        ``view_weighting`` says. 1: the plain network. None: the model's own default, the size its shipped report was measured
         at (``default_ensemble_size`` in its metadata: 2 for ``"tabular"``), else 1.
     random_state : int, RandomState instance or None, default=0
-        Draws the ensemble's transforms.
+        Draws the ensemble's transforms, and the order in which ``view_weighting="evidence"`` scores the labels.
     query_batch_size : int, default=4096
         Queries evaluated per forward pass; it bounds memory, not the result.
     precision : {"float32", "bfloat16"}, default="float32"
         Arithmetic of the forward pass (see ``PFNRegressor``).
+    view_weighting : {"evidence", "equal"}, default="evidence"
+        How the principal-axes view's member and the data's own members are combined, for a model trained on both
+        views (no other model has two). ``"evidence"``: by Bayes' rule, as two models of the labels drawn with
+        probability 1/2 each, weighted by how probable each view's network finds the training labels (their
+        evidence, scored prequentially on up to 64 training points: ``priorfit.model.evidence``); a dataset
+        whose classes follow a contrast of correlated features gives the view the weight, one whose classes follow
+        single features gives it the data. ``"equal"``: every member the same weight.
 
     Attributes
     ----------
@@ -271,6 +282,11 @@ class PFNClassifier(ClassifierMixin, BaseEstimator):
         The loaded model, its prior and its metadata.
     ensemble_size_ : int
         The ensemble's size: ``ensemble_size``, or the model's default where that is None.
+    member_weights_ : ndarray of shape (ensemble_size_,)
+        Each member's weight in ``predict_proba`` (they sum to 1).
+    log_evidence_ : ndarray of shape (2,) or None
+        The log evidence of the training labels on the data and on the principal-axes view, where
+        ``view_weighting="evidence"`` weighted them; None otherwise.
     x_min_, x_scale_ : ndarray of shape (n_features,)
         The training inputs' minimum and range per feature, which map every input onto the context's [0, 1].
 
@@ -285,12 +301,13 @@ class PFNClassifier(ClassifierMixin, BaseEstimator):
     """
 
     def __init__(self, model=None, *, ensemble_size: int | None = None, random_state=0, query_batch_size: int = 4096,
-                 precision: str = "float32") -> None:
+                 precision: str = "float32", view_weighting: str = "evidence") -> None:
         self.model = model
         self.ensemble_size = ensemble_size
         self.random_state = random_state
         self.query_batch_size = query_batch_size
         self.precision = precision
+        self.view_weighting = view_weighting
 
     def fit(self, X, y):
         """Condition the PFN on the training data (the context). Returns self."""
@@ -298,6 +315,9 @@ class PFNClassifier(ClassifierMixin, BaseEstimator):
             _check_positive_int("ensemble_size", self.ensemble_size, "PFNClassifier")
         _check_positive_int("query_batch_size", self.query_batch_size, "PFNClassifier")
         _check_precision(self.precision, "PFNClassifier")
+        if self.view_weighting not in VIEW_WEIGHTINGS:
+            raise InputDataError(f"PFNClassifier: view_weighting must be one of {VIEW_WEIGHTINGS}, got "
+                                 f"{self.view_weighting!r}")
         X, y = validate_data(self, X, y, dtype=np.float64, reset=True)
         check_classification_targets(y)
         self.classes_, labels = np.unique(y, return_inverse=True)
@@ -331,23 +351,40 @@ class PFNClassifier(ClassifierMixin, BaseEstimator):
         ptp = np.ptp(X, axis=0)
         self.x_scale_ = np.where(ptp > 0, ptp, 1.0)
         x_ctx = self._to_model_inputs(X)
-        self.members_ = self._members(x_ctx, len(self.classes_))
+        rng = check_random_state(self.random_state)
+        self.members_ = self._members(x_ctx, len(self.classes_), rng)
         y_ctx = torch.as_tensor(labels, dtype=torch.int64)[None]
         self.precision_ = self.precision
         with torch.inference_mode(), inference_precision(self.precision_):
             self.contexts_ = [checkpoint.model.encode_context(inputs.inputs(x_ctx), order[y_ctx])
                               for inputs, order in self.members_]
+            self.member_weights_, self.log_evidence_ = self._member_weights(x_ctx, labels, y_ctx, rng)
         return self
 
-    def _members(self, x_ctx: torch.Tensor, n_classes: int) -> list[tuple[DatasetTransform | PrincipalAxes,
-                                                                          torch.Tensor]]:
+    def _member_weights(self, x_ctx: torch.Tensor, labels: np.ndarray, y_ctx: torch.Tensor,
+                        rng: np.random.RandomState) -> tuple[np.ndarray, np.ndarray | None]:
+        """Each member's weight, and the two views' log evidences where they set them: with the principal-axes
+        view (the second member) and ``view_weighting="evidence"``, the view's weight is its posterior probability
+        against the data's own (the identity member's) evidence, and the data's members share the rest."""
+        size = len(self.members_)
+        has_view = size > 1 and isinstance(self.members_[1][0], PrincipalAxes)
+        if not has_view or self.view_weighting == "equal":
+            return np.full(size, 1.0 / size), None
+        blocks = prequential_blocks(labels, rng)
+        log_evidences = log_evidence(self.checkpoint_.model, self.members_[:2], x_ctx, y_ctx, blocks)
+        data, view = evidence_weights(log_evidences)
+        weights = np.full(size, data / (size - 1))
+        weights[1] = view
+        return weights, log_evidences
+
+    def _members(self, x_ctx: torch.Tensor, n_classes: int,
+                 rng: np.random.RandomState) -> list[tuple[DatasetTransform | PrincipalAxes, torch.Tensor]]:
         """The ensemble: (input transform, class renumbering) pairs, the identity first; for a model trained on its
         context's principal axes too (``principal_axes_rate``), that view second; then symmetries of the prior."""
         n_features = x_ctx.shape[-1]
         identity = DatasetTransform(tuple(range(n_features)), (False,) * n_features)
         members = [(identity, torch.arange(n_classes))]
         symmetries = self.checkpoint_.prior.symmetries
-        rng = check_random_state(self.random_state)
         if self.ensemble_size_ > 1 and trained_on_principal_axes(self.checkpoint_):
             members.append((PrincipalAxes.fit(x_ctx), torch.as_tensor(rng.permutation(n_classes))))
         while len(members) < self.ensemble_size_:
@@ -370,13 +407,14 @@ class PFNClassifier(ClassifierMixin, BaseEstimator):
         model = self.checkpoint_.model
         total = torch.zeros(xq.shape[1], k, dtype=torch.float64)
         with torch.inference_mode(), inference_precision(self.precision_):
-            for (inputs, order), cache in zip(self.members_, self.contexts_):
+            for (inputs, order), cache, weight in zip(self.members_, self.contexts_, self.member_weights_):
                 for start in range(0, xq.shape[1], self.query_batch_size):
                     queries = inputs.inputs(xq[:, start:start + self.query_batch_size])
                     logits = model.predict_logits(cache, queries).double()  # rows then sum to 1 in float64
-                    probs = masked_log_probs(logits, k)[0, :, :k].exp()
-                    total[start:start + queries.shape[1]] += probs[:, order]  # member's class order[c] is c
-        return (total / len(self.members_)).numpy()
+                    probs = masked_log_probs(logits, k)[0, :, :k].exp()[:, order]  # member's order[c] is c
+                    total[start:start + queries.shape[1]] += probs if self.log_evidence_ is None else weight * probs
+        # equal weights as a plain mean, so that every model without the view predicts exactly what it did before
+        return (total / len(self.members_) if self.log_evidence_ is None else total).numpy()
 
     def predict_log_proba(self, X) -> np.ndarray:
         """Log of :meth:`predict_proba`."""
