@@ -2,10 +2,10 @@
 # The three PFN-only parts every tabular stage is judged on (docs/classification.md), on the stored splits,
 # baselines and NUTS references: tuned real sets, both held-out groups, and the GP-classification prior.
 # usage: benchmarks/tabular_stage_parts.sh NAME [K [W]]   (the model in runs/classifier_tabular_NAME; K: its
-#        ensemble_size, 1 by default; the results files of K > 1 end in _ensembleK; W: PFNClassifier's view_weighting,
-#        evidence by default, its files ending in _W otherwise)
+#        ensemble_size, 1 by default; the results files of K > 1 end in _ensembleK; W, for a model trained on the
+#        principal-axes view: PFNClassifier's view_weighting, evidence or equal, the files then ending in _W too)
 set -euo pipefail
-name=${1:?usage: benchmarks/tabular_stage_parts.sh NAME [K] (the model in runs/classifier_tabular_NAME)}
+name=${1:?usage: benchmarks/tabular_stage_parts.sh NAME [K [W]] (the model in runs/classifier_tabular_NAME)}
 k=${2:-1}
 w=${3:-evidence}
 [[ $w == evidence || $w == equal ]] || { echo "W must be evidence or equal (view_weighting), got '$w'" >&2; exit 2; }
@@ -14,7 +14,7 @@ model=runs/classifier_tabular_$name
 [ -f "$model/model.safetensors" ] || { echo "no model at $model/model.safetensors" >&2; exit 2; }
 suffix=""
 [ "$k" -gt 1 ] && suffix="_ensemble$k"
-[ "$w" != evidence ] && suffix="${suffix}_$w"
+[ -n "${3:-}" ] && suffix="${suffix}_$w"  # a weighting named is in the files' names, so no earlier file is overwritten
 bench="python benchmarks/classification.py --view-weighting $w"
 $bench --part real --model "$model" --ensemble "$k" --threads 1 \
     --baselines-from benchmarks/results/classification_real.json --stem "classification_real_tabular_$name$suffix"

@@ -248,14 +248,16 @@ def test_warm_start_into_two_views_needs_an_invariant_source(tiny_checkpoint):
 
 def test_evidence_weighs_the_view_against_the_data_by_bayes_rule(view_checkpoint, tiny_classifier_checkpoint):
     from priorfit.model.categorical import masked_log_probs
-    from priorfit.model.evidence import log_evidence, prequential_blocks
+    from priorfit.model.evidence import prequential_blocks
 
     rng = np.random.default_rng(1)
     X = rng.normal(size=(30, 2)) @ np.array([[1.0, 0.9], [0.0, 0.4]])
     y = np.where(X[:, 0] - 2 * X[:, 1] > 0, "a", "b")
     clf = PFNClassifier(model=view_checkpoint, ensemble_size=3, random_state=4).fit(X, y)
     equal = PFNClassifier(model=view_checkpoint, ensemble_size=3, random_state=4, view_weighting="equal").fit(X, y)
-    assert [type(t) for t, _ in clf.members_] == [type(t) for t, _ in equal.members_]  # same members either way
+    for (t1, c1), (t2, c2) in zip(clf.members_, equal.members_):  # the same members either way
+        assert type(t1) is type(t2) and torch.equal(c1, c2)
+        assert isinstance(t1, PrincipalAxes) or t1 == t2
 
     # by hand: the labels' evidence on the data (identity member) and on the view, scored in the order the
     # estimator's generator draws after the members; the view gets its posterior probability, the data's two
@@ -265,10 +267,19 @@ def test_evidence_weighs_the_view_against_the_data_by_bayes_rule(view_checkpoint
     clf._members(x_ctx, 2, draws)  # the members' draws come first
     labels = np.searchsorted(clf.classes_, y)
     blocks = prequential_blocks(labels, draws)
-    y_ctx = torch.as_tensor(labels)[None]
-    with torch.inference_mode():
-        evidence = [log_evidence(clf.checkpoint_.model, [member], x_ctx, y_ctx, blocks)[0]
-                    for member in clf.members_[:2]]  # one member at a time: the batch changes nothing
+    order = blocks.order.numpy()
+    evidence = []
+    with torch.inference_mode():  # each member alone, each block by hand: sum of log p(label | its prefix)
+        for transform, classes in clf.members_[:2]:
+            total = 0.0
+            for start, stop in zip(blocks.bounds[:-1], blocks.bounds[1:]):
+                seen, scored = order[:start], order[start:stop]
+                cache = clf.checkpoint_.model.encode_context(transform.inputs(x_ctx[:, seen]),
+                                                             classes[torch.as_tensor(labels[seen])][None])
+                logits = clf.checkpoint_.model.predict_logits(cache, transform.inputs(x_ctx[:, scored]))
+                probs = torch.softmax(logits[0, :, :2].double(), -1).numpy()
+                total += sum(np.log(probs[i, int(classes[labels[j]])]) for i, j in enumerate(scored))
+            evidence.append(total)
     np.testing.assert_allclose(clf.log_evidence_, evidence, rtol=1e-6)  # float32 passes, batched or not
     view = 1 / (1 + np.exp(clf.log_evidence_[0] - clf.log_evidence_[1]))
     np.testing.assert_allclose(clf.member_weights_, [(1 - view) / 2, view, (1 - view) / 2], rtol=1e-12)
@@ -296,3 +307,23 @@ def test_view_weighting_is_checked(view_checkpoint):
     X, y = np.arange(8.0).reshape(4, 2), np.array([0, 1, 0, 1])
     with pytest.raises(InputDataError, match="view_weighting"):
         PFNClassifier(model=view_checkpoint, view_weighting="bayes").fit(X, y)
+
+
+def test_evidence_weighting_edge_cases(view_checkpoint):
+    import pickle
+
+    from sklearn.base import clone
+
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(30, 2))
+    y = (X[:, 0] > 0).astype(int)
+    first = PFNClassifier(model=view_checkpoint, ensemble_size=2, random_state=7).fit(X, y)
+    again = PFNClassifier(model=view_checkpoint, ensemble_size=2, random_state=7).fit(X, y)
+    np.testing.assert_array_equal(first.member_weights_, again.member_weights_)  # a seed fixes the scoring order
+    np.testing.assert_array_equal(first.predict_proba(X), pickle.loads(pickle.dumps(first)).predict_proba(X))
+    assert clone(first).get_params()["view_weighting"] == "evidence"
+    # one point per class: nothing to score, the prior's 1/2 each
+    two = PFNClassifier(model=view_checkpoint, ensemble_size=2).fit(X[:2], [0, 1])
+    np.testing.assert_array_equal(two.log_evidence_, [0.0, 0.0])
+    np.testing.assert_array_equal(two.member_weights_, [0.5, 0.5])
+    assert np.isfinite(first.log_evidence_).all() and (first.log_evidence_ < 0).all()

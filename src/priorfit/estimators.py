@@ -268,10 +268,11 @@ class PFNClassifier(ClassifierMixin, BaseEstimator):
     view_weighting : {"evidence", "equal"}, default="evidence"
         How the principal-axes view's member and the data's own members are combined, for a model trained on both
         views (no other model has two). ``"evidence"``: by Bayes' rule, as two models of the labels drawn with
-        probability 1/2 each, weighted by how probable each view's network finds the training labels (their
-        evidence, scored prequentially on up to 64 training points: ``priorfit.model.evidence``); a dataset
-        whose classes follow a contrast of correlated features gives the view the weight, one whose classes follow
-        single features gives it the data. ``"equal"``: every member the same weight.
+        probability 1/2 each (whatever the ensemble's size: the data's members share their half), weighted by
+        approximate posterior probabilities from how probable each view's member finds the training labels (a
+        partial evidence, scored prequentially in blocks on up to 64 training points, each member with its own
+        class renumbering and the view with the whole context's axes: ``priorfit.model.evidence``).
+        ``"equal"``: every member the same weight.
 
     Attributes
     ----------

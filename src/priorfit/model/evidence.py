@@ -4,17 +4,17 @@
 on all those before it costs a forward pass per point, so the points are scored in blocks, each on the prefix before
 it, with the prefix doubling from block to block (the prequential code of Blier & Ollivier, 2018): about log2(n)
 passes of at most n points in all. Within a block the points are scored independently, which leaves out what the
-block's own labels teach about each other, alike for every model that is compared this way. By default at most 64
-points are scored (a random subset of a larger context), which bounds the cost at six passes.
+block's own labels teach about each other: the same procedure for every model compared, not the same error. By
+default at most 64 points are scored (a random subset of a larger context), at most five passes.
 
 The first block holds one point of each class and is not scored: a classifier PFN is trained on contexts that hold
-every class of their dataset, so every scored prefix must hold them too. What is compared is therefore
+every class of their dataset, so every scored prefix must hold them too. What is compared is therefore an estimate of
 ``p(rest of y | first block's y, X)``, a partial Bayes factor whose minimal training sample is that block.
 
 Two models of the same labels, each a PFN trained on its prior (here: one network on two views of the inputs,
-``priorfit.principal_axes``), are combined by Bayes' rule with these evidences: the posterior predictive under the
-prior that draws either model with probability 1/2 is their predictives weighted by
-``softmax(log evidence)``.
+``priorfit.principal_axes``), are combined by Bayes' rule with these evidences: under the prior that draws either
+model with probability 1/2, the posterior predictive is their predictives weighted by their posterior probabilities,
+which ``softmax(log evidence)`` approximates (from a subset of the labels, scored in blocks).
 """
 
 from __future__ import annotations
