@@ -27,6 +27,7 @@ from classification import GROUPS, PRIOR_CONTEXTS, PRIOR_FEATURES, SPLITS  # noq
 
 from priorfit.checkpoint import save_checkpoint  # noqa: E402
 from priorfit.models import load_model  # noqa: E402
+from priorfit.principal_axes import trained_on_principal_axes  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 PARTS = ("prior", "calibration", "real", "latency")
@@ -153,6 +154,9 @@ def main(argv: list[str] | None = None) -> int:
                              f"(step {data.get('model_step')} against {ckpt.metadata.get('step')})")
         if whole:
             _whole(flag, path, data, part)
+        if data.get("view_weighting", "evidence") != "evidence" and trained_on_principal_axes(ckpt):
+            raise SystemExit(f"{flag} {path} was measured with view_weighting={data['view_weighting']!r}; "
+                             "PFNClassifier serves this model's two views with its default, 'evidence'")
         return data
 
     for part in PARTS:

@@ -327,3 +327,27 @@ def test_evidence_weighting_edge_cases(view_checkpoint):
     np.testing.assert_array_equal(two.log_evidence_, [0.0, 0.0])
     np.testing.assert_array_equal(two.member_weights_, [0.5, 0.5])
     assert np.isfinite(first.log_evidence_).all() and (first.log_evidence_ < 0).all()
+
+
+def test_a_view_models_report_must_be_measured_as_it_is_served(view_checkpoint, tmp_path):
+    """ship_classifier refuses parts of a model trained on the view measured with another weighting than the one
+    PFNClassifier serves it with."""
+    import json
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import ship_classifier
+
+    weights = load_checkpoint(view_checkpoint).weights_sha256()
+    cells = [{"d": d, "n": n} for d, n in sorted(ship_classifier.PRIOR_CELLS)]
+    part = {"part": "prior", "model_weights_sha256": weights, "cells": cells, "component": "gp"}
+    path = tmp_path / "prior.json"
+    path.write_text(json.dumps(part | {"view_weighting": "equal"}))
+    args = [str(view_checkpoint), "--prior", str(path), "--calibration", str(path), "--real", str(path),
+            "--latency", str(path)]
+    with pytest.raises(SystemExit, match="view_weighting='equal'"):
+        ship_classifier.main(args)
+    path.write_text(json.dumps(part | {"view_weighting": "evidence"}))  # passes that check, fails the next part's
+    with pytest.raises(SystemExit, match="is not a --part calibration"):
+        ship_classifier.main(args)
