@@ -377,13 +377,13 @@ def _pfn(args) -> PFNClassifier:
     return PFNClassifier(model=args.model, ensemble_size=args.ensemble, view_weighting=args.view_weighting)
 
 
-def prior_datasets(prior, model, d: int, n: int, count: int, generator_seed: int, units_seed: int,
-                   ensemble: int = 1, view_weighting: str = "evidence"):
+def prior_datasets(prior, classifier, d: int, n: int, count: int, generator_seed: int, units_seed: int):
     """Up to ``count`` datasets (at most ``50 * count`` draws) of the classification ``prior`` whose context holds
     every class they were drawn with (the data a classifier is fitted to), each as ``(draw, batch, labels,
     mapping, proba)``: its draw number, the batch of one, the labels renumbered by the context (sorted, as the
-    classifier numbers classes) and that renumbering, and the PFN's query probabilities through
-    ``PFNClassifier`` on the data in the user's units (each feature scaled and shifted at random)."""
+    classifier numbers classes) and that renumbering, and the PFN's query probabilities through a new
+    ``classifier()`` (a ``PFNClassifier``) on the data in the user's units (each feature scaled and shifted at
+    random)."""
     from priorfit.model.categorical import relabel_by_context
 
     generator = torch.Generator().manual_seed(generator_seed)
@@ -400,8 +400,7 @@ def prior_datasets(prior, model, d: int, n: int, count: int, generator_seed: int
         raw = x * rng.uniform(0.01, 100.0, d) + rng.normal(0.0, 10.0, d)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", OutOfDomainWarning)
-            proba = PFNClassifier(model=model, ensemble_size=ensemble, view_weighting=view_weighting).fit(
-                raw[:n], y[:n]).predict_proba(raw[n:])
+            proba = classifier().fit(raw[:n], y[:n]).predict_proba(raw[n:])
         kept += 1
         yield draw, batch, labels[0], mapping[0], proba
 
@@ -457,8 +456,8 @@ def run_prior(args) -> dict:
             failures = 0
             exact_conf, exact_hit, ml2_losses = [], [], []
             for drawn, batch, labels, _, proba in prior_datasets(
-                    prior, args.model, d, n, args.datasets, derive_seed(args.seed, d, n),
-                    derive_seed(args.seed, d, n, 1), args.ensemble, args.view_weighting):
+                    prior, lambda: _pfn(args), d, n, args.datasets, derive_seed(args.seed, d, n),
+                    derive_seed(args.seed, d, n, 1)):
                 q = labels[n:].numpy()
                 settings = (f"warmup={args.warmup} samples={args.samples}" if args.component == "gp" else
                             f"particles={args.particles} runs=4")
@@ -548,8 +547,8 @@ def run_calibration(args) -> dict:
         for n in args.contexts:
             conf, hit, oracle_conf, oracle_hit, losses, oracle_losses = [], [], [], [], [], []
             for _, batch, labels, mapping, proba in prior_datasets(
-                    prior, args.model, d, n, args.datasets, derive_seed(args.seed, d, n, 2),
-                    derive_seed(args.seed, d, n, 3), args.ensemble, args.view_weighting):
+                    prior, lambda: _pfn(args), d, n, args.datasets, derive_seed(args.seed, d, n, 2),
+                    derive_seed(args.seed, d, n, 3)):
                 truth = oracle_probabilities(batch.params, n)[:, mapping.argsort()].numpy()
                 q = labels[n:].numpy()
                 for p, cs, hs, ls in ((proba, conf, hit, losses), (truth, oracle_conf, oracle_hit, oracle_losses)):

@@ -257,8 +257,8 @@ class PFNClassifier(ClassifierMixin, BaseEstimator):
         its inputs' principal axes too (``TrainConfig.principal_axes_rate``), the second copy is that view
         (``priorfit.principal_axes``) instead: not a symmetry (it drops directions the context does not vary
         along, and for one feature it is the data again), but a view the network was trained on, weighted as
-        ``view_weighting`` says. 1: the plain network. None: the model's own default, the size its shipped report was measured
-        at (``default_ensemble_size`` in its metadata: 2 for ``"tabular"``), else 1.
+        ``view_weighting`` says. 1: the plain network. None: the model's own default, the size its shipped report
+        was measured at (``default_ensemble_size`` in its metadata: 2 for ``"tabular"``), else 1.
     random_state : int, RandomState instance or None, default=0
         Draws the ensemble's transforms, and the order in which ``view_weighting="evidence"`` scores the labels.
     query_batch_size : int, default=4096
@@ -317,8 +317,8 @@ class PFNClassifier(ClassifierMixin, BaseEstimator):
         _check_positive_int("query_batch_size", self.query_batch_size, "PFNClassifier")
         _check_precision(self.precision, "PFNClassifier")
         if self.view_weighting not in VIEW_WEIGHTINGS:
-            raise InputDataError(f"PFNClassifier: view_weighting must be one of {VIEW_WEIGHTINGS}, got "
-                                 f"{self.view_weighting!r}")
+            raise InputDataError(f"The 'view_weighting' parameter of PFNClassifier must be one of {VIEW_WEIGHTINGS}. "
+                                 f"Got {self.view_weighting!r} instead.")
         X, y = validate_data(self, X, y, dtype=np.float64, reset=True)
         check_classification_targets(y)
         self.classes_, labels = np.unique(y, return_inverse=True)

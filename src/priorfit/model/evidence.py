@@ -71,13 +71,13 @@ def log_evidence(model: torch.nn.Module, members, x_ctx: Tensor, labels: Tensor,
     A member is ``(inputs, class_order)``: its input map (``inputs.inputs(x)``) and renumbering (it sees class c as
     ``class_order[c]``), as ``PFNClassifier`` shows it the data; the members run as one batch. A context whose
     labels are all in the first block scores 0."""
-    n_classes = len(members[0][1])
+    classes = torch.stack([order for _, order in members])  # members x n_classes
+    n_classes = classes.shape[1]
     totals = torch.zeros(len(members), dtype=torch.float64)
     for start, stop in zip(blocks.bounds[:-1], blocks.bounds[1:]):
         seen, scored = blocks.order[:start], blocks.order[start:stop]
         context = torch.cat([inputs.inputs(x_ctx[:, seen]) for inputs, _ in members])
         queries = torch.cat([inputs.inputs(x_ctx[:, scored]) for inputs, _ in members])
-        classes = torch.stack([order for _, order in members])  # members x n_classes
         cache = model.encode_context(context, torch.gather(classes, 1, labels[:, seen].expand(len(members), -1)))
         log_probs = masked_log_probs(model.predict_logits(cache, queries).double(), n_classes)
         truth = torch.gather(classes, 1, labels[:, scored].expand(len(members), -1))  # members x scored
